@@ -1,0 +1,293 @@
+"""The ``sessionrec`` command line.
+
+stdout carries only results (JSON with ``--json``); logs and progress bars go to stderr.
+Every error sessionrec raises on purpose becomes one line ``sessionrec: error: ...`` and
+exit status 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sessionrec import __version__
+from sessionrec._errors import ConfigError, SessionrecError
+
+log = logging.getLogger("sessionrec")
+
+
+# ----------------------------------------------------------------- helpers
+def _model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Hyperparameters from ``--params-file`` (JSON) overridden by ``--param key=value``."""
+    from sessionrec.models.registry import parse_params
+
+    params: dict[str, Any] = {}
+    if getattr(args, "params_file", None):
+        path = Path(args.params_file)
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read parameters: {exc}") from None
+        if isinstance(loaded, dict) and isinstance(loaded.get("params"), dict):
+            loaded = loaded["params"]  # the file `sessionrec tune` writes
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a JSON object of hyperparameters")
+        params.update(loaded)
+    params.update(parse_params(args.model, args.param))
+    return params
+
+
+def _fit(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
+    from sessionrec.models.registry import create_model
+
+    model = create_model(args.model, _model_params(args))
+    log.info("fitting %r on %s", model, train)
+    started = time.perf_counter()
+    model.fit(train)
+    return model, time.perf_counter() - started
+
+
+def _cutoffs(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--cutoffs expects comma-separated integers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise ConfigError(f"--cutoffs must be positive integers, got {text!r}")
+    return values
+
+
+def _emit(payload: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, sort_keys=False) + "\n")
+        return
+    for key, value in payload.items():
+        if isinstance(value, float):
+            value = round(value, 4)
+        sys.stdout.write(f"{key:>16}  {value}\n")
+
+
+# ---------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from sessionrec.evaluation.protocol import BenchmarkFolder
+
+    folder = BenchmarkFolder(Path(args.benchmark))
+    train = folder.train()
+    model, fit_seconds = _fit(args, train)
+    path = model.save(args.output, metrics={"fit_seconds": fit_seconds})
+    log.info("fitted in %.2fs, saved to %s", fit_seconds, path)
+    _emit({"model": args.model, "output": str(path), "fit_seconds": fit_seconds}, args.json)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate, write_predictions
+    from sessionrec.models.base import Recommender
+
+    if bool(args.model) == bool(args.model_dir):
+        raise ConfigError("evaluate needs exactly one of --model NAME or --model-dir DIR")
+    cutoffs = _cutoffs(args.cutoffs)
+    folder = BenchmarkFolder(Path(args.benchmark))
+    train = folder.train()
+    fit_seconds: float | None = None
+    if args.model_dir:
+        model = Recommender.load(args.model_dir)
+    else:
+        model, fit_seconds = _fit(args, train)
+    result = evaluate(model, folder.test(), protocol="benchmark", cutoffs=cutoffs, ties=args.ties)
+    result.fit_seconds = fit_seconds
+    counts = train.with_vocab(model.vocab_).item_counts()
+    payload = {"model": model.name, **result.metrics(item_counts=counts)}
+    if args.predictions:
+        write_predictions(result, model, args.predictions)
+    _emit(payload, args.json)
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from sessionrec.models.base import Recommender
+
+    model = Recommender.load(args.model_dir)
+    known = [item for item in args.items if item in model.vocab_]
+    if len(known) < len(args.items):
+        log.warning(
+            "ignored %d item(s) unknown to the model: %s",
+            len(args.items) - len(known),
+            " ".join(i for i in args.items if i not in known),
+        )
+    (recs,) = model.recommend([args.items], k=args.k, exclude_seen=args.exclude_seen)
+    items = [{"item_id": item, "score": score} for item, score in recs]
+    if args.json:
+        _emit({"model": model.name, "session": args.items, "items": items}, True)
+    else:
+        for rank, rec in enumerate(items, 1):
+            sys.stdout.write(f"{rank:>3}  {rec['item_id']}  {rec['score']:.6g}\n")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from sessionrec.data.prepare import PrepareOptions, prepare, write_prepared
+
+    columns = None
+    if args.columns:
+        try:
+            columns = json.loads(args.columns)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--columns expects a JSON object: {exc}") from None
+    options = PrepareOptions(
+        preset=args.preset,
+        format=args.format,
+        columns=columns,
+        time_unit=args.time_unit,
+        gap=args.gap,
+        dedupe=not args.keep_repeats,
+        min_session_length=args.min_session_length,
+        min_item_support=args.min_item_support,
+        test_days=args.test_days,
+        valid_days=args.valid_days,
+        split_by=args.split_by,
+        on_bad_rows=args.on_bad_rows,
+    )
+    result = prepare(args.input, options)
+    folder = write_prepared(result, args.output)
+    payload = {"output": str(folder), **result.summary()}
+    _emit(payload, args.json)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sessionrec.demo import run_demo
+
+    run_demo(
+        n_events=args.events,
+        seed=args.seed,
+        model_name=args.model,
+        output=Path(args.output) if args.output else None,
+        out=sys.stdout,
+    )
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def _add_model_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--model", required=required, help="registered model name (see `models`)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="hyperparameter (repeatable); typed by the model's default",
+    )
+    parser.add_argument("--params-file", help="JSON object of hyperparameters (e.g. from tune)")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sessionrec.models.registry import MODELS, model_params
+
+    payload = {name: model_params(name) for name in MODELS}
+    if args.json:
+        _emit(payload, True)
+    else:
+        for name, params in payload.items():
+            text = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            sys.stdout.write(f"{name:<10} {MODELS[name].__name__}({text})\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionrec",
+        description="Session-based recommendation: from a click log to next-item predictions.",
+    )
+    parser.add_argument("--version", action="version", version=f"sessionrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="synthetic shop -> train -> evaluate -> example session")
+    p.add_argument("--events", type=int, default=200_000, help="synthetic clicks to generate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="sr", help="model to train for the demo")
+    p.add_argument("--output", help="also save the trained model folder here")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("prepare", help="raw click log -> cleaned, split dataset folder")
+    p.add_argument("input", help="click log file (CSV/TSV/Parquet/JSONL, optionally .gz)")
+    p.add_argument("-o", "--output", required=True, help="dataset folder to write")
+    p.add_argument("--preset", help="yoochoose, diginetica, retailrocket, otto, gru4rec, ...")
+    p.add_argument("--format", help="csv, tsv, parquet or jsonl (default: from the extension)")
+    p.add_argument("--columns", help='JSON column mapping, e.g. {"session_id": "sid", ...}')
+    p.add_argument("--time-unit", choices=["s", "ms", "us", "ns"], help="numeric time unit")
+    p.add_argument("--gap", type=float, default=1800.0, help="inactivity gap (s) for visitor logs")
+    p.add_argument("--keep-repeats", action="store_true", help="keep consecutive repeated clicks")
+    p.add_argument("--min-session-length", type=int, default=2)
+    p.add_argument("--min-item-support", type=int, default=5)
+    p.add_argument("--test-days", type=float, default=1.0, help="last N days become the test set")
+    p.add_argument("--valid-days", type=float, default=1.0, help="validation cut from train")
+    p.add_argument("--split-by", choices=["start", "end"], default="end")
+    p.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="fit a model on a benchmark folder and save it")
+    p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
+    _add_model_options(p, required=True)
+    p.add_argument("--output", required=True, help="model folder to write (atomically)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="benchmark protocol: full ranking of every test case")
+    p.add_argument("--benchmark", required=True, help="folder with train/test_sessions.txt")
+    _add_model_options(p, required=False)
+    p.add_argument("--model-dir", help="evaluate a saved model instead of fitting one")
+    p.add_argument("--cutoffs", default="5,10,20", help="comma-separated K values")
+    p.add_argument("--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic")
+    p.add_argument("--predictions", help="write the top-K list of every case to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-k items for one session given as item ids")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("items", nargs="+", help="the session's item ids in click order")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--exclude-seen", action="store_true", help="never recommend session items")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("models", help="list the registered models and their defaults")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose > 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("sessionrec")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args))
+    except SessionrecError as exc:
+        sys.stderr.write(f"sessionrec: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("sessionrec: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

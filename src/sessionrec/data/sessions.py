@@ -1,0 +1,421 @@
+"""The two in-memory types every model sees: :class:`ItemVocab` and :class:`SessionData`.
+
+Polars stops at the edge of ``sessionrec.data``: :meth:`SessionData.from_frame` turns a
+canonical click frame (``session_id``, ``item_id`` and optionally ``timestamp`` and
+``event_type``) into CSR numpy arrays of internal item indices, and models only ever see
+those arrays. External item ids are translated exactly once, here, by the vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from sessionrec._errors import DataError
+
+ItemId = int | str
+"""An external item id: what the shop calls the item (an integer or a string)."""
+
+UNKNOWN = -1
+"""Internal index given to an external id that is not in the vocabulary."""
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view: protects shared model state without touching the caller's flags."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class ItemVocab:
+    """A bijection between external item ids and internal indices ``0..n-1``.
+
+    The ids are either all integers (``kind == "int"``) or all strings (``kind == "str"``).
+    Lookups are lenient about the textual form of an id: ``"42"`` finds integer item 42
+    and ``42`` finds string item ``"42"``, because ids arrive as text over HTTP and from
+    the command line.
+    """
+
+    def __init__(self, ids: Sequence[ItemId] | np.ndarray) -> None:
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise DataError("item ids must be a one-dimensional sequence")
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+            self.kind: Literal["int", "str"] = "int"
+        elif arr.dtype.kind in "UO":
+            arr = arr.astype(str)
+            self.kind = "str"
+        else:
+            raise DataError(f"item ids must be integers or strings, not {arr.dtype}")
+        self.ids: np.ndarray = _readonly(arr)
+        if self.kind == "int":
+            order = np.argsort(arr, kind="stable")
+            self._sorted = arr[order]
+            self._sorted_pos = order.astype(np.int64)
+            dup = self._sorted[1:] == self._sorted[:-1]
+            if dup.any():
+                raise DataError(f"duplicate item id {self._sorted[1:][dup][0]!r} in vocabulary")
+            self._index: dict[str, int] | None = None
+        else:
+            self._index = {item: i for i, item in enumerate(arr.tolist())}
+            if len(self._index) != len(arr):
+                raise DataError("duplicate item ids in vocabulary")
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def __repr__(self) -> str:
+        return f"ItemVocab({len(self)} {self.kind} ids)"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ItemVocab)
+            and self.kind == other.kind
+            and np.array_equal(self.ids, other.ids)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _normalise(self, item: Any) -> int | str | None:
+        """Bring one external id to the vocabulary's kind, or None if it cannot be one."""
+        if self.kind == "str":
+            if isinstance(item, bool) or not isinstance(item, (str, int, np.integer, np.str_)):
+                return None
+            return str(item)
+        if isinstance(item, bool):
+            return None
+        if isinstance(item, (int, np.integer)):
+            return int(item)
+        if isinstance(item, (str, np.str_)):
+            text = str(item).strip()
+            if text.lstrip("-").isdigit():
+                return int(text)
+        return None
+
+    def index(self, item: Any) -> int:
+        """The internal index of one external id, or :data:`UNKNOWN`."""
+        key = self._normalise(item)
+        if key is None:
+            return UNKNOWN
+        if self._index is not None:
+            return self._index.get(str(key), UNKNOWN)
+        pos = int(np.searchsorted(self._sorted, key))
+        if pos < len(self._sorted) and self._sorted[pos] == key:
+            return int(self._sorted_pos[pos])
+        return UNKNOWN
+
+    def __contains__(self, item: Any) -> bool:
+        return self.index(item) != UNKNOWN
+
+    def encode(self, items: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """Internal indices (int32) of many external ids; unknown ids become :data:`UNKNOWN`."""
+        if isinstance(items, np.ndarray) and self.kind == "int" and items.dtype.kind in "iu":
+            keys = items.astype(np.int64, copy=False)
+            if len(self._sorted) == 0:
+                return np.full(keys.shape, UNKNOWN, dtype=np.int32)
+            pos = np.searchsorted(self._sorted, keys).clip(0, len(self._sorted) - 1)
+            found = self._sorted[pos] == keys
+            return np.where(found, self._sorted_pos[pos], UNKNOWN).astype(np.int32)
+        return np.fromiter((self.index(x) for x in items), dtype=np.int32)
+
+    def decode(self, indices: np.ndarray | Sequence[int]) -> list[ItemId]:
+        """External ids (as Python ints or strs) of internal indices."""
+        return self.ids[np.asarray(indices, dtype=np.int64)].tolist()  # type: ignore[no-any-return]
+
+    def fingerprint(self) -> str:
+        """A short content hash, stored in model manifests."""
+        digest = hashlib.sha256(self.kind.encode())
+        digest.update(np.ascontiguousarray(self.ids).tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class SessionData:
+    """Sessions as CSR arrays of internal item indices, in chronological order of start.
+
+    ``items[offsets[s]:offsets[s + 1]]`` are the clicks of session ``s`` in click order.
+    ``times`` (Unix seconds, float64) and ``types`` (int8 codes into ``event_types``) are
+    optional and aligned with ``items``. Arrays are read-only views: a ``SessionData`` can be
+    shared between threads and models, and never mutates the caller's arrays.
+    """
+
+    offsets: np.ndarray
+    items: np.ndarray
+    vocab: ItemVocab
+    times: np.ndarray | None = None
+    types: np.ndarray | None = None
+    event_types: tuple[str, ...] = ()
+    session_ids: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        offsets = np.asarray(self.offsets, dtype=np.int64)
+        items = np.asarray(self.items, dtype=np.int32)
+        if offsets.ndim != 1 or offsets.size == 0 or offsets[0] != 0:
+            raise DataError("offsets must be a 1-d array starting at 0")
+        if offsets[-1] != items.size or (np.diff(offsets) < 0).any():
+            raise DataError("offsets must be non-decreasing and end at the number of clicks")
+        if items.size and (items.min() < 0 or items.max() >= len(self.vocab)):
+            raise DataError("item indices must lie in [0, len(vocab))")
+        object.__setattr__(self, "offsets", _readonly(offsets))
+        object.__setattr__(self, "items", _readonly(items))
+        if self.times is not None:
+            times = np.asarray(self.times, dtype=np.float64)
+            if times.shape != items.shape:
+                raise DataError("times must have one value per click")
+            object.__setattr__(self, "times", _readonly(times))
+        if self.types is not None:
+            types = np.asarray(self.types, dtype=np.int8)
+            if types.shape != items.shape:
+                raise DataError("types must have one value per click")
+            if types.size and (types.min() < 0 or types.max() >= len(self.event_types)):
+                raise DataError("event type codes must index event_types")
+            object.__setattr__(self, "types", _readonly(types))
+        if self.session_ids is not None:
+            sids = np.asarray(self.session_ids)
+            if sids.shape != (offsets.size - 1,):
+                raise DataError("session_ids must have one id per session")
+            object.__setattr__(self, "session_ids", _readonly(sids))
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def n_sessions(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.items.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Size of the vocabulary (items that may occur), not of the items that do."""
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return self.n_sessions
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionData({self.n_sessions} sessions, {self.n_events} clicks, "
+            f"{self.n_items} items)"
+        )
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def session(self, s: int) -> np.ndarray:
+        """Internal item indices of session ``s`` in click order."""
+        return self.items[self.offsets[s] : self.offsets[s + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for s in range(self.n_sessions):
+            yield self.session(s)
+
+    def session_index(self) -> np.ndarray:
+        """For every click, the number of its session (int64, aligned with ``items``)."""
+        return np.repeat(np.arange(self.n_sessions, dtype=np.int64), self.lengths)
+
+    def start_times(self) -> np.ndarray:
+        """Time of each session's first click (requires ``times``); NaN for empty sessions."""
+        return self._reduce_times(np.minimum)
+
+    def end_times(self) -> np.ndarray:
+        """Time of each session's last click (requires ``times``); NaN for empty sessions."""
+        return self._reduce_times(np.maximum)
+
+    def _reduce_times(self, ufunc: np.ufunc) -> np.ndarray:
+        if self.times is None:
+            raise DataError("these sessions carry no timestamps")
+        out = np.full(self.n_sessions, np.nan)
+        nonempty = self.lengths > 0
+        if self.n_events:
+            out[nonempty] = ufunc.reduceat(self.times, self.offsets[:-1][nonempty])
+        return out
+
+    def item_counts(self) -> np.ndarray:
+        """Clicks per item (int64, length ``n_items``)."""
+        return np.bincount(self.items, minlength=self.n_items).astype(np.int64)
+
+    def fingerprint(self) -> str:
+        """A short content hash of the clicks and the vocabulary (stored in model manifests)."""
+        digest = hashlib.sha256(self.vocab.fingerprint().encode())
+        digest.update(self.offsets.tobytes())
+        digest.update(self.items.tobytes())
+        return digest.hexdigest()[:16]
+
+    # ------------------------------------------------------------- reshaping
+    def subset(self, sessions: np.ndarray | Sequence[int]) -> SessionData:
+        """The given sessions (indices or a boolean mask), same vocabulary, order kept."""
+        idx = np.asarray(sessions)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64)
+        lengths = self.lengths[idx]
+        offsets = np.zeros(idx.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        click = _gather_ranges(self.offsets[idx], lengths)
+        return SessionData(
+            offsets=offsets,
+            items=self.items[click],
+            vocab=self.vocab,
+            times=None if self.times is None else self.times[click],
+            types=None if self.types is None else self.types[click],
+            event_types=self.event_types,
+            session_ids=None if self.session_ids is None else self.session_ids[idx],
+        )
+
+    def with_vocab(self, vocab: ItemVocab) -> SessionData:
+        """The same sessions re-indexed into another vocabulary; unknown clicks are removed.
+
+        Returns the new data; the number of removed clicks is ``self.n_events - new.n_events``.
+        """
+        external = self.vocab.ids[self.items]
+        new_items = vocab.encode(external)
+        keep = new_items != UNKNOWN
+        session_of = self.session_index()[keep]
+        counts = np.bincount(session_of, minlength=self.n_sessions)
+        offsets = np.zeros(self.n_sessions + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return SessionData(
+            offsets=offsets,
+            items=new_items[keep],
+            vocab=vocab,
+            times=None if self.times is None else self.times[keep],
+            types=None if self.types is None else self.types[keep],
+            event_types=self.event_types,
+            session_ids=self.session_ids,
+        )
+
+    # ---------------------------------------------------------- construction
+    @classmethod
+    def from_sequences(
+        cls,
+        sessions: Sequence[Sequence[ItemId]],
+        vocab: ItemVocab | None = None,
+        times: Sequence[Sequence[float]] | None = None,
+    ) -> SessionData:
+        """Build from lists of external ids (small data, tests, the service).
+
+        Without ``vocab`` one is made from the ids in order of first appearance; with one,
+        an id it does not know raises :class:`DataError`.
+        """
+        flat = [item for session in sessions for item in session]
+        if vocab is None:
+            vocab = ItemVocab(list(dict.fromkeys(flat)))
+        items = vocab.encode(flat) if flat else np.zeros(0, dtype=np.int32)
+        if (items == UNKNOWN).any():
+            bad = flat[int(np.flatnonzero(items == UNKNOWN)[0])]
+            raise DataError(f"item id {bad!r} is not in the vocabulary")
+        lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
+        offsets = np.zeros(len(sessions) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat_times = None
+        if times is not None:
+            if [len(t) for t in times] != lengths.tolist():
+                raise DataError("times must have one value per click of every session")
+            flat_times = np.asarray([t for ts in times for t in ts], dtype=np.float64)
+        return cls(offsets=offsets, items=items, vocab=vocab, times=flat_times)
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, vocab: ItemVocab | None = None) -> SessionData:
+        """Build from a canonical click frame.
+
+        ``frame`` needs ``session_id`` and ``item_id``; ``timestamp`` (seconds) and
+        ``event_type`` (text) are used when present. Clicks are ordered by time within a
+        session (file order breaks ties) and sessions by their first click (file order
+        breaks ties). Without ``vocab`` one is built from the items in order of first
+        appearance; with one, clicks on items it does not know raise :class:`DataError`
+        (filter them first with :func:`sessionrec.data.split.restrict_items`).
+        """
+        for column in ("session_id", "item_id"):
+            if column not in frame.columns:
+                raise DataError(f"click frame has no '{column}' column (has {frame.columns})")
+        has_time = "timestamp" in frame.columns
+        has_type = "event_type" in frame.columns
+        df = frame.with_row_index("_row")
+        per_session = [pl.col("_row").min().alias("_first")]
+        if has_time:
+            per_session.append(pl.col("timestamp").min().alias("_start"))
+        starts = df.group_by("session_id").agg(per_session)
+        df = df.join(starts, on="session_id", how="left")
+        order = ["_start", "_first", "timestamp", "_row"] if has_time else ["_first", "_row"]
+        df = df.sort(order)
+        first = df["_first"].to_numpy()
+        if first.size:
+            boundaries = np.flatnonzero(first[1:] != first[:-1]) + 1
+            offsets = np.concatenate([[0], boundaries, [first.size]]).astype(np.int64)
+        else:
+            offsets = np.zeros(1, dtype=np.int64)
+        item_col = df["item_id"]
+        if vocab is None:
+            vocab = ItemVocab(item_col.unique(maintain_order=True).to_numpy())
+        items = _encode_series(item_col, vocab)
+        if (items == UNKNOWN).any():
+            bad = item_col[int(np.flatnonzero(items == UNKNOWN)[0])]
+            raise DataError(f"item id {bad!r} is not in the vocabulary")
+        times = df["timestamp"].cast(pl.Float64).to_numpy() if has_time else None
+        types = None
+        event_types: tuple[str, ...] = ()
+        if has_type:
+            names = df["event_type"].cast(pl.Utf8)
+            event_types = tuple(sorted(str(x) for x in names.unique().drop_nulls().to_list()))
+            if len(event_types) > 127:
+                raise DataError(f"too many distinct event types ({len(event_types)} > 127)")
+            code = {name: i for i, name in enumerate(event_types)}
+            types = names.replace_strict(code, default=0, return_dtype=pl.Int8).to_numpy()
+        session_ids = df["session_id"].to_numpy()[offsets[:-1]] if first.size else None
+        return cls(
+            offsets=offsets,
+            items=items,
+            vocab=vocab,
+            times=times,
+            types=types,
+            event_types=event_types,
+            session_ids=session_ids,
+        )
+
+    def to_frame(self) -> pl.DataFrame:
+        """The canonical click frame (external ids), inverse of :meth:`from_frame`."""
+        sids: Any = (
+            self.session_ids[self.session_index()]
+            if self.session_ids is not None
+            else self.session_index()
+        )
+        columns: dict[str, Any] = {"session_id": sids, "item_id": self.vocab.ids[self.items]}
+        if self.times is not None:
+            columns["timestamp"] = self.times
+        if self.types is not None:
+            columns["event_type"] = np.asarray(self.event_types, dtype=str)[self.types]
+        return pl.DataFrame(columns)
+
+
+def _encode_series(series: pl.Series, vocab: ItemVocab) -> np.ndarray:
+    """Vectorised :meth:`ItemVocab.encode` for a Polars column (millions of ids)."""
+    if vocab.kind == "int" and series.dtype.is_integer():
+        return vocab.encode(series.to_numpy())
+    keys = series.cast(pl.Utf8)
+    mapping = dict(zip(vocab.ids.astype(str).tolist(), range(len(vocab)), strict=True))
+    return keys.replace_strict(mapping, default=UNKNOWN, return_dtype=pl.Int32).to_numpy()
+
+
+def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for every (s, n): CSR row gathering."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    step = np.ones(total, dtype=np.int64)
+    nonempty = lengths > 0
+    first_pos = (ends - lengths)[nonempty]
+    prev_end = np.concatenate([[0], (starts + lengths)[nonempty][:-1]])
+    step[first_pos] = starts[nonempty] - prev_end + 1
+    step[0] = starts[nonempty][0]
+    return np.cumsum(step)

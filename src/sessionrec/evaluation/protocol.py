@@ -1,0 +1,254 @@
+"""Evaluation protocols: which (prefix -> target) cases a test set gives, and how they are ranked.
+
+- ``next``: every test session ``s`` of length ``n`` gives the cases ``s[:i] -> s[i]`` for
+  ``i = 1..n-1`` (the GRU4Rec protocol: the next item at every position).
+- ``benchmark``: the same cases, read from a folder holding ``train_sessions.txt`` and
+  ``test_sessions.txt`` (the SR-GNN protocol of ``shared/data/README.md``).
+- ``last``: only the last item of each session, ``s[:n-1] -> s[n-1]``.
+
+Every target is ranked against the model's whole vocabulary (full ranking, no sampled
+negatives), in memory-bounded batches. A target the model does not know, or scores ``-inf``,
+is a miss. Ties count against the target by default (``ties="pessimistic"``): a constant
+model then scores nothing instead of everything. Prefix items the model does not know are
+dropped from its input; the case still counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sessionrec._errors import ConfigError, DataError
+from sessionrec._progress import progress
+from sessionrec.data.formats import read_sessions_txt
+from sessionrec.data.sessions import UNKNOWN, SessionData
+from sessionrec.data.sessions import _gather_ranges as gather_ranges
+from sessionrec.evaluation import metrics
+from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.models.topk import select_top_k
+
+log = logging.getLogger("sessionrec.evaluation")
+
+Protocol = Literal["next", "benchmark", "last"]
+Ties = Literal["pessimistic", "optimistic", "average"]
+PROTOCOLS: tuple[str, ...] = ("next", "benchmark", "last")
+TIES: tuple[str, ...] = ("pessimistic", "optimistic", "average")
+SCORE_BUDGET_BYTES = 128 * 2**20
+"""Memory for one batch of dense scores; bounds evaluation memory on large catalogs."""
+
+
+@dataclass(frozen=True)
+class Cases:
+    """Evaluation cases: prefix ``items[start:start+length]`` -> target ``items[start+length]``."""
+
+    starts: np.ndarray  # int64 [n_cases]: first click of the case's session
+    lengths: np.ndarray  # int64 [n_cases]: prefix length (clicks before the target)
+    sessions: np.ndarray  # int64 [n_cases]: test session the case comes from
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+
+def make_cases(test: SessionData, protocol: str = "next") -> Cases:
+    """Enumerate the cases of ``protocol`` on ``test``, in session order then prefix length."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    lengths = test.lengths
+    starts = test.offsets[:-1]
+    if protocol == "last":
+        sessions = np.flatnonzero(lengths >= 2).astype(np.int64)
+        prefix = lengths[sessions] - 1
+    else:
+        per_session = np.maximum(lengths - 1, 0)
+        sessions = np.repeat(np.arange(test.n_sessions, dtype=np.int64), per_session)
+        first_case = np.cumsum(per_session) - per_session
+        prefix = np.arange(sessions.size, dtype=np.int64) - np.repeat(first_case, per_session) + 1
+    case_starts = starts[sessions]
+    return Cases(
+        starts=case_starts,
+        lengths=prefix,
+        sessions=sessions,
+    )
+
+
+@dataclass
+class EvaluationResult:
+    """Ranks, top-k lists and metrics of one model on one test set."""
+
+    model: str
+    protocol: str
+    ties: str
+    cutoffs: tuple[int, ...]
+    ranks: np.ndarray  # float64 [n_cases], inf for a miss
+    prefix_lengths: np.ndarray  # int64 [n_cases]
+    top_items: np.ndarray  # int64 [n_cases, max cutoff], -1 padded (model's indices)
+    top_scores: np.ndarray  # float32 [n_cases, max cutoff], -inf padded
+    n_items: int
+    predict_seconds: float
+    fit_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_cases(self) -> int:
+        return int(self.ranks.shape[0])
+
+    def metrics(self, item_counts: np.ndarray | None = None) -> dict[str, Any]:
+        """The metric dict: hr/mrr/ndcg in percent, coverage/popularity as fractions."""
+        out: dict[str, Any] = {"n_cases": self.n_cases}
+        for k in self.cutoffs:
+            lists = metrics.truncate_lists(self.top_items, self.top_scores, k)
+            out[f"hr@{k}"] = 100.0 * metrics.hit_rate(self.ranks, k)
+            out[f"mrr@{k}"] = 100.0 * metrics.mrr(self.ranks, k)
+            out[f"ndcg@{k}"] = 100.0 * metrics.ndcg(self.ranks, k)
+            out[f"coverage@{k}"] = metrics.coverage(lists, self.n_items)
+            if item_counts is not None:
+                out[f"popularity@{k}"] = metrics.popularity(lists, item_counts)
+        out["fit_seconds"] = self.fit_seconds
+        out["predict_seconds"] = self.predict_seconds
+        return out
+
+    def by_length(self, k: int | None = None) -> dict[str, dict[str, float]]:
+        return metrics.by_length(self.ranks, self.prefix_lengths, k or max(self.cutoffs))
+
+
+def rank_targets(scores: np.ndarray, targets: np.ndarray, ties: str) -> np.ndarray:
+    """1-based ranks of ``targets`` in each row of ``scores``; ``inf`` for a miss."""
+    rows = np.arange(scores.shape[0])
+    known = targets >= 0
+    target_scores = np.where(known, scores[rows, np.where(known, targets, 0)], -np.inf)
+    above = (scores > target_scores[:, None]).sum(axis=1)
+    ranks = 1.0 + above.astype(np.float64)
+    if ties != "optimistic":
+        tied = (scores == target_scores[:, None]).sum(axis=1) - 1
+        ranks += tied if ties == "pessimistic" else tied / 2.0
+    ranks[~known | ~np.isfinite(target_scores)] = np.inf
+    return ranks
+
+
+def evaluate(
+    model: Recommender,
+    test: SessionData,
+    *,
+    protocol: str = "next",
+    cutoffs: Sequence[int] = (5, 10, 20),
+    ties: str = "pessimistic",
+    batch_size: int | None = None,
+    use_times: bool = True,
+) -> EvaluationResult:
+    """Rank every case's target against the model's whole vocabulary.
+
+    ``test`` may use its own vocabulary (read straight from a file): its items are mapped to
+    the model's, and unknown ones handled as described in the module docstring.
+    """
+    model._check_fitted()
+    if ties not in TIES:
+        raise ConfigError(f"unknown tie policy {ties!r}; choose one of {', '.join(TIES)}")
+    cutoffs = tuple(sorted({int(k) for k in cutoffs}))
+    if not cutoffs or cutoffs[0] <= 0:
+        raise ConfigError(f"cutoffs must be positive integers, got {cutoffs!r}")
+    protocol_cases = "next" if protocol == "benchmark" else protocol
+    cases = make_cases(test, protocol_cases)
+    if len(cases) == 0:
+        raise DataError("the test set gives no evaluation cases (every session has < 2 clicks)")
+    if test.vocab == model.vocab_:
+        mapped = test.items.astype(np.int64)
+    else:
+        mapped = model.vocab_.encode(test.vocab.ids).astype(np.int64)[test.items]
+    times = test.times if use_times else None
+    targets = mapped[cases.starts + cases.lengths]
+    n_items = model.n_items
+    max_k = cutoffs[-1]
+    if batch_size is None:
+        batch_size = max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(n_items, 1))))
+    n = len(cases)
+    ranks = np.empty(n, dtype=np.float64)
+    top_items = np.full((n, max_k), -1, dtype=np.int64)
+    top_scores = np.full((n, max_k), -np.inf, dtype=np.float32)
+    started = time.perf_counter()
+    batches = range(0, n, batch_size)
+    for lo in progress(batches, total=len(batches), desc=f"evaluate {model.name}", unit="batch"):
+        hi = min(lo + batch_size, n)
+        batch = _prefix_batch(mapped, times, cases.starts[lo:hi], cases.lengths[lo:hi])
+        scores = model.score(batch)
+        if scores.shape != (hi - lo, n_items):
+            raise DataError(
+                f"{type(model).__name__}.score returned shape {scores.shape}, "
+                f"expected {(hi - lo, n_items)}"
+            )
+        ranks[lo:hi] = rank_targets(scores, targets[lo:hi], ties)
+        for row, (idx, vals) in enumerate(
+            select_top_k(scores, max_k, drop_boundary_ties=ties == "pessimistic")
+        ):
+            top_items[lo + row, : idx.size] = idx
+            top_scores[lo + row, : idx.size] = vals
+    elapsed = time.perf_counter() - started
+    log.info("evaluated %s on %d cases in %.1fs", model.name, n, elapsed)
+    return EvaluationResult(
+        model=model.name,
+        protocol=protocol,
+        ties=ties,
+        cutoffs=cutoffs,
+        ranks=ranks,
+        prefix_lengths=cases.lengths.copy(),
+        top_items=top_items,
+        top_scores=top_scores,
+        n_items=n_items,
+        predict_seconds=elapsed,
+    )
+
+
+def _prefix_batch(
+    items: np.ndarray, times: np.ndarray | None, starts: np.ndarray, lengths: np.ndarray
+) -> SessionBatch:
+    """The prefixes of a slice of cases as a batch, with unknown items dropped."""
+    click = gather_ranges(starts, lengths)
+    prefix_items = items[click]
+    keep = prefix_items != UNKNOWN
+    owner = np.repeat(np.arange(lengths.size), lengths)[keep]
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=lengths.size), out=offsets[1:])
+    return SessionBatch(
+        offsets=offsets,
+        items=prefix_items[keep].astype(np.int32),
+        times=None if times is None else times[click][keep],
+    )
+
+
+@dataclass(frozen=True)
+class BenchmarkFolder:
+    """A benchmark folder: ``train_sessions.txt`` and ``test_sessions.txt`` (sessions-txt)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        for name in ("train_sessions.txt", "test_sessions.txt"):
+            if not (self.path / name).is_file():
+                raise DataError(f"{self.path}: not a benchmark folder (no {name})")
+
+    def train(self) -> SessionData:
+        return read_sessions_txt(self.path / "train_sessions.txt")
+
+    def test(self) -> SessionData:
+        return read_sessions_txt(self.path / "test_sessions.txt")
+
+
+def write_predictions(result: EvaluationResult, model: Recommender, path: str | Path) -> Path:
+    """One line per case: ``index<TAB>top-K external ids<TAB>their scores`` (space-separated)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ids = model.vocab_.ids
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("w") as handle:
+        for case in range(result.n_cases):
+            valid = result.top_items[case] >= 0
+            items = " ".join(map(str, ids[result.top_items[case][valid]].tolist()))
+            scores = " ".join(f"{s:.9g}" for s in result.top_scores[case][valid].tolist())
+            handle.write(f"{case}\t{items}\t{scores}\n")
+    tmp.replace(target)
+    return target

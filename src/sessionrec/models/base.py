@@ -1,0 +1,298 @@
+"""The model contract every recommender follows (see DESIGN.md, "The model contract").
+
+- ``__init__`` stores keyword hyperparameters unchanged and rejects values out of range.
+- ``fit(train, valid=None)`` learns from :class:`SessionData` and returns ``self``; learned
+  state ends in ``_``.
+- :meth:`Recommender.score` is the one scoring hook over internal indices. Evaluation and
+  serving both go through it (or through :meth:`Recommender.top_k`, which a model may
+  override with a faster exact search), so offline numbers describe the served model.
+- :meth:`Recommender.recommend` speaks external ids, is batched and stateless; a fitted model
+  is read-only and may be shared between threads.
+- ``save``/``load`` write a JSON manifest and ``.npz`` arrays, never pickles.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, Self
+
+import numpy as np
+
+from sessionrec._errors import ConfigError, DataError, NotFittedError
+from sessionrec.data.sessions import UNKNOWN, ItemId, ItemVocab, SessionData
+from sessionrec.models.topk import select_top_k
+
+
+class ScoredItem(NamedTuple):
+    """One recommended item: its external id and the model's score (higher is better)."""
+
+    item_id: ItemId
+    score: float
+
+
+@dataclass(frozen=True)
+class SessionBatch:
+    """Sessions to score, as CSR arrays of *internal* indices (unknown items already removed).
+
+    ``times`` (Unix seconds, aligned with ``items``) is given when the caller knows the click
+    times; time-aware models use it and fall back to a documented default otherwise.
+    """
+
+    offsets: np.ndarray
+    items: np.ndarray
+    times: np.ndarray | None = None
+
+    @classmethod
+    def from_sequences(
+        cls, sessions: Sequence[np.ndarray | Sequence[int]], times: Sequence[Any] | None = None
+    ) -> SessionBatch:
+        lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
+        offsets = np.zeros(len(sessions) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        items = (
+            np.concatenate([np.asarray(s, dtype=np.int32) for s in sessions])
+            if offsets[-1]
+            else np.zeros(0, dtype=np.int32)
+        )
+        flat_times = None
+        if times is not None:
+            flat_times = (
+                np.concatenate([np.asarray(t, dtype=np.float64) for t in times])
+                if offsets[-1]
+                else np.zeros(0, dtype=np.float64)
+            )
+        return cls(offsets=offsets, items=items.astype(np.int32, copy=False), times=flat_times)
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def session(self, i: int) -> np.ndarray:
+        return self.items[self.offsets[i] : self.offsets[i + 1]]
+
+    def session_times(self, i: int) -> np.ndarray | None:
+        if self.times is None:
+            return None
+        return self.times[self.offsets[i] : self.offsets[i + 1]]
+
+    def last_items(self) -> np.ndarray:
+        """The last item of every session, :data:`UNKNOWN` (-1) for an empty one."""
+        out = np.full(len(self), UNKNOWN, dtype=np.int64)
+        nonempty = self.lengths > 0
+        out[nonempty] = self.items[self.offsets[1:][nonempty] - 1]
+        return out
+
+
+TopK = tuple[np.ndarray, np.ndarray]
+"""One session's result: internal item indices (int64) and their scores, best first."""
+
+
+class Recommender(abc.ABC):
+    """Base class of every model. Subclasses implement ``_fit``, ``score`` and the state hooks."""
+
+    name: ClassVar[str] = ""
+    """Registry name (``sessionrec train --model NAME``)."""
+
+    artifact_version: ClassVar[int] = 1
+    """Version of this model's saved state layout; bump it when the layout changes."""
+
+    vocab_: ItemVocab
+
+    # ------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, as stored (scikit-learn style)."""
+        signature = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, train: SessionData, valid: SessionData | None = None) -> Self:
+        """Learn from ``train`` (``valid``, cut the same way, only for model selection)."""
+        if not isinstance(train, SessionData):
+            raise DataError(f"fit expects SessionData, got {type(train).__name__}")
+        if train.n_events == 0:
+            raise DataError("cannot fit on training data without clicks")
+        if valid is not None and not isinstance(valid, SessionData):
+            raise DataError(f"valid must be SessionData, got {type(valid).__name__}")
+        if valid is not None and valid.vocab != train.vocab:
+            valid = valid.with_vocab(train.vocab)
+        self.vocab_ = train.vocab
+        self.data_fingerprint_ = train.fingerprint()
+        self._fit(train, valid)
+        return self
+
+    @abc.abstractmethod
+    def _fit(self, train: SessionData, valid: SessionData | None) -> None:
+        """Model-specific training; ``valid`` shares ``train``'s vocabulary."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "vocab_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.vocab_)
+
+    # --------------------------------------------------------------- scoring
+    @abc.abstractmethod
+    def score(self, batch: SessionBatch) -> np.ndarray:
+        """Scores of every item for every session: float32 ``[len(batch), n_items]``.
+
+        Higher is better; ``-inf`` marks an item the model has no evidence for, which is
+        never recommended and ranks last in evaluation. Returns a new array the caller may
+        modify.
+        """
+
+    def top_k(
+        self,
+        batch: SessionBatch,
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+    ) -> list[TopK]:
+        """The ``k`` best items of every session, best first, ties by lower index.
+
+        ``exclude`` gives per session the internal indices never to return. Models with a
+        faster exact search override this; the result must equal this implementation's.
+        """
+        check_k(k)
+        scores = self.score(batch)
+        if exclude is not None:
+            for row, items in enumerate(exclude):
+                if len(items):
+                    scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
+        return select_top_k(scores, k)
+
+    def encode_sessions(self, sessions: Sequence[Sequence[ItemId]]) -> SessionBatch:
+        """External ids to a batch of internal indices; unknown ids are dropped."""
+        self._check_fitted()
+        if isinstance(sessions, (str, bytes)) or not isinstance(sessions, Sequence):
+            raise DataError("sessions must be a list of sessions, each a list of item ids")
+        encoded = []
+        for session in sessions:
+            if isinstance(session, (str, bytes)) or not isinstance(session, (Sequence, np.ndarray)):
+                raise DataError(f"a session must be a list of item ids, got {session!r}")
+            idx = self.vocab_.encode(session)
+            encoded.append(idx[idx != UNKNOWN])
+        return SessionBatch.from_sequences(encoded)
+
+    def recommend(
+        self,
+        sessions: Sequence[Sequence[ItemId]],
+        k: int = 10,
+        exclude: Sequence[Collection[ItemId]] | None = None,
+        exclude_seen: bool = False,
+    ) -> list[list[ScoredItem]]:
+        """Top-``k`` external ids with scores for every session, best first.
+
+        Items the model has no evidence for are left out rather than padded, so a list may
+        be shorter than ``k``. Unknown ids in a session are ignored. ``exclude`` gives per
+        session external ids never to return; ``exclude_seen`` also removes the session's
+        own items.
+        """
+        check_k(k)
+        batch = self.encode_sessions(sessions)
+        masks: list[np.ndarray] | None = None
+        if exclude is not None or exclude_seen:
+            if exclude is not None and len(exclude) != len(sessions):
+                raise DataError(
+                    f"exclude must have one collection per session ({len(sessions)}), "
+                    f"got {len(exclude)}"
+                )
+            masks = []
+            for i in range(len(batch)):
+                parts = [batch.session(i)] if exclude_seen else []
+                if exclude is not None:
+                    idx = self.vocab_.encode(list(exclude[i]))
+                    parts.append(idx[idx != UNKNOWN])
+                masks.append(np.concatenate(parts) if parts else np.zeros(0, np.int64))
+        results = self.top_k(batch, k, exclude=masks)
+        return [
+            [
+                ScoredItem(item, float(score))
+                for item, score in zip(self.vocab_.decode(idx), scores.tolist(), strict=True)
+            ]
+            for idx, scores in results
+        ]
+
+    # ----------------------------------------------------------- persistence
+    @abc.abstractmethod
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Learned state as plain numeric arrays (saved with ``allow_pickle=False``)."""
+
+    @abc.abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`_get_state`."""
+
+    def save(self, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        """Write the model folder atomically; returns its path."""
+        from sessionrec.models.persist import save_model
+
+        return save_model(self, path, metrics=metrics)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Read a model folder written by :meth:`save` (any registered model class)."""
+        from sessionrec.models.persist import load_model
+
+        model = load_model(path)
+        if cls is not Recommender and not isinstance(model, cls):
+            raise ConfigError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def check_k(k: object) -> int:
+    """Reject a non-positive or non-integer ``k`` with a clear message."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def check_param(name: str, value: Any, ok: bool, expectation: str) -> None:
+    """Raise :class:`ConfigError` naming the hyperparameter when ``ok`` is false."""
+    if not ok:
+        raise ConfigError(f"hyperparameter {name}={value!r} is invalid: {expectation}")
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> None:
+    """Accept only integers >= ``minimum``."""
+    check_param(
+        name,
+        value,
+        isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum,
+        f"expected an integer >= {minimum}",
+    )
+
+
+def check_float(
+    name: str, value: Any, minimum: float | None = None, strict_min: bool = False
+) -> None:
+    """Accept only finite real numbers, optionally above a bound."""
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    ok = ok and bool(np.isfinite(value))
+    if ok and minimum is not None:
+        ok = value > minimum if strict_min else value >= minimum
+    bound = "" if minimum is None else (f" {'>' if strict_min else '>='} {minimum}")
+    check_param(name, value, ok, f"expected a finite number{bound}")
+
+
+def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
+    check_param(name, value, value in choices, f"expected one of {sorted(choices)}")

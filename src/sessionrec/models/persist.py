@@ -1,0 +1,172 @@
+"""Model folders: a JSON manifest plus ``.npz`` arrays, written atomically, never pickled.
+
+Layout of a model folder::
+
+    manifest.json   format, versions, model name, hyperparameters, vocabulary kind and size,
+                    training-data fingerprint, metrics, and a SHA-256 of every other file
+    vocab.npz       the external item ids (int64 or unicode; no object arrays)
+    state.npz       the model's learned arrays
+
+The folder is first written beside its destination under a temporary name and then renamed
+into place, so a reader (a serving process hot-reloading it) never sees half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sessionrec import __version__
+from sessionrec._errors import ConfigError, ModelError
+from sessionrec.data.sessions import ItemVocab
+
+if TYPE_CHECKING:
+    from sessionrec.models.base import Recommender
+
+FORMAT = "sessionrec.model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray) or value.dtype.hasobject:
+            raise ModelError(f"state entry {key!r} must be a numeric or unicode numpy array")
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"{path}: cannot read arrays: {exc}") from exc
+
+
+def _json_ready(value: Any, where: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where} is not JSON-serialisable: {exc}") from exc
+
+
+def save_model(model: Recommender, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to the folder ``path`` atomically (replacing an existing model folder)."""
+    model._check_fitted()
+    target = Path(path)
+    if target.exists() and not (target / MANIFEST).is_file():
+        raise ModelError(f"{target} exists and is not a model folder; refusing to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _write_npz(tmp / "vocab.npz", {"ids": np.asarray(model.vocab_.ids)})
+        _write_npz(tmp / "state.npz", model._get_state())
+        files = {}
+        for name in ("vocab.npz", "state.npz"):
+            _fsync_file(tmp / name)
+            files[name] = _sha256(tmp / name)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "sessionrec_version": __version__,
+            "model": model.name,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "artifact_version": model.artifact_version,
+            "params": _json_ready(model.get_params(), "hyperparameters"),
+            "vocab": {"kind": model.vocab_.kind, "size": len(model.vocab_)},
+            "data_fingerprint": getattr(model, "data_fingerprint_", None),
+            "metrics": _json_ready(metrics or {}, "metrics"),
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _fsync_file(tmp / MANIFEST)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a model folder, checked for format and version."""
+    folder = Path(path)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelError(f"{folder}: not a model folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{manifest_path}: invalid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelError(f"{manifest_path}: not a sessionrec model manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(
+            f"{manifest_path}: field 'format_version' is {version!r}, this sessionrec "
+            f"({__version__}) reads up to {FORMAT_VERSION}; upgrade sessionrec"
+        )
+    for key in ("model", "params", "files", "artifact_version"):
+        if key not in manifest:
+            raise ModelError(f"{manifest_path}: missing field '{key}'")
+    return manifest
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load any registered model from its folder, verifying versions and checksums."""
+    from sessionrec.models.registry import model_class
+
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    try:
+        cls = model_class(manifest["model"])
+    except ConfigError as exc:
+        raise ModelError(f"{folder / MANIFEST}: field 'model': {exc}") from exc
+    if manifest["artifact_version"] > cls.artifact_version:
+        raise ModelError(
+            f"{folder / MANIFEST}: field 'artifact_version' is {manifest['artifact_version']}, "
+            f"this sessionrec reads {cls.name} artifacts up to {cls.artifact_version}; "
+            "upgrade sessionrec"
+        )
+    files = manifest["files"]
+    for name in ("vocab.npz", "state.npz"):
+        file = folder / name
+        if not file.is_file():
+            raise ModelError(f"{folder}: missing file {name}")
+        if _sha256(file) != files.get(name):
+            raise ModelError(f"{file}: checksum mismatch (the file is corrupt or was modified)")
+    try:
+        model = cls(**manifest["params"])
+    except (TypeError, ConfigError) as exc:
+        raise ModelError(f"{folder / MANIFEST}: field 'params': {exc}") from exc
+    model.vocab_ = ItemVocab(_read_npz(folder / "vocab.npz")["ids"])
+    model.data_fingerprint_ = manifest.get("data_fingerprint")
+    model._set_state(_read_npz(folder / "state.npz"))
+    return model

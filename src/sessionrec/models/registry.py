@@ -1,0 +1,101 @@
+"""The explicit list of model names (``--model NAME``) and their classes.
+
+A plain dict rather than import-time self-registration: what exists is visible in one place
+and importing a module never changes it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+from sessionrec._errors import ConfigError
+from sessionrec.models.base import Recommender
+from sessionrec.models.itemknn import ItemKNN
+from sessionrec.models.popular import Pop, SessionPop
+from sessionrec.models.rules import Markov, SequentialRules
+
+MODELS: dict[str, type[Recommender]] = {
+    "pop": Pop,
+    "spop": SessionPop,
+    "markov": Markov,
+    "sr": SequentialRules,
+    "itemknn": ItemKNN,
+}
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The class registered under ``name``."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def model_params(name: str) -> dict[str, Any]:
+    """Hyperparameters of a model with their default values."""
+    signature = inspect.signature(model_class(name).__init__)
+    return {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if key != "self" and p.default is not inspect.Parameter.empty
+    }
+
+
+def create_model(name: str, params: dict[str, Any] | None = None) -> Recommender:
+    """Instantiate a registered model; unknown hyperparameter names are rejected."""
+    params = dict(params or {})
+    known = model_params(name)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} has no hyperparameter {', '.join(unknown)}; "
+            f"it takes: {', '.join(sorted(known)) or 'none'}"
+        )
+    return model_class(name)(**params)
+
+
+def parse_param(name: str, key: str, text: str) -> Any:
+    """Convert ``--param key=value`` text to the type of the hyperparameter's default."""
+    defaults = model_params(name)
+    if key not in defaults:
+        raise ConfigError(
+            f"model {name!r} has no hyperparameter {key!r}; "
+            f"it takes: {', '.join(sorted(defaults)) or 'none'}"
+        )
+    default = defaults[key]
+    try:
+        if isinstance(default, bool):
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, str):
+            return text
+        # No usable default type (None): JSON when it parses, otherwise the raw text.
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    except ValueError as exc:
+        raise ConfigError(f"--param {key}={text!r}: {exc}") from None
+
+
+def parse_params(name: str, pairs: list[str] | None) -> dict[str, Any]:
+    """Parse a list of ``key=value`` strings for model ``name``."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param expects key=value, got {pair!r}")
+        out[key.strip()] = parse_param(name, key.strip(), value)
+    return out
