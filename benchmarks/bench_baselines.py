@@ -36,14 +36,18 @@ PUBLISHED = {  # HR@20 / MRR@20 as cited by SR-GNN and GCE-GNN (shared/data/READ
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SESSIONREC_SHARED_DATA", default_data)))
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("SESSIONREC_SHARED_DATA", default_data))
+    )
     parser.add_argument("--models", default="pop,spop,markov,sr,itemknn")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--json-out", type=Path, help="also write the raw results here")
     args = parser.parse_args()
 
     rows = []
-    print("| dataset | model | cases | HR@20 | MRR@20 | published HR@20 / MRR@20 | fit s | eval s |")
+    print(
+        "| dataset | model | cases | HR@20 | MRR@20 | published HR@20 / MRR@20 | fit s | eval s |"
+    )
     print("|---|---|---:|---:|---:|---|---:|---:|")
     for dataset in args.datasets.split(","):
         folder = BenchmarkFolder(args.data / DATASETS[dataset])

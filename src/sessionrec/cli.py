@@ -164,6 +164,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from sessionrec.demo import run_demo
 
+    if not args.verbose:  # the demo prints its own story; pipeline details only with -v
+        logging.getLogger("sessionrec").setLevel(logging.WARNING)
     run_demo(
         n_events=args.events,
         seed=args.seed,
@@ -246,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p, required=False)
     p.add_argument("--model-dir", help="evaluate a saved model instead of fitting one")
     p.add_argument("--cutoffs", default="5,10,20", help="comma-separated K values")
-    p.add_argument("--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic")
+    p.add_argument(
+        "--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic"
+    )
     p.add_argument("--predictions", help="write the top-K list of every case to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)

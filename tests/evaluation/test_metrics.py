@@ -47,9 +47,7 @@ def test_truncate_drops_tie_group_straddling_the_cut():
     lists = np.array([[0, 1, 2, 3], [4, 5, 6, -1]])
     scores = np.array([[5, 4, 4, 3], [9, 8, 7, -np.inf]], dtype=np.float32)
     np.testing.assert_array_equal(metrics.truncate_lists(lists, scores, 2), [[0, -1], [4, 5]])
-    np.testing.assert_array_equal(
-        metrics.truncate_lists(lists, scores, 3), [[0, 1, 2], [4, 5, 6]]
-    )
+    np.testing.assert_array_equal(metrics.truncate_lists(lists, scores, 3), [[0, 1, 2], [4, 5, 6]])
     np.testing.assert_array_equal(metrics.truncate_lists(lists, scores, 4), lists)
 
 

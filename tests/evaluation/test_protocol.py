@@ -54,9 +54,15 @@ def test_rank_tie_policies():
     scores = np.array([[3, 1, 3, 2]] * 4, dtype=np.float32)
     scores[3, 2] = -np.inf
     targets = np.array([0, 1, -1, 2])
-    np.testing.assert_array_equal(rank_targets(scores, targets, "pessimistic"), [2, 4, np.inf, np.inf])
-    np.testing.assert_array_equal(rank_targets(scores, targets, "optimistic"), [1, 4, np.inf, np.inf])
-    np.testing.assert_array_equal(rank_targets(scores, targets, "average"), [1.5, 4, np.inf, np.inf])
+    np.testing.assert_array_equal(
+        rank_targets(scores, targets, "pessimistic"), [2, 4, np.inf, np.inf]
+    )
+    np.testing.assert_array_equal(
+        rank_targets(scores, targets, "optimistic"), [1, 4, np.inf, np.inf]
+    )
+    np.testing.assert_array_equal(
+        rank_targets(scores, targets, "average"), [1.5, 4, np.inf, np.inf]
+    )
 
 
 def test_evaluate_ranks_every_target_against_the_whole_vocabulary():

@@ -52,7 +52,9 @@ def test_drop_boundary_ties_matches_reference_on_random_scores():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 4, size=(80, 25)).astype(np.float32)
     scores[rng.random(scores.shape) < 0.3] = NEG
-    for row, (idx, vals) in zip(scores, select_top_k(scores, 6, drop_boundary_ties=True), strict=True):
+    for row, (idx, vals) in zip(
+        scores, select_top_k(scores, 6, drop_boundary_ties=True), strict=True
+    ):
         order = [i for i in np.lexsort((np.arange(row.size), -row)) if row[i] > NEG]
         expected = order[:6]
         if len(order) > 6 and row[order[5]] == row[order[6]]:

@@ -128,7 +128,7 @@ class ItemVocab:
 
     def decode(self, indices: np.ndarray | Sequence[int]) -> list[ItemId]:
         """External ids (as Python ints or strs) of internal indices."""
-        return self.ids[np.asarray(indices, dtype=np.int64)].tolist()  # type: ignore[no-any-return]
+        return self.ids[np.asarray(indices, dtype=np.int64)].tolist()
 
     def fingerprint(self) -> str:
         """A short content hash, stored in model manifests."""
@@ -203,8 +203,7 @@ class SessionData:
 
     def __repr__(self) -> str:
         return (
-            f"SessionData({self.n_sessions} sessions, {self.n_events} clicks, "
-            f"{self.n_items} items)"
+            f"SessionData({self.n_sessions} sessions, {self.n_events} clicks, {self.n_items} items)"
         )
 
     @property

@@ -84,9 +84,7 @@ def popularity(lists: np.ndarray, item_counts: np.ndarray) -> float:
     return float(np.mean(values.sum(axis=1)[nonempty] / per_list[nonempty]))
 
 
-def by_length(
-    ranks: np.ndarray, prefix_lengths: np.ndarray, k: int
-) -> dict[str, dict[str, float]]:
+def by_length(ranks: np.ndarray, prefix_lengths: np.ndarray, k: int) -> dict[str, dict[str, float]]:
     """HR@k and MRR@k (fractions) and case counts per prefix-length group."""
     out: dict[str, dict[str, float]] = {}
     for label, low, high in LENGTH_BINS:

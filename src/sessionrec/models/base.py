@@ -277,7 +277,9 @@ def check_int(name: str, value: Any, minimum: int = 1) -> None:
     check_param(
         name,
         value,
-        isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum,
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and bool(value >= minimum),
         f"expected an integer >= {minimum}",
     )
 

@@ -64,9 +64,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path}: cannot read arrays: {exc}") from exc
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars (accepted as hyperparameters) as the Python values JSON knows."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r}")
+
+
 def _json_ready(value: Any, where: str) -> Any:
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return json.loads(json.dumps(value, allow_nan=False, default=_plain))
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{where} is not JSON-serialisable: {exc}") from exc
 
@@ -167,6 +174,6 @@ def load_model(path: str | Path) -> Recommender:
     except (TypeError, ConfigError) as exc:
         raise ModelError(f"{folder / MANIFEST}: field 'params': {exc}") from exc
     model.vocab_ = ItemVocab(_read_npz(folder / "vocab.npz")["ids"])
-    model.data_fingerprint_ = manifest.get("data_fingerprint")
+    model.data_fingerprint_ = str(manifest.get("data_fingerprint") or "")
     model._set_state(_read_npz(folder / "state.npz"))
     return model

@@ -1,19 +1,65 @@
 """Exact top-k selection with one tie rule, shared by serving and evaluation.
 
-Order: score descending, then internal index ascending. ``-inf`` marks items without
-evidence: they are never returned, so a list can be shorter than ``k`` (never padded).
+Order: score descending, then internal index ascending. ``-inf`` (and NaN) marks items
+without evidence: they are never returned, so a list can be shorter than ``k`` (never
+padded).
 
 ``drop_boundary_ties`` serves evaluation with pessimistic ties: when the tie group at the
 k-th place continues past ``k``, the whole group is dropped, so that "the target is in the
 list" is exactly "the target's pessimistic rank is at most k". The lists then never present
 an arbitrary order of tied items as a ranking at the cut-off.
+
+The kernel is one Numba pass per row keeping the best ``k + 1`` entries in a small sorted
+buffer. ``numpy.partition`` would be the obvious tool, but it degrades badly on rows full of
+equal values, which is exactly what sparse models produce (``-inf`` everywhere but a few
+hundred items): measured 1.5 s for 778 x 43k scores, against milliseconds here.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-_LOWEST = np.finfo(np.float32).min
+
+@numba.njit(cache=True, nogil=True)
+def _top_k_rows(
+    scores: np.ndarray, kk: int, drop_boundary_ties: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    n, m = scores.shape
+    cap = kk + 1  # one extra place tells whether the tie group at place k continues
+    out_idx = np.empty((n, kk), dtype=np.int64)
+    out_val = np.empty((n, kk), dtype=scores.dtype)
+    out_n = np.zeros(n, dtype=np.int64)
+    buf_i = np.empty(cap, dtype=np.int64)
+    buf_v = np.empty(cap, dtype=scores.dtype)
+    for r in range(n):
+        count = 0
+        for j in range(m):
+            v = scores[r, j]
+            if not v > -np.inf:  # -inf or NaN: no evidence
+                continue
+            if count == cap:
+                if v <= buf_v[cap - 1]:  # an equal score at a higher index ranks lower
+                    continue
+                pos = cap - 1
+            else:
+                pos = count
+                count += 1
+            while pos > 0 and buf_v[pos - 1] < v:
+                buf_v[pos] = buf_v[pos - 1]
+                buf_i[pos] = buf_i[pos - 1]
+                pos -= 1
+            buf_v[pos] = v
+            buf_i[pos] = j
+        take = min(count, kk)
+        if drop_boundary_ties and count > kk and buf_v[kk - 1] == buf_v[kk]:
+            boundary = buf_v[kk]
+            while take > 0 and buf_v[take - 1] == boundary:
+                take -= 1
+        out_n[r] = take
+        out_idx[r, :take] = buf_i[:take]
+        out_val[r, :take] = buf_v[:take]
+    return out_idx, out_val, out_n
 
 
 def select_top_k(
@@ -25,28 +71,7 @@ def select_top_k(
     if n == 0 or kk == 0:
         empty = (np.zeros(0, np.int64), np.zeros(0, scores.dtype))
         return [empty for _ in range(n)]
-    # The k-th best score of each row: one O(m) partition instead of a sort.
-    kth = np.partition(scores, m - kk, axis=1)[:, m - kk] if kk < m else scores.min(axis=1)
-    # Rows with fewer than k finite scores: keep every finite one (-inf is never a candidate).
-    kth = np.where(kth == -np.inf, _LOWEST, kth).astype(scores.dtype)
-    rows, cols = np.nonzero(scores >= kth[:, None])
-    vals = scores[rows, cols]
-    counts = np.bincount(rows, minlength=n)
-    over = counts > kk  # the tie group at the k-th place continues past k
-    if over.any():
-        tied = vals == kth[rows]
-        # 0-based position of each tied entry among its row's tied entries (cols ascend).
-        tied_before = np.cumsum(tied) - tied
-        row_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        tie_rank = tied_before - tied_before[row_start][rows]
-        above = counts - np.bincount(rows, weights=tied, minlength=n).astype(np.int64)
-        if drop_boundary_ties:
-            keep = ~over[rows] | ~tied
-        else:
-            keep = ~tied | (tie_rank < (kk - above)[rows])
-        rows, cols, vals = rows[keep], cols[keep], vals[keep]
-        counts = np.bincount(rows, minlength=n)
-    order = np.lexsort((cols, -vals, rows))
-    cols, vals = cols[order].astype(np.int64), vals[order]
-    bounds = np.cumsum(counts)[:-1]
-    return list(zip(np.split(cols, bounds), np.split(vals, bounds), strict=True))
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
+    idx, val, counts = _top_k_rows(np.ascontiguousarray(scores), kk, drop_boundary_ties)
+    return [(idx[r, : counts[r]], val[r, : counts[r]]) for r in range(n)]

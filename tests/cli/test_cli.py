@@ -1,0 +1,192 @@
+"""The CLI's exact forms (other tools rely on them), its JSON output and its error lines."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessionrec.cli import main
+from sessionrec.models.persist import MANIFEST
+
+TRAIN = ["1 2 3", "2 3 4", "1 2 3 4", "3 4", "2 3", "1 2"]
+TEST = ["1 2 3", "2 3 9", "4 1"]
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Path:
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    (folder / "train_sessions.txt").write_text("\n".join(TRAIN) + "\n")
+    (folder / "test_sessions.txt").write_text("\n".join(TEST) + "\n")
+    return folder
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_json_has_the_documented_keys(bench, capsys):
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--benchmark",
+        str(bench),
+        "--model",
+        "markov",
+        "--cutoffs",
+        "1,2",
+        "--json",
+    )
+    assert code == 0
+    payload = json.loads(out)  # stdout holds only the JSON object
+    # cases: [1]->2, [1,2]->3, [2]->3, [2,3]->9 (unknown: miss), [4]->1
+    assert payload["n_cases"] == 5
+    for key in ("hr@1", "mrr@1", "ndcg@1", "coverage@1", "popularity@1", "hr@2", "mrr@2"):
+        assert key in payload
+    assert payload["fit_seconds"] >= 0 and payload["predict_seconds"] >= 0
+    # markov from the last item: 1->2 (3 times): hit@1; 2->3 (4x) vs 2->... hit@1 twice;
+    # 4 -> nothing follows 4 in training: miss. So 3 hits of 5 at rank 1.
+    assert payload["hr@1"] == pytest.approx(60.0)
+
+
+def test_train_then_evaluate_saved_model_gives_same_numbers(bench, tmp_path, capsys):
+    out_dir = tmp_path / "model"
+    code, _, _ = run(
+        capsys,
+        "train",
+        "--benchmark",
+        str(bench),
+        "--model",
+        "sr",
+        "--param",
+        "steps=2",
+        "--output",
+        str(out_dir),
+    )
+    assert code == 0 and (out_dir / MANIFEST).is_file()
+    manifest = json.loads((out_dir / MANIFEST).read_text())
+    assert manifest["params"]["steps"] == 2
+    _, fitted, _ = run(
+        capsys,
+        "evaluate",
+        "--benchmark",
+        str(bench),
+        "--model",
+        "sr",
+        "--param",
+        "steps=2",
+        "--json",
+    )
+    _, loaded, _ = run(
+        capsys, "evaluate", "--benchmark", str(bench), "--model-dir", str(out_dir), "--json"
+    )
+    fitted, loaded = json.loads(fitted), json.loads(loaded)
+    assert loaded["fit_seconds"] is None
+    for key in ("n_cases", "hr@20", "mrr@20", "ndcg@5", "coverage@10"):
+        assert loaded[key] == fitted[key]
+
+
+def test_predictions_file(bench, tmp_path, capsys):
+    pred = tmp_path / "pred.tsv"
+    code, _, _ = run(
+        capsys,
+        "evaluate",
+        "--benchmark",
+        str(bench),
+        "--model",
+        "pop",
+        "--cutoffs",
+        "3",
+        "--predictions",
+        str(pred),
+        "--json",
+    )
+    assert code == 0
+    lines = pred.read_text().splitlines()
+    assert len(lines) == 5
+    # pop counts in training: 2 -> 5, 3 -> 5, 1 -> 3, 4 -> 3: the tie {1, 4} straddles place 3
+    index, items, scores = lines[0].split("\t")
+    assert index == "0" and items == "2 3" and scores == "5 5"
+    assert [line.split("\t")[0] for line in lines] == ["0", "1", "2", "3", "4"]
+
+
+def test_recommend_prints_top_k(bench, tmp_path, capsys):
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", "markov", "--output", str(out_dir))
+    code, out, err = run(
+        capsys, "recommend", "--model-dir", str(out_dir), "1", "2", "-k", "2", "--json"
+    )
+    assert code == 0
+    payload = json.loads(out)
+    assert [x["item_id"] for x in payload["items"]] == [3]  # only 3 ever follows 2
+    code, out, err = run(capsys, "recommend", "--model-dir", str(out_dir), "1", "77", "--json")
+    assert code == 0 and "77" in err and "unknown" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "--model", "nope"], "unknown model 'nope'"),
+        (["evaluate", "--model", "sr", "--param", "steps=x"], "steps"),
+        (["evaluate", "--model", "sr", "--param", "stepz=1"], "no hyperparameter 'stepz'"),
+        (["evaluate", "--model", "sr", "--cutoffs", "0"], "--cutoffs"),
+        (["evaluate"], "exactly one of --model"),
+    ],
+)
+def test_errors_are_one_line_with_exit_1(bench, capsys, argv, message):
+    code, out, err = run(capsys, argv[0], "--benchmark", str(bench), *argv[1:])
+    assert code == 1 and out == ""
+    lines = [line for line in err.splitlines() if line.startswith("sessionrec: error:")]
+    assert len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_recommend_k_zero_and_broken_model_folders(bench, tmp_path, capsys):
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", "pop", "--output", str(out_dir))
+    code, _, err = run(capsys, "recommend", "--model-dir", str(out_dir), "1", "-k", "0")
+    assert code == 1 and "k must be a positive integer" in err
+
+    manifest = json.loads((out_dir / MANIFEST).read_text())
+    manifest["format_version"] = 99
+    (out_dir / MANIFEST).write_text(json.dumps(manifest))
+    code, _, err = run(capsys, "recommend", "--model-dir", str(out_dir), "1")
+    assert code == 1 and "format_version" in err and "upgrade" in err
+
+    run(capsys, "train", "--benchmark", str(bench), "--model", "pop", "--output", str(out_dir))
+    state = out_dir / "state.npz"
+    state.write_bytes(state.read_bytes() + b"x")
+    code, _, err = run(capsys, "recommend", "--model-dir", str(out_dir), "1")
+    assert code == 1 and "checksum" in err and "state.npz" in err
+
+    code, _, err = run(capsys, "evaluate", "--benchmark", str(tmp_path), "--model", "pop")
+    assert code == 1 and "not a benchmark folder" in err
+
+
+def test_console_script_runs_as_module(bench):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sessionrec",
+            "evaluate",
+            "--benchmark",
+            str(bench),
+            "--model",
+            "pop",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n_cases"] == 5
