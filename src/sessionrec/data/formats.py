@@ -9,10 +9,11 @@ ids strings.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from sessionrec._errors import data_error
 from sessionrec.data.sessions import ItemVocab, SessionData
@@ -58,20 +59,50 @@ def read_sessions_txt(path: str | Path, vocab: ItemVocab | None = None) -> Sessi
 
 
 def write_sessions_txt(data: SessionData, path: str | Path) -> Path:
-    """Write sessions as sessions-txt (external ids), atomically."""
+    """Write sessions as sessions-txt (external ids), atomically; returns the path.
+
+    One line per session (an empty session is an empty line), ids separated by one space.
+    The text is built column-wise with Polars (one string per click: the id and the space
+    or newline after it), written to a temporary file in the same folder, fsynced and
+    renamed over ``path``, so a reader sees the old file or the whole new one.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    ids = data.vocab.ids[data.items].astype(str)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    text = _sessions_txt_column(data)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        with os.fdopen(fd, "w") as handle:
-            for s in range(data.n_sessions):
-                handle.write(" ".join(ids[data.offsets[s] : data.offsets[s + 1]]))
-                handle.write("\n")
-            handle.flush()
+        # O_EXCL: never write into someone else's file; mode 0o666 & umask, as open() gives.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        pl.DataFrame([text]).write_csv(
+            tmp, include_header=False, quote_style="never", line_terminator=""
+        )
+        with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _sessions_txt_column(data: SessionData) -> pl.Series:
+    """sessions-txt as one string per click: its id and the separator after it.
+
+    The separator is a space inside a session and a newline after its last click; empty
+    sessions add one more newline each (before the first click when they come first).
+    Written with no row terminator, the strings concatenate to the file's text.
+    """
+    ends = data.offsets[1:]
+    if data.n_events == 0:
+        return pl.Series("text", ["\n" * data.n_sessions] if data.n_sessions else [])
+    # How many sessions end right after each click (0: a space follows it).
+    newlines = np.bincount(ends[ends > 0] - 1, minlength=data.n_events)
+    counts = np.flatnonzero(np.bincount(newlines))  # distinct values: their sum <= n_sessions
+    code = np.zeros(counts[-1] + 1, dtype=np.int64)
+    code[counts] = np.arange(counts.size)
+    separators = pl.Series([" " if k == 0 else "\n" * int(k) for k in counts], dtype=pl.String)
+    ids = pl.Series(data.vocab.ids).gather(pl.Series(data.items)).cast(pl.String)
+    lead = int(np.count_nonzero(ends == 0))  # empty sessions before the first click
+    if lead:
+        ids = ids.scatter(0, "\n" * lead + str(ids[0]))
+    return (ids + separators.gather(pl.Series(code[newlines]))).alias("text")

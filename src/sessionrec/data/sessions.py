@@ -9,7 +9,7 @@ those arrays. External item ids are translated exactly once, here, by the vocabu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from sessionrec._errors import DataError
+from sessionrec.data.cleaning import _dense_codes, _session_blocks
 
 ItemId = int | str
 """An external item id: what the shop calls the item (an integer or a string)."""
@@ -293,6 +294,37 @@ class SessionData:
             session_ids=self.session_ids,
         )
 
+    def compact_vocab(self) -> SessionData:
+        """The same clicks re-indexed into a vocabulary of only the items they use.
+
+        Items are numbered in order of first appearance and only the event types that
+        occur are kept, exactly as :meth:`from_frame` numbers them when it builds these
+        sessions from their own clicks, without the round trip through a frame. Use it
+        after :meth:`subset` to give a part its own vocabulary.
+        """
+        n = self.n_events
+        first = np.full(self.n_items, n, dtype=np.int64)
+        np.minimum.at(first, self.items, np.arange(n, dtype=np.int64))
+        used = np.flatnonzero(first < n)
+        used = used[np.argsort(first[used], kind="stable")]
+        remap = np.full(self.n_items, UNKNOWN, dtype=np.int32)
+        remap[used] = np.arange(used.size, dtype=np.int32)
+        types, event_types = self.types, self.event_types
+        if types is not None:
+            present = np.flatnonzero(np.bincount(types, minlength=len(event_types)))
+            type_map = np.zeros(len(event_types), dtype=np.int8)
+            type_map[present] = np.arange(present.size, dtype=np.int8)
+            types, event_types = type_map[types], tuple(event_types[i] for i in present)
+        return SessionData(
+            offsets=self.offsets,
+            items=remap[self.items],
+            vocab=ItemVocab(self.vocab.ids[used]),
+            times=self.times,
+            types=types,
+            event_types=event_types,
+            session_ids=self.session_ids,
+        )
+
     # ---------------------------------------------------------- construction
     @classmethod
     def from_sequences(
@@ -328,17 +360,104 @@ class SessionData:
         """Build from a canonical click frame.
 
         ``frame`` needs ``session_id`` and ``item_id``; ``timestamp`` (seconds) and
-        ``event_type`` (text) are used when present. Clicks are ordered by time within a
-        session (file order breaks ties) and sessions by their first click (file order
-        breaks ties). Without ``vocab`` one is built from the items in order of first
-        appearance; with one, clicks on items it does not know raise :class:`DataError`
-        (filter them first with :func:`sessionrec.data.split.restrict_items`).
+        ``event_type`` (text or a Polars ``Enum``) are used when present. Clicks are
+        ordered by time within a session (file order breaks ties) and sessions by their
+        first click (file order breaks ties). Without ``vocab`` one is built from the items
+        in order of first appearance (in that final click order); with one, clicks on items
+        it does not know raise :class:`DataError` (filter them first with
+        :func:`sessionrec.data.split.restrict_items`). Event types become int8 codes into
+        their sorted names; a missing (null) event type gets code 0.
+
+        Two paths lead to the same result:
+
+        * **Blocks (fast).** When every session's clicks are one contiguous run of rows,
+          already in time order, with no missing session id, item id or timestamp and no
+          NaN time (the frames :func:`~sessionrec.data.prepare.prepare` builds and the
+          Parquet parts it writes), only the sessions are put in order of start time: one
+          argsort over sessions and numpy gathers, no sort of the clicks.
+        * **General.** Any other frame is joined with each session's start time and first
+          row and sorted by (start, first row, time, row).
+
+        Both encode integer ids spanning a moderate range through a lookup table.
         """
         for column in ("session_id", "item_id"):
             if column not in frame.columns:
                 raise DataError(f"click frame has no '{column}' column (has {frame.columns})")
+        data = cls._from_blocks(frame, vocab)
+        return data if data is not None else cls._from_any_order(frame, vocab)
+
+    @classmethod
+    def _from_blocks(cls, frame: pl.DataFrame, vocab: ItemVocab | None) -> SessionData | None:
+        """:meth:`from_frame`'s fast path; ``None`` when ``frame`` is not in time-ordered
+        session blocks (then only the general path applies)."""
+        if frame.height == 0 or frame["session_id"].null_count() or frame["item_id"].null_count():
+            return None
         has_time = "timestamp" in frame.columns
-        has_type = "event_type" in frame.columns
+        if has_time and frame["timestamp"].null_count():
+            return None
+        item_col = frame["item_id"]
+        if item_col.dtype == pl.UInt64 and (item_col > np.iinfo(np.int64).max).any():
+            return None  # ids beyond Int64: leave them to the general path's numpy cast
+        starts = _session_blocks(frame)
+        if starts is None:
+            return None
+        n = frame.height
+        lengths = np.diff(np.append(starts, n))
+        times = frame["timestamp"].cast(pl.Float64).to_numpy() if has_time else None
+        if times is not None:
+            if np.isnan(times).any():  # NaN sorts last in the general path
+                return None
+            backwards = np.diff(times) < 0
+            backwards[starts[1:] - 1] = False  # a new session may start earlier
+            if backwards.any():
+                return None
+            order = np.argsort(times[starts], kind="stable")  # by start, then first row
+        else:
+            order = np.arange(starts.size)
+        offsets = np.zeros(starts.size + 1, dtype=np.int64)
+        np.cumsum(lengths[order], out=offsets[1:])
+        rows: np.ndarray | None = None  # final click position -> frame row (None: same)
+        if (order != np.arange(starts.size)).any():
+            shift = np.repeat(starts[order] - offsets[:-1], lengths[order])
+            rows = np.arange(n, dtype=np.int64) + shift
+
+        def take(values: np.ndarray) -> np.ndarray:
+            return values if rows is None else values[rows]
+
+        if vocab is None:
+            # Vocabulary = items in order of first appearance in the final click order.
+            codes, k = _dense_codes(item_col)
+            codes = take(codes)
+            first = np.full(k, n, dtype=np.int64)
+            np.minimum.at(first, codes, np.arange(n, dtype=np.int64))
+            first.sort()
+            rank = np.empty(k, dtype=np.int32)
+            rank[codes[first]] = np.arange(k, dtype=np.int32)
+            items = rank[codes]
+            source_rows = first if rows is None else rows[first]
+            vocab = ItemVocab(item_col.gather(pl.Series(source_rows)).to_numpy())
+        else:
+            items = take(_encode_series(item_col, vocab))
+            _check_known(items, lambda pos: item_col[pos if rows is None else int(rows[pos])])
+        types = None
+        event_types: tuple[str, ...] = ()
+        if "event_type" in frame.columns:
+            event_types, type_codes = _type_codes(frame["event_type"])
+            types = take(type_codes)
+        return cls(
+            offsets=offsets,
+            items=items,
+            vocab=vocab,
+            times=None if times is None else take(times),
+            types=types,
+            event_types=event_types,
+            session_ids=frame["session_id"].to_numpy()[starts[order]],
+        )
+
+    @classmethod
+    def _from_any_order(cls, frame: pl.DataFrame, vocab: ItemVocab | None) -> SessionData:
+        """:meth:`from_frame`'s general path: a join and a sort of every click."""
+        has_time = "timestamp" in frame.columns
         df = frame.with_row_index("_row")
         per_session = [pl.col("_row").min().alias("_first")]
         if has_time:
@@ -357,19 +476,12 @@ class SessionData:
         if vocab is None:
             vocab = ItemVocab(item_col.unique(maintain_order=True).to_numpy())
         items = _encode_series(item_col, vocab)
-        if (items == UNKNOWN).any():
-            bad = item_col[int(np.flatnonzero(items == UNKNOWN)[0])]
-            raise DataError(f"item id {bad!r} is not in the vocabulary")
+        _check_known(items, lambda pos: item_col[pos])
         times = df["timestamp"].cast(pl.Float64).to_numpy() if has_time else None
         types = None
         event_types: tuple[str, ...] = ()
-        if has_type:
-            names = df["event_type"].cast(pl.Utf8)
-            event_types = tuple(sorted(str(x) for x in names.unique().drop_nulls().to_list()))
-            if len(event_types) > 127:
-                raise DataError(f"too many distinct event types ({len(event_types)} > 127)")
-            code = {name: i for i, name in enumerate(event_types)}
-            types = names.replace_strict(code, default=0, return_dtype=pl.Int8).to_numpy()
+        if "event_type" in df.columns:
+            event_types, types = _type_codes(df["event_type"])
         session_ids = df["session_id"].to_numpy()[offsets[:-1]] if first.size else None
         return cls(
             offsets=offsets,
@@ -382,27 +494,93 @@ class SessionData:
         )
 
     def to_frame(self) -> pl.DataFrame:
-        """The canonical click frame (external ids), inverse of :meth:`from_frame`."""
-        sids: Any = (
-            self.session_ids[self.session_index()]
-            if self.session_ids is not None
-            else self.session_index()
-        )
-        columns: dict[str, Any] = {"session_id": sids, "item_id": self.vocab.ids[self.items]}
+        """The canonical click frame (external ids), inverse of :meth:`from_frame`.
+
+        Columns ``session_id`` (the session ids, or the session numbers ``0..n-1`` when
+        there are none), ``item_id``, then ``timestamp`` and ``event_type`` (text) when
+        present. Built with Polars gathers (no numpy string arrays, which are slow to hand
+        to Polars).
+        """
+        index = pl.Series(self.session_index())
+        session = index if self.session_ids is None else pl.Series(self.session_ids).gather(index)
+        columns = [
+            session.alias("session_id"),
+            pl.Series(self.vocab.ids).gather(pl.Series(self.items)).alias("item_id"),
+        ]
         if self.times is not None:
-            columns["timestamp"] = self.times
+            columns.append(pl.Series("timestamp", self.times))
         if self.types is not None:
-            columns["event_type"] = np.asarray(self.event_types, dtype=str)[self.types]
+            names = pl.Series(list(self.event_types), dtype=pl.String)
+            columns.append(names.gather(pl.Series(self.types)).alias("event_type"))
         return pl.DataFrame(columns)
 
 
+def _check_known(items: np.ndarray, external: Callable[[int], Any]) -> None:
+    """Raise for the first :data:`UNKNOWN` click; ``external(pos)`` is its external id."""
+    unknown = np.flatnonzero(items == UNKNOWN)
+    if unknown.size:
+        raise DataError(f"item id {external(int(unknown[0]))!r} is not in the vocabulary")
+
+
 def _encode_series(series: pl.Series, vocab: ItemVocab) -> np.ndarray:
-    """Vectorised :meth:`ItemVocab.encode` for a Polars column (millions of ids)."""
+    """Vectorised :meth:`ItemVocab.encode` for a Polars column (millions of ids).
+
+    Integer ids spanning a moderate range go through a lookup table (O(n), no binary
+    search), other integer ids through :meth:`ItemVocab.encode`, anything else through a
+    Polars mapping of its text. Unknown ids become :data:`UNKNOWN`.
+    """
     if vocab.kind == "int" and series.dtype.is_integer():
-        return vocab.encode(series.to_numpy())
+        if series.null_count():
+            return vocab.encode(series.to_numpy())  # floats with NaN: the per-id path
+        values = series.to_numpy().astype(np.int64, copy=False)
+        ids = vocab.ids
+        if len(ids) == 0 or values.size == 0:
+            return vocab.encode(values)
+        low, high = int(ids.min()), int(ids.max())
+        if high - low + 1 > 4 * max(values.size, len(ids)) + (1 << 22):
+            return vocab.encode(values)
+        table = np.full(high - low + 1, UNKNOWN, dtype=np.int32)
+        table[ids - low] = np.arange(len(ids), dtype=np.int32)
+        inside = (values >= low) & (values <= high)
+        if inside.all():
+            return table[values - low]
+        out = np.full(values.size, UNKNOWN, dtype=np.int32)
+        out[inside] = table[values[inside] - low]
+        return out
     keys = series.cast(pl.Utf8)
     mapping = dict(zip(vocab.ids.astype(str).tolist(), range(len(vocab)), strict=True))
     return keys.replace_strict(mapping, default=UNKNOWN, return_dtype=pl.Int32).to_numpy()
+
+
+def _type_codes(column: pl.Series) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sorted names of the event types that occur, and int8 codes into them (null -> 0).
+
+    An ``Enum`` column is coded from its physical codes without touching a string per
+    click; anything else is cast to text and then to an ``Enum`` of its sorted names, whose
+    physical codes are then the wanted ones.
+    """
+    if isinstance(column.dtype, pl.Enum):
+        present = column.unique().drop_nulls().cast(pl.String).to_list()
+        names = tuple(sorted(str(x) for x in present))
+        _check_type_count(names)
+        position = {name: i for i, name in enumerate(names)}
+        categories = column.dtype.categories.to_list()
+        remap = np.array([position.get(c, 0) for c in categories] or [0], dtype=np.int8)
+        physical = column.to_physical()
+        codes = remap[physical.fill_null(0).to_numpy()]
+        if physical.null_count():
+            codes[physical.is_null().to_numpy()] = 0
+        return names, codes
+    text = column.cast(pl.String)
+    names = tuple(sorted(str(x) for x in text.unique().drop_nulls().to_list()))
+    _check_type_count(names)
+    codes = text.cast(pl.Enum(names)).to_physical().fill_null(0).cast(pl.Int8).to_numpy()
+    return names, codes
+
+
+def _check_type_count(names: tuple[str, ...]) -> None:
+    if len(names) > 127:
+        raise DataError(f"too many distinct event types ({len(names)} > 127)")
 
 
 def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
