@@ -8,13 +8,12 @@ ids strings.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from sessionrec._atomic import atomic_file
 from sessionrec._errors import data_error
 from sessionrec.data.sessions import ItemVocab, SessionData
 
@@ -66,23 +65,12 @@ def write_sessions_txt(data: SessionData, path: str | Path) -> Path:
     or newline after it), written to a temporary file in the same folder, fsynced and
     renamed over ``path``, so a reader sees the old file or the whole new one.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = _sessions_txt_column(data)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        # O_EXCL: never write into someone else's file; mode 0o666 & umask, as open() gives.
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    with atomic_file(path) as tmp:
         pl.DataFrame([text]).write_csv(
             tmp, include_header=False, quote_style="never", line_terminator=""
         )
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return Path(path)
 
 
 def _sessions_txt_column(data: SessionData) -> pl.Series:

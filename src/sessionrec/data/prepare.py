@@ -55,8 +55,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -66,6 +64,7 @@ import numpy as np
 import polars as pl
 
 from sessionrec import __version__
+from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.cleaning import _ordered, clean, sessionize
 from sessionrec.data.events import OnBadRows, Preset, read_events
@@ -351,10 +350,7 @@ def write_prepared(result: PreparedData, folder: str | os.PathLike[str]) -> Path
         raise ConfigError(f"{target} exists and is not a dataset folder; refusing to replace it")
     for name, data in (("train_full", result.train_full), ("test", result.test)):
         _check_writable(name, data)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(target) as tmp:
         files: list[str] = []
 
         def write_txt(name: str, data: SessionData) -> None:
@@ -387,19 +383,6 @@ def write_prepared(result: PreparedData, folder: str | os.PathLike[str]) -> Path
             **result.report,
         }
         (tmp / REPORT).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-        for name in [*files, REPORT]:
-            with (tmp / name).open("rb") as handle:
-                os.fsync(handle.fileno())
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote dataset folder %s (%s)", target, ", ".join(sorted(files)))
     return target
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numba
 import numpy as np
 
+from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
 from sessionrec._progress import progress
 from sessionrec.data.formats import read_sessions_txt
@@ -275,15 +276,11 @@ class BenchmarkFolder:
 
 def write_predictions(result: EvaluationResult, model: Recommender, path: str | Path) -> Path:
     """One line per case: ``index<TAB>top-K external ids<TAB>their scores`` (space-separated)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     ids = model.vocab_.ids
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tmp.open("w") as handle:
+    with atomic_file(path) as tmp, tmp.open("w") as handle:
         for case in range(result.n_cases):
             valid = result.top_items[case] >= 0
             items = " ".join(map(str, ids[result.top_items[case][valid]].tolist()))
             scores = " ".join(f"{s:.9g}" for s in result.top_scores[case][valid].tolist())
             handle.write(f"{case}\t{items}\t{scores}\n")
-    tmp.replace(target)
-    return target
+    return Path(path)

@@ -7,23 +7,21 @@ Layout of a model folder::
     vocab.npz       the external item ids (int64 or unicode; no object arrays)
     state.npz       the model's learned arrays
 
-The folder is first written beside its destination under a temporary name and then renamed
-into place, so a reader (a serving process hot-reloading it) never sees half a model.
+The folder is written with :func:`sessionrec._atomic.atomic_folder`, so a reader (a serving
+process hot-reloading it) never sees half a model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sessionrec import __version__
+from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab
 
@@ -41,11 +39,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -84,16 +77,10 @@ def save_model(model: Recommender, path: str | Path, metrics: dict[str, Any] | N
     target = Path(path)
     if target.exists() and not (target / MANIFEST).is_file():
         raise ModelError(f"{target} exists and is not a model folder; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(target) as tmp:
         _write_npz(tmp / "vocab.npz", {"ids": np.asarray(model.vocab_.ids)})
         _write_npz(tmp / "state.npz", model._get_state())
-        files = {}
-        for name in ("vocab.npz", "state.npz"):
-            _fsync_file(tmp / name)
-            files[name] = _sha256(tmp / name)
+        files = {name: _sha256(tmp / name) for name in ("vocab.npz", "state.npz")}
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -108,17 +95,6 @@ def save_model(model: Recommender, path: str | Path, metrics: dict[str, Any] | N
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _fsync_file(tmp / MANIFEST)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
