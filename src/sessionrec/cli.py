@@ -110,6 +110,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from sessionrec.models.registry import parse_params
+    from sessionrec.tuning import tune
+
+    result = tune(
+        Path(args.benchmark),
+        args.model,
+        trials=args.trials,
+        time_budget=args.time_budget,
+        valid_fraction=args.valid_fraction,
+        metric=args.metric,
+        seed=args.seed,
+        output=args.output,
+        fixed_params=parse_params(args.model, args.param),
+    )
+    _emit(result, args.json)
+    return 0
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from sessionrec.models.base import Recommender
 
@@ -255,6 +274,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "tune", help="search hyperparameters on a validation split cut from the training data"
+    )
+    p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="hyperparameter held fixed"
+    )
+    p.add_argument("--trials", type=int, help="number of trials")
+    p.add_argument("--time-budget", type=float, help="seconds after which no trial starts")
+    p.add_argument("--metric", default="mrr@20", help="validation metric to maximise")
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        help="chronologically last share of training sessions used for validation",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, help="JSON file for train/evaluate --params-file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("recommend", help="top-k items for one session given as item ids")
     p.add_argument("--model-dir", required=True)
     p.add_argument("items", nargs="+", help="the session's item ids in click order")
@@ -266,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered models and their defaults")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    from sessionrec.serve.cli import add_parsers as add_serve_parsers
+
+    add_serve_parsers(sub)  # serve, replay (imports the serve extra only when they run)
     return parser
 
 

@@ -25,8 +25,13 @@ from sessionrec.models.persist import FORMAT_VERSION, MANIFEST
 from sessionrec.models.registry import MODELS, create_model, model_params
 from sessionrec.models.topk import select_top_k
 
-CONTRACT_PARAMS: dict[str, dict[str, Any]] = {}
+CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
+    "gru4rec": {"hidden_size": 16, "batch_size": 8, "n_sample": 8, "n_epochs": 2},
+}
 """Hyperparameters that keep a slow model quick on the fixture (e.g. one epoch)."""
+
+REQUIRES: dict[str, str] = {"gru4rec": "torch"}
+"""Optional package a model needs (its extra); the suite skips the model without it."""
 
 N_CLICKED = 12
 NEVER_CLICKED = ("i12", "i13")  # in the vocabulary, absent from the training clicks
@@ -71,6 +76,8 @@ _FITTED: dict[str, Recommender] = {}
 
 @pytest.fixture(params=sorted(MODELS))
 def name(request: pytest.FixtureRequest) -> str:
+    if request.param in REQUIRES:
+        pytest.importorskip(REQUIRES[request.param])
     return str(request.param)
 
 

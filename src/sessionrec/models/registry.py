@@ -13,6 +13,8 @@ from typing import Any
 from sessionrec._errors import ConfigError
 from sessionrec.models.base import Recommender
 from sessionrec.models.itemknn import ItemKNN
+from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
+from sessionrec.models.neural.gru4rec import GRU4Rec
 from sessionrec.models.popular import Pop, SessionPop
 from sessionrec.models.rules import Markov, SequentialRules
 
@@ -22,6 +24,12 @@ MODELS: dict[str, type[Recommender]] = {
     "markov": Markov,
     "sr": SequentialRules,
     "itemknn": ItemKNN,
+    "sknn": SKNN,
+    "vsknn": VSKNN,
+    "stan": STAN,
+    "vstan": VSTAN,
+    "vmisknn": VMISKNN,
+    "gru4rec": GRU4Rec,  # needs the torch extra to fit or load; imports without it
 }
 
 

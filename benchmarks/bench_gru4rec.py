@@ -1,0 +1,309 @@
+"""GRU4Rec: ours side by side with the official PyTorch code, and the benchmark protocol.
+
+The official code (github.com/hidasib/GRU4Rec_PyTorch_Official) is licensed for research
+only: it is never copied here. Check it out outside the repository and give its folder and a
+Python that has torch, numpy<2 and pandas<2.3 (what it runs with today)::
+
+    git clone <the official repository> /tmp/gru4rec_official
+    python -m venv /tmp/offvenv && /tmp/offvenv/bin/pip install torch "numpy<2" "pandas<2.3"
+
+Commands (always pin the thread count: on a shared 2-core machine it changes speed 20x)::
+
+    # YooChoose rsc15-100k, train_full -> test, next-item protocol, the official rsc15
+    # cross-entropy parameters (100 units, batch 32, n_sample 2048), both implementations
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py side-by-side \
+        --dataset rsc15-100k --epochs 5 --threads 1 \
+        --official /tmp/gru4rec_official --official-python /tmp/offvenv/bin/python
+    # Diginetica benchmark split, the official Diginetica BPR-max parameters, epoch time
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py side-by-side \
+        --dataset diginetica --epochs 1 --threads 1 --official ... --official-python ...
+    # benchmark protocol with selection on validation only (last 10% of train_sessions.txt):
+    # train on the first 90%, keep the epoch with the best validation HR@20, report test
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py protocol \
+        --dataset diginetica --threads 1 [--param key=value ...]
+
+Both implementations get the same data in the same order (sessions by start time) and the
+same hyperparameters; both are timed per epoch (wall clock, and process CPU time, which is
+steadier when other jobs share the machine). Throughput is training examples (clicks with a
+next click) per second of epoch wall time, the same count for both. The official code
+ranks with its own evaluation (here in "conservative" mode: ties count against the target,
+as ours); ours goes through :func:`sessionrec.evaluation.protocol.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sessionrec.data.events import read_events
+from sessionrec.data.formats import read_sessions_txt
+from sessionrec.data.sessions import SessionData
+from sessionrec.data.split import last_fraction_split
+from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
+from sessionrec.models.neural import gru4rec
+from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
+from sessionrec.models.registry import parse_params
+
+DATA = Path(
+    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
+)
+DATASETS: dict[str, dict[str, Any]] = {
+    "rsc15-100k": {
+        "train": "yoochoose/rsc15-100k/yoochoose-clicks-100k_train_full.txt",
+        "test": "yoochoose/rsc15-100k/yoochoose-clicks-100k_test.txt",
+        "preset": "rsc15-100",
+        "protocol": "next",
+    },
+    "diginetica": {"folder": "diginetica/srgnn", "preset": "diginetica", "protocol": "benchmark"},
+    "yoochoose-1_64": {
+        "folder": "yoochoose/srgnn-1_64",
+        "preset": "yoochoose",
+        "protocol": "benchmark",
+    },
+}
+# Our names -> the official code's (layers is a list there, written "100" on its command line).
+OFFICIAL_NAMES = {
+    "loss": "loss",
+    "constrained_embedding": "constrained_embedding",
+    "hidden_size": "layers",
+    "batch_size": "batch_size",
+    "dropout_p_embed": "dropout_p_embed",
+    "dropout_p_hidden": "dropout_p_hidden",
+    "learning_rate": "learning_rate",
+    "momentum": "momentum",
+    "n_sample": "n_sample",
+    "sample_alpha": "sample_alpha",
+    "bpreg": "bpreg",
+    "elu_param": "elu_param",
+    "logq": "logq",
+    "n_epochs": "n_epochs",
+}
+
+# Runs in the official code's environment: imports its module from the checkout, fits with
+# the given parameters, and times every epoch by handing its epoch timer a clock that reads
+# process CPU time while recording wall time (its own output stays untouched).
+OFFICIAL_DRIVER = r"""
+import contextlib, io, json, re, sys, time, types
+args = json.loads(sys.argv[1])
+sys.path.insert(0, args["official"])
+import pandas as pd, torch
+torch.set_num_threads(args["threads"])
+import gru4rec_pytorch, evaluation
+walls = []
+def clock():
+    walls.append(time.perf_counter())
+    return time.process_time()
+gru4rec_pytorch.time = types.SimpleNamespace(time=clock)
+read = lambda p: pd.read_csv(p, sep="\t", dtype={"SessionId": "int32", "ItemId": "str"})
+train, test = read(args["train"]), read(args["test"])
+gru = gru4rec_pytorch.GRU4Rec(device=torch.device("cpu"))
+with contextlib.redirect_stdout(io.StringIO()) as log:
+    gru.set_params(**args["params"])
+    started = time.perf_counter()
+    gru.fit(train)
+    fit_wall = time.perf_counter() - started
+lines = [l for l in log.getvalue().splitlines() if l.startswith("Epoch")]
+cpu = [float(re.search(r"\(([0-9.]+)s\)", l).group(1)) for l in lines]
+ends = walls[-2 * len(cpu):]
+wall = [ends[2 * i + 1] - ends[2 * i] for i in range(len(cpu))]
+with contextlib.redirect_stdout(io.StringIO()):
+    recall, mrr = evaluation.batch_eval(gru, test, cutoff=[20], mode="conservative")
+print(json.dumps({"epoch_wall": wall, "epoch_cpu": cpu, "fit_wall": fit_wall,
+                  "hr@20": 100 * float(recall[20]), "mrr@20": 100 * float(mrr[20]),
+                  "log": lines}))
+"""
+
+
+def load(dataset: str) -> tuple[SessionData, SessionData]:
+    spec = DATASETS[dataset]
+    if "folder" in spec:
+        folder = BenchmarkFolder(DATA / spec["folder"])
+        return folder.train(), folder.test()
+    train = SessionData.from_frame(read_events(DATA / spec["train"], preset="gru4rec"))
+    test = SessionData.from_frame(read_events(DATA / spec["test"], preset="gru4rec"))
+    return train, test
+
+
+def write_tsv(data: SessionData, path: Path) -> None:
+    """The official code's input: SessionId, ItemId (external), Time keeping our order."""
+    session = data.session_index()
+    position = np.arange(data.n_events) - data.offsets[session]
+    times = data.times if data.times is not None else session * 1000.0 + position
+    ids = data.vocab.ids[data.items]
+    with path.open("w") as handle:
+        handle.write("SessionId\tItemId\tTime\n")
+        for s, i, t in zip(session.tolist(), ids.tolist(), times.tolist(), strict=True):
+            handle.write(f"{s}\t{i}\t{t!r}\n")
+
+
+def official_params(params: dict[str, Any]) -> dict[str, str]:
+    out = {OFFICIAL_NAMES[k]: str(v) for k, v in params.items() if k in OFFICIAL_NAMES}
+    out.setdefault("embedding", "0")
+    return out
+
+
+def run_ours(
+    params: dict[str, Any], train: SessionData, test: SessionData, protocol: str
+) -> dict[str, Any]:
+    """Fit and evaluate ours, timing every epoch (wall and process CPU)."""
+    cpu: list[float] = []
+    wall: list[float] = []
+    run = gru4rec._Epoch.run
+
+    def timed(self: Any, epoch: int) -> tuple[float, int]:
+        c, w = time.process_time(), time.perf_counter()
+        out = run(self, epoch)
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+        return out
+
+    gru4rec._Epoch.run = timed  # type: ignore[method-assign]
+    try:
+        model = GRU4Rec(**params)
+        started = time.perf_counter()
+        model.fit(train)
+        fit_wall = time.perf_counter() - started
+    finally:
+        gru4rec._Epoch.run = run  # type: ignore[method-assign]
+    metrics = evaluate(model, test, protocol=protocol, cutoffs=(20,)).metrics()
+    return {
+        "epoch_wall": wall,
+        "epoch_cpu": cpu,
+        "fit_wall": fit_wall,
+        "examples": int(model.epoch_examples_[0]),
+        "loss": model.epoch_losses_.tolist(),
+        "hr@20": metrics["hr@20"],
+        "mrr@20": metrics["mrr@20"],
+    }
+
+
+def side_by_side(args: argparse.Namespace) -> None:
+    spec = DATASETS[args.dataset]
+    params = {**PRESETS[spec["preset"]], "n_epochs": args.epochs, **args.params}
+    params.update(patience=0, valid_fraction=0.0, device="cpu")
+    train, test = load(args.dataset)
+    results: dict[str, Any] = {"dataset": args.dataset, "threads": args.threads, "params": params}
+    with tempfile.TemporaryDirectory() as tmp:
+        train_tsv, test_tsv = Path(tmp) / "train.tsv", Path(tmp) / "test.tsv"
+        write_tsv(train, train_tsv)
+        write_tsv(test, test_tsv)
+        if args.official:
+            payload = {
+                "official": str(args.official),
+                "threads": args.threads,
+                "train": str(train_tsv),
+                "test": str(test_tsv),
+                "params": official_params(params),
+            }
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            done = subprocess.run(
+                [str(args.official_python), "-c", OFFICIAL_DRIVER, json.dumps(payload)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            if done.returncode:
+                sys.exit(f"the official code failed:\n{done.stderr[-3000:]}")
+            results["official"] = json.loads(done.stdout.strip().splitlines()[-1])
+        results["ours"] = run_ours(params, train, test, spec["protocol"])
+    examples = results["ours"]["examples"]
+    print(f"{args.dataset}, {args.threads} thread(s), {args.epochs} epoch(s), {examples} examples")
+    print("| implementation | HR@20 | MRR@20 | s/epoch (median wall) | CPU s/epoch | examples/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rates = {}
+    for name in ("official", "ours"):
+        if name not in results:
+            continue
+        r = results[name]
+        wall = statistics.median(r["epoch_wall"])
+        rates[name] = examples / wall
+        print(
+            f"| {name} | {r['hr@20']:.2f} | {r['mrr@20']:.2f} | {wall:.1f} | "
+            f"{statistics.median(r['epoch_cpu']):.1f} | {rates[name]:,.0f} |"
+        )
+    if len(rates) == 2:
+        o, u = results["official"], results["ours"]
+        print(
+            f"ours / official: throughput x{rates['ours'] / rates['official']:.2f}, "
+            f"HR@20 {100 * (u['hr@20'] / o['hr@20'] - 1):+.1f}%, "
+            f"MRR@20 {100 * (u['mrr@20'] / o['mrr@20'] - 1):+.1f}% (relative)"
+        )
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def protocol(args: argparse.Namespace) -> None:
+    """Select epochs on the last 10% of train_sessions.txt; report test of the selection."""
+    spec = DATASETS[args.dataset]
+    if "folder" not in spec:
+        sys.exit("protocol runs use a benchmark folder (diginetica, yoochoose-1_64)")
+    params = {**PRESETS[spec["preset"]], **args.params}
+    params.update(device="cpu")
+    full = read_sessions_txt(DATA / spec["folder"] / "train_sessions.txt")
+    test = read_sessions_txt(DATA / spec["folder"] / "test_sessions.txt")
+    train, valid = last_fraction_split(full, 0.1)
+    started = time.perf_counter()
+    model = GRU4Rec(**params).fit(train, valid)
+    fit_wall = time.perf_counter() - started
+    metrics = evaluate(model, test, protocol="benchmark", cutoffs=(20,)).metrics()
+    # Serving: one live session of five clicks, scored and its top 20 picked, one at a time.
+    session = [test.vocab.decode(test.session(s))[:5] for s in range(test.n_sessions)]
+    session = [x for x in session if len(x) == 5][:200]
+    latencies = []
+    for clicks in session:
+        started = time.perf_counter()
+        model.recommend([clicks], k=20)
+        latencies.append(1000 * (time.perf_counter() - started))
+    result = {
+        "dataset": args.dataset,
+        "threads": args.threads,
+        "params": params,
+        "epoch_valid": model.epoch_valid_.tolist(),
+        "epoch_seconds": model.epoch_seconds_.tolist(),
+        "epoch_loss": model.epoch_losses_.tolist(),
+        "best_epoch": model.best_epoch_,
+        "fit_seconds": fit_wall,
+        "test_hr@20": metrics["hr@20"],
+        "test_mrr@20": metrics["mrr@20"],
+        "serving_ms_median": statistics.median(latencies),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("side-by-side", "protocol"):
+        p = sub.add_parser(name)
+        p.add_argument("--dataset", choices=sorted(DATASETS), required=True)
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--param", action="append", default=[], help="override: key=value")
+        p.add_argument("--json-out", type=Path)
+        if name == "side-by-side":
+            p.add_argument("--epochs", type=int, default=5)
+            p.add_argument("--official", type=Path, help="checkout of the official code")
+            p.add_argument("--official-python", type=Path, default=Path(sys.executable))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if os.environ.get("OMP_NUM_THREADS") != str(args.threads):
+        print(f"warning: OMP_NUM_THREADS is not {args.threads}", file=sys.stderr)
+    args.params = parse_params("gru4rec", args.param)
+    side_by_side(args) if args.command == "side-by-side" else protocol(args)
+
+
+if __name__ == "__main__":
+    main()

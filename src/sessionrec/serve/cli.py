@@ -1,0 +1,350 @@
+"""``sessionrec serve`` and ``sessionrec replay``.
+
+The main CLI calls :func:`add_parsers` with its subparsers; this module imports nothing
+heavy at import time, so the rest of the CLI works without the ``serve`` extra. It also
+runs on its own: ``python -m sessionrec.serve.cli serve MODEL_DIR ...``.
+
+Every ``serve`` option also reads an environment variable (``SESSIONREC_`` + the option
+name in capitals, e.g. ``SESSIONREC_STORE=redis://...``, ``SESSIONREC_WORKERS=2``), the
+usual way to configure a container; a flag on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sessionrec._errors import ConfigError, SessionrecError
+
+log = logging.getLogger("sessionrec.serve")
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+"""Pinned to 1 in service processes: parallelism comes from worker processes, and BLAS or
+numba thread pools in every worker fight over the same cores (two workers on two cores
+served 16 req/s with default threads, ~700 with one thread each)."""
+
+
+def _env(name: str, default: Any, kind: Callable[[str], Any] = str) -> Any:
+    value = os.environ.get("SESSIONREC_" + name.upper().replace("-", "_"))
+    if value is None or value == "":
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"environment SESSIONREC_{name.upper()}={value!r} is invalid") from None
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``serve`` and ``replay`` to the main CLI's subparsers."""
+    p = subparsers.add_parser(
+        "serve",
+        help="real-time recommendation service (HTTP, FastAPI on uvicorn)",
+        description="Serve MODEL_DIR (and A/B variants) over HTTP. Options also read "
+        "SESSIONREC_<OPTION> environment variables; the admin token is read from "
+        "$SESSIONREC_ADMIN_TOKEN.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="model folder of the default variant")
+    p.add_argument("--host", default=_env("host", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=_env("port", 8000, int))
+    p.add_argument(
+        "--workers", type=int, default=_env("workers", 1, int), help="processes (one per core)"
+    )
+    p.add_argument(
+        "--store",
+        default=_env("store", "memory"),
+        help="'memory' (per process) or a redis:// URL shared by replicas",
+    )
+    p.add_argument("--catalog", default=_env("catalog", None), help="CSV/TSV/Parquet/JSONL")
+    p.add_argument(
+        "--popularity",
+        default=_env("popularity", None),
+        help="clicks for fallbacks: train_sessions.txt or a table with item_id,count",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=DIR[:WEIGHT]",
+        help="an extra A/B variant (repeatable)",
+    )
+    p.add_argument(
+        "--default-weight",
+        type=float,
+        default=_env("default_weight", 1.0, float),
+        help="traffic weight of MODEL_DIR (variant 'default')",
+    )
+    p.add_argument("--ab-salt", default=_env("ab_salt", "sessionrec-ab"))
+    p.add_argument("--session-ttl", type=float, default=_env("session_ttl", 1800.0, float))
+    p.add_argument("--max-sessions", type=int, default=_env("max_sessions", 100_000, int))
+    p.add_argument("--max-events", type=int, default=_env("max_events", 200, int))
+    p.add_argument("--default-k", type=int, default=_env("default_k", 10, int))
+    p.add_argument("--max-k", type=int, default=_env("max_k", 500, int))
+    p.add_argument("--max-session-length", type=int, default=_env("max_session_length", 200, int))
+    p.add_argument("--max-id-length", type=int, default=_env("max_id_length", 128, int))
+    p.add_argument("--max-body-bytes", type=int, default=_env("max_body_bytes", 65536, int))
+    p.add_argument(
+        "--include-category",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only recommend these categories (repeatable; needs --catalog)",
+    )
+    p.add_argument("--exclude-category", action="append", default=[], metavar="NAME")
+    p.add_argument(
+        "--available-only",
+        action="store_true",
+        default=_env("available_only", False, _flag),
+        help="never recommend unavailable items (needs --catalog)",
+    )
+    p.add_argument("--deny", default=_env("deny", None), help="file of item ids never shown")
+    p.add_argument(
+        "--unlisted",
+        choices=["exclude", "allow"],
+        default=_env("unlisted", "exclude"),
+        help="items missing from the catalog: never shown (default) or allowed",
+    )
+    p.add_argument(
+        "--no-exclude-seen",
+        action="store_true",
+        default=_env("no_exclude_seen", False, _flag),
+        help="by default do not remove the session's own items",
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=_env("reload_interval", 10.0, float),
+        help="seconds between checks for a new model folder (0: off)",
+    )
+    p.add_argument("--redis-timeout", type=float, default=_env("redis_timeout", 0.25, float))
+    p.add_argument("--redis-retry", type=float, default=_env("redis_retry", 1.0, float))
+    p.add_argument("--redis-prefix", default=_env("redis_prefix", "sessionrec:"))
+    p.add_argument(
+        "--admin-token-env",
+        default="SESSIONREC_ADMIN_TOKEN",
+        help="environment variable holding the admin bearer token",
+    )
+    p.add_argument(
+        "--log-level",
+        default=_env("log_level", "info"),
+        choices=["critical", "error", "warning", "info", "debug"],
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser(
+        "replay",
+        help="replay test sessions against a live service: HR@K/MRR@K and latency",
+    )
+    p.add_argument("test_file", metavar="TEST_FILE", help="sessions-txt test file")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the service's base URL")
+    p.add_argument("-k", type=int, default=20, help="cut-off K of HR@K and MRR@K")
+    p.add_argument("--concurrency", type=int, default=8, help="sessions replayed at once")
+    p.add_argument("--variant", help="force this A/B variant")
+    p.add_argument("--limit", type=int, help="replay only the first N sessions")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_replay)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`ServeConfig` of parsed ``serve`` arguments."""
+    from sessionrec.serve.config import DEFAULT_VARIANT, ServeConfig, VariantSpec, parse_variant
+
+    variants = [VariantSpec(DEFAULT_VARIANT, args.model_dir, args.default_weight)]
+    variants += [parse_variant(text) for text in args.variant]
+    return ServeConfig(
+        variants=tuple(variants),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        store=args.store,
+        session_ttl=args.session_ttl,
+        max_sessions=args.max_sessions,
+        max_events=args.max_events,
+        redis_timeout=args.redis_timeout,
+        redis_retry=args.redis_retry,
+        redis_prefix=args.redis_prefix,
+        default_k=args.default_k,
+        max_k=args.max_k,
+        max_session_length=args.max_session_length,
+        max_id_length=args.max_id_length,
+        max_body_bytes=args.max_body_bytes,
+        exclude_seen=not args.no_exclude_seen,
+        catalog=args.catalog,
+        popularity=args.popularity,
+        include_categories=tuple(args.include_category),
+        exclude_categories=tuple(args.exclude_category),
+        available_only=args.available_only,
+        deny=args.deny,
+        unlisted=args.unlisted,
+        ab_salt=args.ab_salt,
+        reload_interval=args.reload_interval,
+        admin_token_env=args.admin_token_env,
+        log_level=args.log_level,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    for name in THREAD_VARIABLES:  # before numpy loads in this process or any worker
+        os.environ.setdefault(name, "1")
+    from sessionrec.serve import require_serve_extra
+
+    require_serve_extra()
+    import uvicorn
+
+    from sessionrec.models.persist import read_manifest
+    from sessionrec.serve.config import CONFIG_ENV
+    from sessionrec.serve.registry import ModelLoader
+
+    config = config_from_args(args)
+    config.check_files()
+    for spec in config.variants:  # fail fast, with one line, before any worker starts
+        read_manifest(spec.path)
+    ModelLoader(config)  # reads catalog, popularity and deny list: their errors surface here
+    metrics_dir = None
+    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="sessionrec-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        config = config.replace(metrics_dir=metrics_dir)
+    os.environ[CONFIG_ENV] = config.to_json()
+    if config.workers > 1 and config.store == "memory":
+        log.warning(
+            "%d workers with the memory store: each worker has its own sessions and counters; "
+            "use --store redis://... to share them",
+            config.workers,
+        )
+    loop = "uvloop" if _importable("uvloop") else "asyncio"
+    http = "httptools" if _importable("httptools") else "h11"
+    log.info(
+        "serving on http://%s:%d with %d worker(s) (%s, %s)",
+        config.host,
+        config.port,
+        config.workers,
+        loop,
+        http,
+    )
+    try:
+        options: dict[str, Any] = {
+            "factory": True,
+            "host": config.host,
+            "port": config.port,
+            "workers": config.workers,
+            "loop": loop,
+            "http": http,
+            "access_log": False,
+            "log_level": config.log_level,
+            "backlog": 4096,
+            "timeout_graceful_shutdown": 10,
+        }
+        # A worker imports numpy/numba and loads its models before it can answer the
+        # supervisor's pings; on a busy machine that takes longer than uvicorn's default
+        # 5 s, and the supervisor would kill and respawn it forever.
+        options.update(_healthcheck_option(uvicorn.run, WORKER_HEALTHCHECK_SECONDS))
+        uvicorn.run("sessionrec.serve.app:app_from_env", **options)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
+def _healthcheck_option(run: Callable[..., Any], seconds: int) -> dict[str, int]:
+    """``timeout_worker_healthcheck`` where this uvicorn has it (added in 0.3x)."""
+    import inspect
+
+    if "timeout_worker_healthcheck" in inspect.signature(run).parameters:
+        return {"timeout_worker_healthcheck": seconds}
+    return {}
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+
+    from sessionrec.serve import require_serve_extra
+
+    require_serve_extra()
+    from sessionrec.serve.replay import replay_file
+
+    if args.k < 1:
+        raise ConfigError(f"-k must be >= 1, got {args.k}")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    result = replay_file(
+        args.test_file,
+        args.url,
+        k=args.k,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        variant=args.variant,
+        limit=args.limit,
+    )
+    payload = {"url": result.url, **result.metrics()}
+    if args.json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        for key, value in payload.items():
+            if isinstance(value, float):
+                value = round(value, 4)
+            sys.stdout.write(f"{key:>18}  {value}\n")
+    if result.errors:
+        raise SessionrecError(
+            f"{result.errors} of {result.latencies_ms.size + result.errors} requests failed "
+            f"(first: {result.first_error})"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m sessionrec.serve.cli`` (same forms as ``sessionrec``)."""
+    parser = argparse.ArgumentParser(prog="sessionrec")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    add_parsers(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("sessionrec")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    root.propagate = False
+    try:
+        return int(args.func(args))
+    except SessionrecError as exc:
+        sys.stderr.write(f"sessionrec: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("sessionrec: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,647 @@
+"""Business rules applied *inside* the top-k search, and the fallback chain.
+
+A shop never shows what it cannot sell (sold out, delisted, denied, wrong department) and a
+visitor should not be offered what they just looked at. Filtering a finished top-k list
+would silently return fewer than ``k`` items, so every rule acts before or during the
+selection:
+
+1. Each rule set (server policy + request filters) compiles once into a boolean mask over
+   the model's internal item indices (cached: a shop has few distinct filter combinations).
+2. :func:`search` asks the model for the top items of the session and applies the rules by
+   *over-fetching*: ask for ``(k + number of excluded ids) / allowed_share`` items, keep the
+   allowed ones that are not excluded (seen items, ``exclude_items``), and ask once more for
+   four times as many if fewer than ``k`` survive and the model has more items with
+   evidence. When the mask rules out most of the catalog, or two rounds were not enough,
+   the disallowed items go to the model's ``exclude`` argument instead (masked before
+   selection, one call). Every path returns exactly the top-k of the masked scores, with
+   the contract's tie rule (score descending, then lower index): filtering an ordered list
+   keeps its order.
+3. If fewer than ``k`` items survive (empty session, only unknown items, a model without
+   evidence, very strict filters), the list is completed by the fallback chain: the most
+   popular allowed items of the categories of the session's items (most recent first; the
+   catalog knows categories even of items the model never saw), then the most popular
+   allowed items overall. The answer is then flagged ``fallback: true`` and each item says
+   where it came from (``source``: ``model``, ``category`` or ``popular``). Fallback items
+   carry their normalised popularity (0..1] as score: comparable among themselves, not
+   with model scores.
+
+Popularity for fallbacks comes from, in order: ``--popularity FILE`` (a sessions-txt
+training file whose clicks are counted, or a table with ``item_id`` and ``count``), the
+model's own click counts when it has them (``item_counts_`` or ``popularity_``), the
+catalog's ``popularity`` column, or its ``popularity_rank`` column (1 = best seller). Without
+any of these the fallback chain is empty and a warning says so at start-up.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import math
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sessionrec._errors import ConfigError, data_error
+from sessionrec.data.sessions import UNKNOWN, ItemVocab
+from sessionrec.models.base import Recommender, SessionBatch
+
+log = logging.getLogger("sessionrec.serve.rules")
+
+OVERFETCH_MIN_ALLOWED_SHARE = 0.5
+"""Below this share of allowed items, mask by exclusion in one call instead of over-fetching."""
+OVERFETCH_ROUNDS = 2
+"""Over-fetch attempts (the second asks for 4x more) before masking by exclusion instead."""
+MASK_CACHE_SIZE = 64
+"""Distinct filter combinations whose masks are kept per model (a mask is ~9 bytes per item
+at worst, so the cache stays within ~25 MB for 43k items whatever clients send)."""
+_MATCH_NOTHING = "\x00"
+"""A category name no request can send (control characters are rejected): disjoint
+include lists merge into ``{_MATCH_NOTHING}``, which allows no item."""
+_NO_ITEMS = np.zeros(0, dtype=np.int64)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+_AVAILABLE_COLUMNS = ("available", "availability", "in_stock")
+_CATEGORY_COLUMNS = ("category", "category_id")
+_COUNT_COLUMNS = ("count", "clicks", "popularity")
+_TRUE = frozenset({"1", "true", "yes", "y", "t", "in_stock", "available"})
+_FALSE = frozenset({"0", "false", "no", "n", "f", "out_of_stock", "unavailable", ""})
+
+
+# ----------------------------------------------------------------- reading
+def _read_table(path: Path) -> Any:
+    """A polars frame from CSV/TSV/Parquet/JSONL (optionally gzip-compressed)."""
+    import polars as pl
+
+    name = path.name.lower()
+    compressed = name.endswith(".gz")
+    if compressed:
+        name = name[:-3]
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pl.read_parquet(path)
+        raw: bytes | Path = gzip.decompress(path.read_bytes()) if compressed else path
+        source = io.BytesIO(raw) if isinstance(raw, bytes) else raw
+        if name.endswith((".jsonl", ".ndjson", ".json")):
+            return pl.read_ndjson(source)
+        if name.endswith(".tsv"):
+            return pl.read_csv(source, separator="\t", infer_schema_length=10_000)
+        if name.endswith(".csv"):
+            return pl.read_csv(source, infer_schema_length=10_000)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise data_error(f"cannot read table: {exc}", path=path) from exc
+    raise data_error(
+        "unknown table format: use .csv, .tsv, .parquet, .jsonl or .ndjson (optionally .gz)",
+        path=path,
+    )
+
+
+def _id_strings(values: Sequence[Any], path: Path) -> list[str]:
+    ids = []
+    for row, value in enumerate(values, 1):
+        if value is None:
+            raise data_error("empty item_id", path=path, line=row + 1, field="item_id")
+        ids.append(str(value).strip())
+    return ids
+
+
+def _to_bool(values: Sequence[Any], path: Path, column: str) -> np.ndarray:
+    out = np.ones(len(values), dtype=bool)
+    for row, value in enumerate(values):
+        if value is None:
+            continue  # unknown availability: assume available
+        if isinstance(value, bool):
+            out[row] = value
+        elif isinstance(value, (int, float)):
+            out[row] = bool(value)
+        else:
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                out[row] = True
+            elif text in _FALSE:
+                out[row] = False
+            else:
+                raise data_error(
+                    f"expected true/false, got {value!r}", path=path, line=row + 2, field=column
+                )
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Catalog:
+    """The shop's items: category, availability and any other attributes, by external id.
+
+    Any table whose columns include ``item_id`` works, so the synthetic shop's catalog
+    (``item_id, name, category, intent, price, available, popularity_rank``) written as
+    CSV, Parquet or JSONL loads as it is. Every column other than id, category and
+    availability is an attribute, returned with ``details=true``.
+    """
+
+    ids: tuple[str, ...]
+    row_of: dict[str, int]
+    category: np.ndarray  # int32 per row, -1 = none
+    category_names: tuple[str, ...]
+    available: np.ndarray  # bool per row
+    popularity: np.ndarray | None  # float64 per row, higher is more popular
+    attribute_columns: dict[str, list[Any]]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Catalog:
+        file = Path(path)
+        frame = _read_table(file)
+        if "item_id" not in frame.columns:
+            raise data_error(f"no 'item_id' column (has {frame.columns})", path=file)
+        ids = _id_strings(frame["item_id"].to_list(), file)
+        row_of = {item: row for row, item in enumerate(ids)}
+        if len(row_of) != len(ids):
+            seen: set[str] = set()
+            for row, item in enumerate(ids):
+                if item in seen:
+                    raise data_error(f"duplicate item_id {item!r}", path=file, line=row + 2)
+                seen.add(item)
+        used = {"item_id"}
+        category = np.full(len(ids), -1, dtype=np.int32)
+        names: tuple[str, ...] = ()
+        cat_column = next((c for c in _CATEGORY_COLUMNS if c in frame.columns), None)
+        if cat_column is not None:
+            used.add(cat_column)
+            values = [None if v is None else str(v) for v in frame[cat_column].to_list()]
+            names = tuple(sorted({v for v in values if v is not None}))
+            code = {name: i for i, name in enumerate(names)}
+            category = np.fromiter(
+                (-1 if v is None else code[v] for v in values), dtype=np.int32, count=len(ids)
+            )
+        available = np.ones(len(ids), dtype=bool)
+        avail_column = next((c for c in _AVAILABLE_COLUMNS if c in frame.columns), None)
+        if avail_column is not None:
+            used.add(avail_column)
+            available = _to_bool(frame[avail_column].to_list(), file, avail_column)
+        popularity = None
+        if "popularity" in frame.columns:
+            popularity = _numeric(frame["popularity"].to_list(), file, "popularity")
+        elif "popularity_rank" in frame.columns:
+            ranks = _numeric(frame["popularity_rank"].to_list(), file, "popularity_rank")
+            popularity = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1e-12), 0.0)
+        attributes = {c: frame[c].to_list() for c in frame.columns if c not in used}
+        log.info(
+            "catalog %s: %d items, %d categories, %d unavailable",
+            file,
+            len(ids),
+            len(names),
+            int((~available).sum()),
+        )
+        return cls(
+            ids=tuple(ids),
+            row_of=row_of,
+            category=category,
+            category_names=names,
+            available=available,
+            popularity=popularity,
+            attribute_columns=attributes,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def attributes(self, row: int) -> dict[str, Any]:
+        return {name: values[row] for name, values in self.attribute_columns.items()}
+
+
+def _numeric(values: Sequence[Any], path: Path, column: str) -> np.ndarray:
+    out = np.zeros(len(values), dtype=np.float64)
+    for row, value in enumerate(values):
+        if value is None:
+            continue
+        try:
+            out[row] = float(value)
+        except (TypeError, ValueError):
+            raise data_error(
+                f"expected a number, got {value!r}", path=path, line=row + 2, field=column
+            ) from None
+        if not math.isfinite(out[row]) or out[row] < 0:
+            raise data_error(f"expected a number >= 0, got {value!r}", path=path, field=column)
+    return out
+
+
+def read_popularity(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """(external ids, counts) from a sessions-txt file or a table with item_id and a count."""
+    file = Path(path)
+    if file.suffix.lower() == ".txt":
+        # Only the clicks per id are needed: counting tokens is ~10x faster than building
+        # SessionData, and every service worker does it at start-up.
+        try:
+            counts = Counter(file.read_text().split())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise data_error(f"cannot read sessions file: {exc}", path=file) from exc
+        if not counts:
+            raise data_error("file is empty: expected one session per line", path=file)
+        return list(counts), np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    frame = _read_table(file)
+    if "item_id" not in frame.columns:
+        raise data_error(f"no 'item_id' column (has {frame.columns})", path=file)
+    column = next((c for c in _COUNT_COLUMNS if c in frame.columns), None)
+    if column is None:
+        raise data_error(f"no count column: expected one of {list(_COUNT_COLUMNS)}", path=file)
+    ids = _id_strings(frame["item_id"].to_list(), file)
+    return ids, _numeric(frame[column].to_list(), file, column)
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Item ids, one per line; blank lines and ``#`` comments are ignored."""
+    file = Path(path)
+    try:
+        lines = file.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise data_error(f"cannot read id list: {exc}", path=file) from exc
+    return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
+
+
+def model_popularity(model: Recommender) -> np.ndarray | None:
+    """Training click counts a model carries, if any (``item_counts_`` or ``popularity_``)."""
+    for attribute in ("item_counts_", "popularity_"):
+        values = getattr(model, attribute, None)
+        if isinstance(values, np.ndarray) and values.shape == (model.n_items,):
+            return values.astype(np.float64)
+    return None
+
+
+def encode_ids(vocab: ItemVocab, ids: Sequence[str]) -> np.ndarray:
+    """Internal indices (int64, :data:`UNKNOWN` for unknown ids) of external id strings.
+
+    Integer vocabularies take a vectorised path when every id is plain ASCII digits (the
+    common case, and ~50x faster than per-id lookups); other ids go through the
+    vocabulary's own lenient lookup, so both paths agree with :meth:`ItemVocab.index`.
+    """
+    if not ids:
+        return np.zeros(0, dtype=np.int64)
+    if vocab.kind == "int" and all(s.isascii() and s.isdigit() and len(s) < 19 for s in ids):
+        return vocab.encode(np.array([int(s) for s in ids], dtype=np.int64)).astype(np.int64)
+    return np.fromiter((safe_index(vocab, s) for s in ids), dtype=np.int64, count=len(ids))
+
+
+def safe_index(vocab: ItemVocab, text: str) -> int:
+    """:meth:`ItemVocab.index`, with ids it cannot even parse counted as unknown.
+
+    ``ItemVocab`` reads integer ids with ``str.isdigit``, which also accepts characters such
+    as ``"²"`` that ``int()`` then rejects; for the service any such id is simply unknown.
+    """
+    try:
+        return vocab.index(text)
+    except (ValueError, OverflowError):
+        return UNKNOWN
+
+
+# ------------------------------------------------------------------ policy
+@dataclass(frozen=True)
+class Filters:
+    """One combination of category/availability rules (server policy and request merged)."""
+
+    include_categories: frozenset[str] = frozenset()
+    exclude_categories: frozenset[str] = frozenset()
+    available_only: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.include_categories or self.exclude_categories or self.available_only)
+
+    def merge(self, other: Filters) -> Filters:
+        """Both sets of rules at once: a request can narrow the server policy, never widen it."""
+        if self.include_categories and other.include_categories:
+            include = self.include_categories & other.include_categories
+            if not include:  # disjoint includes: nothing may be shown
+                include = frozenset({_MATCH_NOTHING})
+        else:
+            include = self.include_categories or other.include_categories
+        return Filters(
+            include_categories=include,
+            exclude_categories=self.exclude_categories | other.exclude_categories,
+            available_only=self.available_only or other.available_only,
+        )
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Allowed items of one filter combination, over a model's internal indices."""
+
+    allowed: np.ndarray  # bool [n_items]
+    disallowed: np.ndarray  # int64 indices
+    allowed_share: float
+
+
+@dataclass
+class Ranked:
+    """A finished list: external ids, scores and where each item came from."""
+
+    items: list[str]
+    scores: list[float]
+    sources: list[str]
+    indices: list[int]
+
+    @property
+    def fallback(self) -> bool:
+        return any(source != "model" for source in self.sources)
+
+
+def search(
+    model: Recommender,
+    batch: SessionBatch,
+    k: int,
+    exclude: np.ndarray,
+    mask: Mask | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top-``k`` (indices, scores) of one session with ``exclude`` and ``mask`` applied.
+
+    Exactly the top-k of the scores with excluded and disallowed items set to ``-inf``
+    (see the module docstring). The per-request exclusions are over-fetched too (ask for
+    ``k + len(exclude)``, drop them): a handful of ids is cheaper to filter here than
+    through the model's ``exclude`` argument, whose cost some models pay per call.
+    """
+    n = model.n_items
+    if mask is not None and mask.allowed_share < OVERFETCH_MIN_ALLOWED_SHARE:
+        combined = np.concatenate([exclude, mask.disallowed]) if exclude.size else mask.disallowed
+        return model.top_k(batch, k, [combined])[0]
+    blocked = set(exclude.tolist())
+    wanted = k + len(blocked)
+    if mask is None:
+        fetch = min(n, wanted)
+    else:
+        fetch = min(n, math.ceil(wanted / max(mask.allowed_share, 1e-9) * 1.25) + 16)
+    for _ in range(OVERFETCH_ROUNDS):
+        idx, scores = model.top_k(batch, fetch)[0]
+        keep = mask.allowed[idx] if mask is not None else np.ones(idx.size, dtype=bool)
+        if blocked:
+            for position, index in enumerate(idx.tolist()):
+                if index in blocked:
+                    keep[position] = False
+        if int(keep.sum()) >= k or idx.size < fetch or fetch >= n:
+            return idx[keep][:k], scores[keep][:k]
+        fetch = min(n, fetch * 4)
+    # The allowed items sit deep in this session's ranking: mask them out before selection
+    # rather than fetching ever longer lists (top-k cost grows with k).
+    combined = np.concatenate([exclude, mask.disallowed]) if mask is not None else exclude
+    return model.top_k(batch, k, [combined])[0]
+
+
+class ItemRules:
+    """Rules, popularity and categories aligned with one model's vocabulary.
+
+    Built once per loaded model (in the loader's background thread), then read-only
+    except for the mask cache, which a lock guards. ``base`` is the server policy.
+    """
+
+    def __init__(
+        self,
+        vocab: ItemVocab,
+        *,
+        catalog: Catalog | None = None,
+        popularity: np.ndarray | None = None,
+        base: Filters = Filters(),
+        deny: Iterable[str] = (),
+        unlisted: str = "exclude",
+    ) -> None:
+        n = len(vocab)
+        self.vocab = vocab
+        self.n_items = n
+        # External id text -> internal index: one dict lookup per id on the hot path
+        # (numpy calls on 1-10 ids cost more than the lookups themselves).
+        self._id_strings: list[str] = [str(x) for x in vocab.ids.tolist()]
+        self._index_of: dict[str, int] = {text: i for i, text in enumerate(self._id_strings)}
+        self.catalog = catalog
+        self.base = base
+        self.row = np.full(n, -1, dtype=np.int64)  # catalog row of each model item
+        if catalog is not None:
+            idx = encode_ids(vocab, list(catalog.ids))
+            known = idx != UNKNOWN
+            self.row[idx[known]] = np.flatnonzero(known)
+            unlisted_count = int((self.row < 0).sum())
+            if unlisted_count:
+                log.warning(
+                    "%d of %d model items are not in the catalog; they are %s",
+                    unlisted_count,
+                    n,
+                    "never recommended" if unlisted == "exclude" else "allowed",
+                )
+        listed = self.row >= 0
+        self.category = np.where(
+            listed, catalog.category[np.maximum(self.row, 0)] if catalog else -1, -1
+        ).astype(np.int32)
+        self.available = (
+            np.where(listed, catalog.available[np.maximum(self.row, 0)], unlisted == "allow")
+            if catalog is not None
+            else np.ones(n, dtype=bool)
+        )
+        self.static_allowed = np.ones(n, dtype=bool)
+        if catalog is not None and unlisted == "exclude":
+            self.static_allowed &= listed
+        deny_idx = encode_ids(vocab, list(deny))
+        self.static_allowed[deny_idx[deny_idx != UNKNOWN]] = False
+        self._restrictive_static = not bool(self.static_allowed.all())
+
+        if popularity is None and catalog is not None and catalog.popularity is not None:
+            popularity = np.where(listed, catalog.popularity[np.maximum(self.row, 0)], 0.0)
+        self.has_popularity = popularity is not None and bool(np.any(popularity > 0))
+        pop = np.zeros(n) if popularity is None else np.asarray(popularity, dtype=np.float64)
+        top = float(pop.max(initial=0.0))
+        self.pop_score = (pop / top if top > 0 else pop).astype(np.float32)
+        # Most popular first, ties by lower index; items never clicked are not "popular".
+        order = np.lexsort((np.arange(n), -pop))
+        self.global_order = order[pop[order] > 0].astype(np.int64)
+        n_categories = len(catalog.category_names) if catalog is not None else 0
+        cat_of = self.category[self.global_order]
+        by_cat = np.argsort(cat_of, kind="stable")
+        bounds = np.searchsorted(cat_of[by_cat], np.arange(n_categories + 1))
+        self.category_order = [
+            self.global_order[by_cat[bounds[c] : bounds[c + 1]]] for c in range(n_categories)
+        ]
+        self._category_code = (
+            {name: i for i, name in enumerate(catalog.category_names)} if catalog else {}
+        )
+        self._masks: OrderedDict[Filters, Mask | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- masks
+    def check_filters(self, filters: Filters) -> None:
+        """Category filters need a catalog; say so instead of silently ignoring them."""
+        if (filters.include_categories or filters.exclude_categories) and self.catalog is None:
+            raise ConfigError("category filters need a catalog: start the service with --catalog")
+
+    def mask(self, request: Filters) -> Mask | None:
+        """The mask of the server policy narrowed by ``request``; None when all is allowed."""
+        filters = self.base.merge(request)
+        with self._lock:
+            if filters in self._masks:
+                self._masks.move_to_end(filters)
+                return self._masks[filters]
+        mask = self._build_mask(filters)
+        with self._lock:
+            self._masks[filters] = mask
+            while len(self._masks) > MASK_CACHE_SIZE:
+                self._masks.popitem(last=False)
+        return mask
+
+    def _build_mask(self, filters: Filters) -> Mask | None:
+        if filters.empty and not self._restrictive_static:
+            return None
+        allowed = self.static_allowed.copy()
+        if filters.available_only:
+            allowed &= self.available
+        if filters.include_categories:
+            allowed &= np.isin(self.category, self._codes(filters.include_categories))
+        if filters.exclude_categories:
+            allowed &= ~np.isin(self.category, self._codes(filters.exclude_categories))
+        share = float(allowed.mean()) if self.n_items else 0.0
+        return Mask(allowed, np.flatnonzero(~allowed).astype(np.int64), share)
+
+    def encode(self, ids: Sequence[str]) -> np.ndarray:
+        """Internal indices (int64, UNKNOWN for unknown ids), as :meth:`ItemVocab.index`.
+
+        Canonical ids hit the dict; anything else (``"007"`` for item 7, unknown ids) takes
+        the vocabulary's own lenient lookup, so the result always equals ``vocab.index``.
+        """
+        get = self._index_of.get
+        vocab = self.vocab
+        out = []
+        for text in ids:
+            found = get(text)
+            out.append(safe_index(vocab, text) if found is None else found)
+        return np.array(out, dtype=np.int64)
+
+    def _codes(self, names: Iterable[str]) -> np.ndarray:
+        """Category codes of names; unknown names match nothing."""
+        codes = [self._category_code[n] for n in names if n in self._category_code]
+        return np.asarray(codes, dtype=np.int32)
+
+    # ---------------------------------------------------------- sessions
+    def session_categories(self, items: Sequence[str], limit: int = 5) -> list[int]:
+        """Category codes of the session's items, most recent first, without repeats.
+
+        Looked up in the catalog by external id, so items the model never saw (new
+        products) still lead to their category's best sellers.
+        """
+        if self.catalog is None:
+            return []
+        out: list[int] = []
+        row_of = self.catalog.row_of
+        for item in reversed(items):
+            row = row_of.get(item)
+            if row is None:
+                continue
+            code = int(self.catalog.category[row])
+            if code >= 0 and code not in out:
+                out.append(code)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def category_name(self, index: int) -> str | None:
+        code = int(self.category[index])
+        return self.catalog.category_names[code] if code >= 0 and self.catalog else None
+
+    def details(self, index: int) -> dict[str, Any]:
+        """Catalog fields of one model item (``details=true``)."""
+        if self.catalog is None or self.row[index] < 0:
+            return {}
+        row = int(self.row[index])
+        return {
+            "category": self.category_name(index),
+            "available": bool(self.catalog.available[row]),
+            "attributes": self.catalog.attributes(row),
+        }
+
+    # ---------------------------------------------------------- fallback
+    def fallback(
+        self,
+        need: int,
+        categories: Sequence[int],
+        blocked: np.ndarray,
+        mask: Mask | None,
+    ) -> tuple[list[int], list[str]]:
+        """Up to ``need`` popular items: the session's categories first, then everything.
+
+        ``blocked`` holds indices never to return (seen, excluded, already listed).
+        """
+        picked: list[int] = []
+        sources: list[str] = []
+        taken = set(blocked.tolist())
+        orders = [(self.category_order[c], "category") for c in categories]
+        orders.append((self.global_order, "popular"))
+        for order, source in orders:
+            start = 0
+            chunk = max(4 * need, 64)
+            while len(picked) < need and start < order.size:
+                candidates = order[start : start + chunk]
+                start += chunk
+                if mask is not None:
+                    candidates = candidates[mask.allowed[candidates]]
+                for index in candidates.tolist():
+                    if index not in taken:
+                        taken.add(index)
+                        picked.append(index)
+                        sources.append(source)
+                        if len(picked) >= need:
+                            break
+            if len(picked) >= need:
+                break
+        return picked, sources
+
+    # ---------------------------------------------------------- the list
+    def recommend(
+        self,
+        model: Recommender,
+        items: Sequence[str],
+        k: int,
+        *,
+        times: Sequence[float] | None = None,
+        exclude_seen: bool = True,
+        exclude_items: Sequence[str] = (),
+        filters: Filters = Filters(),
+        fallback: bool = True,
+    ) -> Ranked:
+        """The answer for one session given as external ids in click order.
+
+        Unknown ids are dropped from the model's input (as in offline evaluation) but still
+        count for ``exclude_seen`` and for the categories of the fallback.
+        """
+        self.check_filters(filters)
+        idx = self.encode(items)
+        known = idx != UNKNOWN
+        session = idx[known]
+        parts = []
+        if exclude_seen and session.size:
+            parts.append(session)
+        if exclude_items:
+            extra = self.encode(exclude_items)
+            parts.append(extra[extra != UNKNOWN])
+        exclude = np.concatenate(parts) if parts else _NO_ITEMS
+        mask = self.mask(filters)
+        if session.size == 0 and fallback:
+            # Nothing the model knows: its answer could only be a generic fallback of its
+            # own, so the service's chain (category-aware) answers directly.
+            top, scores = _NO_ITEMS, _NO_SCORES
+        else:
+            batch_times = None
+            if times is not None and len(times) == len(items):
+                batch_times = np.asarray(times, dtype=np.float64)[known]
+            batch = SessionBatch(
+                offsets=np.array([0, session.size], dtype=np.int64),
+                items=session.astype(np.int32),
+                times=batch_times,
+            )
+            top, scores = search(model, batch, k, exclude, mask)
+        indices = top.tolist()
+        score_list = [float(s) for s in scores.tolist()]
+        sources = ["model"] * len(indices)
+        if fallback and len(indices) < k and self.global_order.size:
+            blocked = np.concatenate([exclude, top.astype(np.int64)])
+            extra_idx, extra_sources = self.fallback(
+                k - len(indices), self.session_categories(items), blocked, mask
+            )
+            indices.extend(extra_idx)
+            sources.extend(extra_sources)
+            score_list.extend(float(s) for s in self.pop_score[extra_idx].tolist())
+        ids = [self._id_strings[i] for i in indices]
+        return Ranked(items=ids, scores=score_list, sources=sources, indices=indices)

@@ -1,0 +1,175 @@
+"""Hyperparameter tuning: validation split, selection, the result file, and the test file.
+
+A tiny synthetic benchmark folder: its test file must never be opened, which the tests
+enforce by making every attempt to open it fail.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sessionrec._errors import ConfigError
+from sessionrec.data.formats import read_sessions_txt
+from sessionrec.data.sessions import SessionData
+from sessionrec.evaluation.protocol import evaluate
+from sessionrec.models.registry import create_model, model_params
+from sessionrec.tuning import SEARCH_SPACES, Choice, split_validation, tune, validation_ranks
+
+pytest.importorskip("optuna")
+
+N_SESSIONS = 400
+
+
+def write_folder(path: Path) -> Path:
+    """Sessions walking a ring of 30 items with noise (kNN parameters matter on it)."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(N_SESSIONS):
+        item = int(rng.integers(30))
+        session = [item]
+        for _ in range(int(rng.integers(1, 7))):
+            item = (
+                (item + int(rng.choice([1, 1, 1, 2, 5]))) % 30
+                if rng.random() < 0.8
+                else int(rng.integers(30))
+            )
+            session.append(item)
+        lines.append(" ".join(str(x + 1) for x in session))
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "train_sessions.txt").write_text("\n".join(lines) + "\n")
+    (path / "test_sessions.txt").write_text("1 2 3\n")
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A benchmark folder whose test file raises when anything tries to open it."""
+    path = write_folder(tmp_path / "bench")
+    forbidden = (path / "test_sessions.txt").resolve()
+
+    def guard(file: Any) -> None:
+        if isinstance(file, (str, Path)) and Path(file).resolve() == forbidden:
+            raise AssertionError(f"tuning opened the test file {file}")
+
+    real_open, real_path_open = builtins.open, Path.open
+
+    def fake_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        guard(file)
+        return real_open(file, *args, **kwargs)
+
+    def fake_path_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        guard(self)
+        return real_path_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(Path, "open", fake_path_open)
+    with pytest.raises(AssertionError, match="test file"):  # the guard works
+        (path / "test_sessions.txt").read_text()
+    return path
+
+
+def test_tune_writes_the_best_parameters_and_never_reads_the_test_file(
+    folder: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out" / "best.json"
+    result = tune(folder, "vsknn", trials=8, seed=1, output=output)
+    written = json.loads(output.read_text())
+    assert written == result
+    assert set(written) == {
+        "model",
+        "params",
+        "metric",
+        "value",
+        "trials",
+        "default_value",
+        "valid_fraction",
+        "seed",
+    }
+    assert written["model"] == "vsknn" and written["metric"] == "mrr@20"
+    assert written["trials"] == 8 and written["seed"] == 1 and written["valid_fraction"] == 0.1
+    assert set(written["params"]) == set(model_params("vsknn"))  # complete: defaults filled in
+    assert written["params"]["sample_size"] >= written["params"]["k"]
+    assert not list(output.parent.glob(".*"))  # no temporary file left behind
+    # The chosen parameters are at least as good as the defaults on validation, and the
+    # reported values are what an independent evaluation of the split gives.
+    fit_part, valid = split_validation(read_sessions_txt(folder / "train_sessions.txt"), 0.1)
+
+    def mrr(params: dict[str, Any]) -> float:
+        ranks = validation_ranks(create_model("vsknn", params).fit(fit_part), valid)
+        return 100 * float(np.mean(np.where(ranks <= 20, 1 / ranks, 0)))
+
+    assert written["default_value"] == pytest.approx(mrr({}))
+    assert written["value"] == pytest.approx(mrr(written["params"]))
+    assert written["value"] >= written["default_value"]
+
+
+def test_validation_is_the_chronologically_last_sessions() -> None:
+    data = SessionData.from_sequences([[i, i + 1] for i in range(20)])
+    fit_part, valid = split_validation(data, 0.1)
+    assert fit_part.n_sessions == 18 and valid.n_sessions == 2
+    assert valid.vocab == data.vocab
+    np.testing.assert_array_equal(valid.items, data.items[-4:])
+    for bad in (0.0, 1.0, -0.1, 0.01):
+        with pytest.raises(ConfigError, match="valid_fraction"):
+            split_validation(data, bad)
+
+
+@pytest.mark.parametrize("name", ["vstan", "pop"])
+def test_validation_ranks_equal_the_protocol(name: str, tmp_path: Path) -> None:
+    data = read_sessions_txt(write_folder(tmp_path) / "train_sessions.txt")
+    fit_part, valid = split_validation(data, 0.2)
+    params = {"k": 20, "sample_size": 50} if name == "vstan" else {}
+    model = create_model(name, params).fit(fit_part)
+    expected = evaluate(model, valid, protocol="next", cutoffs=(20,)).ranks
+    np.testing.assert_array_equal(validation_ranks(model, valid, batch_size=37), expected)
+
+
+def test_time_budget_fixed_params_and_custom_space(folder: Path) -> None:
+    result = tune(
+        folder,
+        "sknn",
+        time_budget=0.01,
+        metric="hr@10",
+        fixed_params={"k": 30},
+        search_space={"similarity": Choice(("jaccard", "vec"))},
+    )
+    assert result["trials"] >= 1 and result["metric"] == "hr@10"
+    assert result["params"]["k"] == 30
+    assert result["params"]["similarity"] in ("cosine", "jaccard", "vec")
+
+
+def test_every_search_space_names_real_hyperparameters() -> None:
+    for name, space in SEARCH_SPACES.items():
+        assert set(space) <= set(model_params(name)), name
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model_name": "pop"}, "no search space"),
+        ({"model_name": "vsknn", "metric": "recall"}, "metric"),
+        ({"model_name": "vsknn", "metric": "mrr@0"}, "metric"),
+        ({"model_name": "vsknn", "trials": 0}, "trials"),
+        ({"model_name": "vsknn", "time_budget": -1}, "time_budget"),
+        ({"model_name": "vsknn", "fixed_params": {"nope": 1}}, "nope"),
+        ({"model_name": "vsknn", "valid_fraction": 1.5}, "valid_fraction"),
+    ],
+)
+def test_bad_arguments_are_rejected(folder: Path, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        tune(folder, **{"trials": 1, **kwargs})
+
+
+def test_missing_optuna_says_how_to_install_it(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` fail
+    with pytest.raises(ConfigError, match=r"pip install 'sessionrec\[tune\]'"):
+        tune(folder, "vsknn", trials=1)
