@@ -19,6 +19,12 @@ def test_vocab_int_lookup_accepts_text_forms():
     assert vocab.decode([2, 0]) == [20, 30]
 
 
+def test_vocab_int_lookup_rejects_non_ascii_digits():
+    vocab = ItemVocab([2, 12])
+    assert vocab.index("²") == UNKNOWN  # isdigit() is true, int() fails
+    assert vocab.index("١٢") == UNKNOWN  # Arabic-Indic digits: int() would read 12
+
+
 def test_vocab_str_lookup_accepts_ints():
     vocab = ItemVocab(["a", "7"])
     assert vocab.kind == "str"

@@ -240,7 +240,7 @@ class ServiceProcess:
             env={**os.environ, **THREADS_ENV, **(env or {})},
         )
 
-    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+    def wait_ready(self, timeout: float = 150.0) -> ServiceProcess:
         import httpx
 
         def ready() -> bool:

@@ -19,7 +19,7 @@ from sessionrec.serve.app import create_app
 
 from .conftest import ids, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_redis_down_mid_run_gives_degraded_answers_and_recovers(make_config, redis_server):

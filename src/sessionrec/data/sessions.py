@@ -97,7 +97,8 @@ class ItemVocab:
             return int(item)
         if isinstance(item, (str, np.str_)):
             text = str(item).strip()
-            if text.lstrip("-").isdigit():
+            # ASCII only: str.isdigit() accepts "²" (int() fails) and "١٢" (int() reads 12).
+            if text.isascii() and text.lstrip("-").isdigit():
                 return int(text)
         return None
 

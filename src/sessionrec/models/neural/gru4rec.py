@@ -81,9 +81,9 @@ from sessionrec.models.base import (
     check_int,
     check_param,
 )
-from sessionrec.models.neural import DEVICE_PATTERN, LOSSES, require_torch, torch_available
+from sessionrec.models.neural import DEVICE_PATTERN, LOSSES, require_torch
 
-if TYPE_CHECKING or torch_available():
+if TYPE_CHECKING:
     import torch
     from torch.nn import functional as F
 
@@ -101,6 +101,45 @@ if TYPE_CHECKING or torch_available():
         session_parallel_plan,
         train_epochs,
     )
+
+
+def _bind_torch(model: str) -> None:
+    """Import torch and the training helpers on first use, into this module's namespace.
+
+    Importing torch costs seconds and hundreds of MB; ``import sessionrec`` (every CLI call,
+    every service worker) must not pay that for a model it may never use. Fitting or
+    loading a GRU4Rec calls this first; everything else runs after one of those.
+    """
+    require_torch(model)
+    if "torch" in globals():
+        return
+    import torch as torch_module
+    from torch.nn import functional
+
+    from sessionrec.models.neural import losses, sampling, trainer
+
+    globals().update(
+        torch=torch_module,
+        F=functional,
+        SampledLoss=losses.SampledLoss,
+        SampleStore=sampling.SampleStore,
+        **{
+            name: getattr(trainer, name)
+            for name in (
+                "AdagradM",
+                "FlatParameters",
+                "LossTracker",
+                "SessionParallelPlan",
+                "hit_rate_mrr",
+                "pessimistic_ranks",
+                "resolve_device",
+                "seeded",
+                "session_parallel_plan",
+                "train_epochs",
+            )
+        },
+    )
+
 
 log = logging.getLogger("sessionrec.models")
 
@@ -479,7 +518,7 @@ class GRU4Rec(Recommender):
 
     # ---------------------------------------------------------------------------- training
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
-        require_torch(self.name)
+        _bind_torch(self.name)
         try:
             self._train(train, valid)
         except BaseException:
@@ -635,7 +674,7 @@ class GRU4Rec(Recommender):
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        require_torch(self.name)
+        _bind_torch(self.name)
         try:
             device = resolve_device(self.device)
         except ConfigError as exc:  # trained on a GPU, served where there is none
