@@ -395,6 +395,7 @@ class GRU4Rec(Recommender):
 
     network_: GRU4RecNetwork
     item_counts_: np.ndarray
+    _scoring_bias: torch.Tensor  # output biases, -inf for items without training clicks
     epoch_losses_: np.ndarray
     epoch_seconds_: np.ndarray
     epoch_examples_: np.ndarray
@@ -561,6 +562,7 @@ class GRU4Rec(Recommender):
         self.epoch_examples_ = np.array([r.n_examples for r in reports], dtype=np.int64)
         self.epoch_valid_ = np.array([np.nan if r.valid is None else r.valid for r in reports])
         self.best_epoch_ = best
+        self._scoring_bias = network.output_bias(counts)
 
     def _n_sample(self, n_trained_items: int) -> int:
         """``n_sample``, clamped (with a warning) to the items there are to sample."""
@@ -655,8 +657,7 @@ class GRU4Rec(Recommender):
                 states = network.layers(network.embed(clicks[:m, t]), [h[:m] for h in hidden])
                 for h, state in zip(hidden, states, strict=True):
                     h[:m] = state
-            bias = network.output_bias(self.item_counts_)
-            result = network.score_all(hidden[-1], bias).cpu().numpy()  # [m, n_items]
+            result = network.score_all(hidden[-1], self._scoring_bias).cpu().numpy()
         scores[order] = result
         return scores
 
@@ -706,6 +707,7 @@ class GRU4Rec(Recommender):
                 tensor.copy_(torch.from_numpy(state[key]))
         self.network_ = network
         self.item_counts_ = counts.astype(np.int64)
+        self._scoring_bias = network.output_bias(self.item_counts_)
         self.best_epoch_ = int(state["best_epoch"].reshape(-1)[0])
         for key in self._HISTORY:
             setattr(self, key + "_", np.asarray(state[key]))
