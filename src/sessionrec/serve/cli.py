@@ -324,26 +324,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m sessionrec.serve.cli`` (same forms as ``sessionrec``)."""
-    parser = argparse.ArgumentParser(prog="sessionrec")
-    parser.add_argument("-q", "--quiet", action="store_true")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    add_parsers(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("sessionrec")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
-    root.propagate = False
-    try:
-        return int(args.func(args))
-    except SessionrecError as exc:
-        sys.stderr.write(f"sessionrec: error: {exc}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("sessionrec: interrupted\n")
-        return 130
+    """Entry point of ``python -m sessionrec.serve.cli``: the ``sessionrec`` command itself,
+    which includes ``serve`` and ``replay`` (one parser, one logging set-up)."""
+    from sessionrec.cli import main as sessionrec_main
+
+    return sessionrec_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
