@@ -256,6 +256,37 @@ def candidates(
 
 # ------------------------------------------------------------------------ 3. neighbours
 @njit(cache=True, nogil=True)
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (1-based), by quickselect on a copy.
+
+    Hand-written rather than ``np.partition``, whose Numba implementation takes longer to
+    compile than the rest of this module.
+    """
+    a = values.copy()
+    target = a.size - k  # its index in ascending order
+    lo, hi = 0, a.size - 1
+    while lo < hi:
+        pivot = a[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    return a[target]
+
+
+@njit(cache=True, nogil=True)
 def neighbors(
     clicks: np.ndarray, cfg: KernelConfig, index: KnnIndex, weights: KnnWeights
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -298,7 +329,7 @@ def neighbors(
             keep[c] = sims[c] > 0
     else:
         # The k-th largest similarity; ties at it go to the more recent (earlier) candidates.
-        threshold = np.partition(sims, n - cfg.k)[n - cfg.k]
+        threshold = kth_largest(sims, cfg.k)
         taken = 0
         for c in range(n):
             if sims[c] > threshold:
