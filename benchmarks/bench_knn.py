@@ -215,8 +215,6 @@ def main() -> None:
         "eval s (cpu)",
         "first call s",
         "latency p50 / p99 ms",
-        "CPU p50 / p99 ms",
-        "floor p50 / p99 ms",
         "disk MB",
         "state MB",
         "RSS growth MB",

@@ -51,7 +51,6 @@ def successor_sessions(n: int, seed: int) -> list[list[int]]:
 VOCAB = ItemVocab([*range(N_ITEMS), 98, 99])  # 98, 99 never clicked
 TRAIN = SessionData.from_sequences(successor_sessions(400, 0), vocab=VOCAB)
 TEST = SessionData.from_sequences(successor_sessions(100, 1), vocab=VOCAB)
-FEW = TRAIN.subset(np.arange(120))  # for tests that need a fitted model, not a good one
 
 
 def hr_at(model: Recommender, k: int) -> float:
@@ -121,7 +120,7 @@ def test_learns_a_deterministic_successor(params: dict[str, Any]) -> None:
 
 
 def test_scores_unknown_and_unclicked_items_as_no_evidence() -> None:
-    model = GRU4Rec(**SMALL).fit(FEW)
+    model = GRU4Rec(**SMALL).fit(TRAIN)
     never = VOCAB.encode([98, 99])
     scores = model.score(SessionBatch.from_sequences([[3, 4], [], never.tolist()]))
     assert np.isneginf(scores[0, never]).all() and np.isfinite(scores[0, :N_ITEMS]).all()
@@ -134,18 +133,18 @@ def test_scores_unknown_and_unclicked_items_as_no_evidence() -> None:
 # ------------------------------------------------------------ validation, early stopping
 def test_validation_selects_an_epoch() -> None:
     valid = SessionData.from_sequences(successor_sessions(60, 2), vocab=VOCAB)
-    model = GRU4Rec(**{**SMALL, "n_epochs": 3, "selection_metric": "mrr@20"}).fit(FEW, valid)
+    model = GRU4Rec(**{**SMALL, "n_epochs": 3, "selection_metric": "mrr@20"}).fit(TRAIN, valid)
     assert np.isfinite(model.epoch_valid_).all() and len(model.epoch_valid_) <= 3
     assert model.best_epoch_ == int(np.argmax(model.epoch_valid_)) + 1
-    held_out = GRU4Rec(**{**SMALL, "n_epochs": 2, "valid_fraction": 0.2}).fit(FEW)
+    held_out = GRU4Rec(**{**SMALL, "n_epochs": 2, "valid_fraction": 0.2}).fit(TRAIN)
     assert np.isfinite(held_out.epoch_valid_).all()
-    assert held_out.item_counts_.sum() < FEW.n_events  # trained on the first 80% only
+    assert held_out.item_counts_.sum() < TRAIN.n_events  # trained on the first 80% only
 
 
 def test_divergence_raises_instead_of_returning_a_broken_model() -> None:
     model = GRU4Rec(**{**SMALL, "learning_rate": 1e30, "n_epochs": 2})
     with pytest.raises(ModelError, match="diverged"):
-        model.fit(FEW)
+        model.fit(TRAIN)
     assert not model.is_fitted  # nothing half-trained is left to evaluate or save
 
 
@@ -153,19 +152,19 @@ def test_divergence_raises_instead_of_returning_a_broken_model() -> None:
 def test_seeded_training_is_reproducible() -> None:
     batch = SessionBatch.from_sequences([[1, 2, 3], [7], [20, 21]])
     params = {**SMALL, "n_epochs": 1, "dropout_p_hidden": 0.2}
-    first = GRU4Rec(**params).fit(FEW).score(batch)
-    np.testing.assert_array_equal(GRU4Rec(**params).fit(FEW).score(batch), first)
-    other = GRU4Rec(**{**params, "seed": 7}).fit(FEW).score(batch)
+    first = GRU4Rec(**params).fit(TRAIN).score(batch)
+    np.testing.assert_array_equal(GRU4Rec(**params).fit(TRAIN).score(batch), first)
+    other = GRU4Rec(**{**params, "seed": 7}).fit(TRAIN).score(batch)
     assert not np.array_equal(other, first)
 
 
 def test_n_sample_larger_than_the_catalog_is_clamped_with_a_warning() -> None:
     with pytest.warns(UserWarning, match=r"n_sample=2048 .* 30 items .* n_sample=30"):
-        model = GRU4Rec(**{**SMALL, "n_sample": 2048, "n_epochs": 1}).fit(FEW)
+        model = GRU4Rec(**{**SMALL, "n_sample": 2048, "n_epochs": 1}).fit(TRAIN)
     assert model.get_params()["n_sample"] == 2048  # the hyperparameter is stored unchanged
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        GRU4Rec(**{**SMALL, "n_sample": 30, "n_epochs": 1}).fit(FEW)
+        GRU4Rec(**{**SMALL, "n_sample": 30, "n_epochs": 1}).fit(TRAIN)
 
 
 # --------------------------------------------------------------------------- persistence
@@ -175,7 +174,7 @@ def test_n_sample_larger_than_the_catalog_is_clamped_with_a_warning() -> None:
     ids=["shared", "embedding-2-layers"],
 )
 def test_save_load_gives_identical_scores(params: dict[str, Any], tmp_path: Path) -> None:
-    model = GRU4Rec(**{**SMALL, "n_epochs": 1, **params}).fit(FEW)
+    model = GRU4Rec(**{**SMALL, "n_epochs": 1, **params}).fit(TRAIN)
     batch = SessionBatch.from_sequences([[1, 2, 3], [29], [5, 6, 7, 8, 9]])
     loaded = Recommender.load(model.save(tmp_path / "m"))
     assert isinstance(loaded, GRU4Rec)
@@ -185,7 +184,7 @@ def test_save_load_gives_identical_scores(params: dict[str, Any], tmp_path: Path
 
 
 def test_load_refuses_weights_that_do_not_match_the_manifest(tmp_path: Path) -> None:
-    path = GRU4Rec(**{**SMALL, "n_epochs": 1}).fit(FEW).save(tmp_path / "m")
+    path = GRU4Rec(**{**SMALL, "n_epochs": 1}).fit(TRAIN).save(tmp_path / "m")
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["params"]["hidden_size"] = 64  # the weights are 32 wide
     (path / MANIFEST).write_text(json.dumps(manifest))

@@ -46,9 +46,8 @@ Deviations from the papers and the official PyTorch code (hidasib/GRU4Rec_PyTorc
   column gets its own correction.
 - The epoch's batches are laid out in advance in numpy, hidden states are detached rather
   than rebuilt, dense weights live in one flat buffer and item tables are updated by
-  gathered rows instead of sparse gradient tensors, on CPU by two compiled loops: the same
-  arithmetic with fewer operations per step, which is where the official code spends its
-  time on CPU.
+  gathered rows instead of sparse gradient tensors: the same arithmetic with fewer
+  operations per step, which is where the official code spends its time on CPU.
 - Items without training clicks score ``-inf`` (the official code has no such items: its
   vocabulary is the training items) and are dropped from a session's input, like unknown
   items; a session without any known item scores ``-inf`` everywhere (no fallback).
