@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sessionrec demo
 
+# One BLAS/OpenMP thread per test process: the tests use tiny matrices, and on a shared
+# 2-core machine extra threads only wait for each other (it slowed tiny matmuls ~1000x).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

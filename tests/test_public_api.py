@@ -20,6 +20,7 @@ def test_all_matches_the_documented_surface():
         "ItemVocab",
         "create_model",
         "Recommender",
+        "Reason",
         "load_model",
         "evaluate",
         "generate_shop",

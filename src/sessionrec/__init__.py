@@ -5,8 +5,9 @@ The public API (everything else is internal and may change):
 - data: :func:`read_events` (presets and column mappings), :func:`prepare` (read, cut,
   clean, split), :class:`SessionData` / :class:`ItemVocab`, sessions-txt I/O, and the
   synthetic shop generator;
-- models: :func:`create_model` by registry name, the :class:`Recommender` contract,
-  :func:`load_model` for any saved model folder;
+- models: :func:`create_model` by registry name, the :class:`Recommender` contract (with
+  :class:`Reason`, what :meth:`Recommender.explain` returns), :func:`load_model` for any
+  saved model folder;
 - evaluation: :func:`evaluate` (full ranking, pessimistic ties) and its result.
 """
 
@@ -33,7 +34,7 @@ from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.data.split import last_fraction_split, restrict_items, temporal_split
 from sessionrec.data.synthetic import generate_clicks, generate_shop, make_catalog
 from sessionrec.evaluation.protocol import BenchmarkFolder, EvaluationResult, evaluate
-from sessionrec.models.base import Recommender, ScoredItem, SessionBatch
+from sessionrec.models.base import Reason, Recommender, ScoredItem, SessionBatch
 from sessionrec.models.persist import load_model
 from sessionrec.models.registry import MODELS, create_model
 
@@ -48,6 +49,7 @@ __all__ = [
     "NotFittedError",
     "PrepareOptions",
     "PreparedData",
+    "Reason",
     "Recommender",
     "ScoredItem",
     "SessionBatch",

@@ -8,6 +8,7 @@ exit status 1; usage errors exit with 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -100,13 +101,63 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = Recommender.load(args.model_dir)
     else:
         model, fit_seconds = _fit(args, train)
-    result = evaluate(model, folder.test(), protocol="benchmark", cutoffs=cutoffs, ties=args.ties)
+    if args.latency_calls < 0:
+        raise ConfigError(f"--latency-calls must be 0 or more, got {args.latency_calls}")
+    evaluated = cutoffs
+    if args.save_results:
+        from sessionrec.evaluation.report import REPORT_K
+
+        evaluated = (*cutoffs, REPORT_K)  # the results file always holds the @20 views
+    test = folder.test()
+    result = evaluate(model, test, protocol="benchmark", cutoffs=evaluated, ties=args.ties)
     result.fit_seconds = fit_seconds
     counts = train.with_vocab(model.vocab_).item_counts()
-    payload = {"model": model.name, **result.metrics(item_counts=counts)}
+    # print the cutoffs asked for, even when the results file needed another
+    shown = dataclasses.replace(result, cutoffs=tuple(sorted(set(cutoffs))))
+    payload = {"model": model.name, **shown.metrics(item_counts=counts)}
     if args.predictions:
         write_predictions(result, model, args.predictions)
+    if args.save_results:
+        _save_results(args, model, result, train, test, counts)
     _emit(payload, args.json)
+    return 0
+
+
+def _save_results(
+    args: argparse.Namespace, model: Any, result: Any, train: Any, test: Any, counts: Any
+) -> None:
+    from sessionrec.evaluation.protocol import measure_latency
+    from sessionrec.evaluation.report import REPORT_K, build_results, save_results
+
+    latency = None
+    if args.latency_calls:
+        latency = measure_latency(
+            model, test, n_calls=args.latency_calls, k=REPORT_K, seed=args.latency_seed
+        )
+    results = build_results(
+        result,
+        model,
+        benchmark=args.benchmark,
+        train=train,
+        test=test,
+        item_counts=counts,
+        latency_ms=latency,
+        latency_seed=args.latency_seed,
+    )
+    path = save_results(results, args.save_results)
+    log.info("saved evaluation results to %s", path)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sessionrec.evaluation.report import write_report
+
+    path = write_report(
+        args.results,
+        args.output,
+        title=args.title,
+        allow_mixed_splits=args.allow_mixed_splits,
+    )
+    _emit({"output": str(path), "results": len(args.results)}, args.json)
     return 0
 
 
@@ -181,17 +232,27 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sessionrec.demo import run_demo
+    from sessionrec.demo import check_port_free, default_demo_dir, run_demo, serve_demo
 
     if not args.verbose:  # the demo prints its own story; pipeline details only with -v
         logging.getLogger("sessionrec").setLevel(logging.WARNING)
-    run_demo(
+    if not args.no_serve:  # a missing extra or a busy port fails now, not after the training
+        from sessionrec.serve import require_serve_extra
+
+        require_serve_extra()
+        check_port_free(args.host, args.port)
+    ab_model = None if args.ab_model.lower() == "none" else args.ab_model
+    result = run_demo(
         n_events=args.events,
         seed=args.seed,
         model_name=args.model,
-        output=Path(args.output) if args.output else None,
+        output=Path(args.output) if args.output else default_demo_dir(),
         out=sys.stdout,
+        ab_model=ab_model,
     )
+    if not args.no_serve:
+        assert result.folder is not None
+        serve_demo(result.folder, args.host, args.port, list(result.models), out=sys.stdout)
     return 0
 
 
@@ -230,11 +291,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="synthetic shop -> train -> evaluate -> example session")
+    p = sub.add_parser(
+        "demo",
+        help="synthetic shop -> train -> evaluate -> example session -> live demo shop",
+        description="Train and evaluate on a synthetic shop, save two models and the catalog, "
+        "then serve them (A/B) with a storefront page at http://HOST:PORT/demo.",
+    )
     p.add_argument("--events", type=int, default=200_000, help="synthetic clicks to generate")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="sr", help="model to train for the demo")
-    p.add_argument("--output", help="also save the trained model folder here")
+    p.add_argument("--model", default="sr", help="main model to train and serve")
+    p.add_argument(
+        "--ab-model", default="vsknn", help="second model served as A/B variant ('none': none)"
+    )
+    p.add_argument(
+        "--output",
+        help="demo folder for the models and catalog (default: $SESSIONREC_DEMO_DIR or "
+        "~/.cache/sessionrec/demo)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address the service listens on")
+    p.add_argument("--port", type=int, default=8000, help="port of the service")
+    p.add_argument("--no-serve", action="store_true", help="stop after the report")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("prepare", help="raw click log -> cleaned, split dataset folder")
@@ -271,8 +347,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic"
     )
     p.add_argument("--predictions", help="write the top-K list of every case to this file")
+    p.add_argument(
+        "--save-results",
+        metavar="FILE.json",
+        help="also save what `sessionrec report` needs (curves, lengths, latency, history)",
+    )
+    p.add_argument(
+        "--latency-calls",
+        type=int,
+        default=500,
+        help="with --save-results: single-session recommend calls to time (0: none)",
+    )
+    p.add_argument("--latency-seed", type=int, default=0, help="seed of the timed sessions")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="HTML report comparing saved evaluation results")
+    p.add_argument("results", nargs="+", help="results files from evaluate --save-results")
+    p.add_argument("-o", "--output", required=True, help="HTML file to write")
+    p.add_argument("--title", default="Evaluation report", help="page title")
+    p.add_argument(
+        "--allow-mixed-splits",
+        action="store_true",
+        help="build the report even if the results come from different splits (warns)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "tune", help="search hyperparameters on a validation split cut from the training data"

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.data.sessions import SessionData
@@ -212,17 +211,8 @@ def _import_optuna() -> Any:
 
 
 def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 def tune(

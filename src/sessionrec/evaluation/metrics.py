@@ -95,3 +95,31 @@ def by_length(ranks: np.ndarray, prefix_lengths: np.ndarray, k: int) -> dict[str
             f"mrr@{k}": mrr(ranks[mask], k),
         }
     return out
+
+
+def cutoff_curves(ranks: np.ndarray, max_k: int) -> dict[str, list[float]]:
+    """HR@K, MRR@K and NDCG@K (fractions) for every K = 1..``max_k``, from the functions above.
+
+    Entry ``i`` of each list is the metric at K = ``i + 1``. The report draws these as
+    curves; computing them with the same functions as single cutoffs keeps a curve's point
+    at K equal to the number ``evaluate`` prints for K.
+    """
+    if max_k <= 0:
+        raise ValueError(f"max_k must be positive, got {max_k}")
+    ks = range(1, max_k + 1)
+    return {
+        "hr": [hit_rate(ranks, k) for k in ks],
+        "mrr": [mrr(ranks, k) for k in ks],
+        "ndcg": [ndcg(ranks, k) for k in ks],
+    }
+
+
+def percentiles(values: np.ndarray, qs: tuple[float, ...] = (50.0, 90.0, 99.0)) -> dict[str, float]:
+    """``{"p50": ..., "p90": ..., "p99": ...}`` by linear interpolation (numpy's default).
+
+    Used for latency distributions; an empty sample has no percentiles and raises.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not values.size:
+        raise ValueError("percentiles of an empty sample")
+    return {f"p{q:g}": float(np.percentile(values, q)) for q in qs}

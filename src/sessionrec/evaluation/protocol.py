@@ -284,3 +284,44 @@ def write_predictions(result: EvaluationResult, model: Recommender, path: str | 
             scores = " ".join(f"{s:.9g}" for s in result.top_scores[case][valid].tolist())
             handle.write(f"{case}\t{items}\t{scores}\n")
     return Path(path)
+
+
+def measure_latency(
+    model: Recommender,
+    test: SessionData,
+    *,
+    n_calls: int = 500,
+    k: int = 20,
+    seed: int = 0,
+    warmup: int = 5,
+) -> np.ndarray:
+    """Milliseconds of ``model.recommend([session], k)`` for single live sessions.
+
+    The sessions are test prefixes (the ``next`` protocol's cases) drawn with a fixed
+    ``seed``, given as external ids one call at a time, as the service would: this is the
+    per-request cost, not the batched throughput of :func:`evaluate`. ``warmup`` untimed
+    calls first keep one-off costs (compilation, lazy imports, caches) out of the sample.
+    Draws are without replacement unless the test set has fewer cases than ``n_calls``.
+    """
+    model._check_fitted()
+    if not isinstance(n_calls, int) or n_calls <= 0:
+        raise ConfigError(f"latency calls must be a positive integer, got {n_calls!r}")
+    cases = make_cases(test, "next")
+    if len(cases) == 0:
+        raise DataError("the test set gives no sessions to time (every session has < 2 clicks)")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(cases), size=n_calls, replace=len(cases) < n_calls)
+    ids = test.vocab.ids
+    sessions = [
+        ids[test.items[start : start + length]].tolist()
+        for start, length in zip(cases.starts[pick], cases.lengths[pick], strict=True)
+    ]
+    for session in sessions[:warmup]:
+        model.recommend([session], k=k)
+    millis = np.empty(n_calls, dtype=np.float64)
+    timed = progress(sessions, total=n_calls, desc=f"latency {model.name}", unit="call")
+    for i, session in enumerate(timed):
+        started = time.perf_counter()
+        model.recommend([session], k=k)
+        millis[i] = (time.perf_counter() - started) * 1000.0
+    return millis

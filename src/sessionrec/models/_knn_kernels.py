@@ -142,6 +142,15 @@ def match_decay(code: int, step: int, lam: float) -> float:
     return math.exp(-(step - 1) / lam)
 
 
+@njit(cache=True, nogil=True)
+def match_decays(steps: np.ndarray, code: int, lam: float) -> np.ndarray:
+    """:func:`match_decay` of many steps in one call (explanations, outside the hot path)."""
+    out = np.empty(steps.size, dtype=np.float64)
+    for i in range(steps.size):
+        out[i] = match_decay(code, steps[i], lam)
+    return out
+
+
 # ------------------------------------------------------------------- 1. session profile
 @njit(cache=True, nogil=True)
 def session_profile(

@@ -9,6 +9,9 @@
 - :meth:`Recommender.recommend` speaks external ids, is batched and stateless; a fitted model
   is read-only and may be shared between threads.
 - ``save``/``load`` write a JSON manifest and ``.npz`` arrays, never pickles.
+- :meth:`Recommender.explain` gives one :class:`Reason` per recommended item. It is a
+  separate, slower path (the default scores the session once per distinct item), never
+  called by ``recommend``/``score``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, DataError, NotFittedError
+from sessionrec._errors import ConfigError, DataError, ModelError, NotFittedError
 from sessionrec.data.sessions import UNKNOWN, ItemId, ItemVocab, SessionData
 from sessionrec.models.topk import select_top_k
 
@@ -92,6 +95,68 @@ class SessionBatch:
 
 TopK = tuple[np.ndarray, np.ndarray]
 """One session's result: internal item indices (int64) and their scores, best first."""
+
+_ABLATION_CHUNK = 32
+"""Sessions scored per call by the ablation default (bounds its memory to 32 dense rows)."""
+
+REASON_KINDS = ("session_items", "neighbours", "embedding", "ablation", "popular")
+"""What a :class:`Reason` rests on (see :class:`Reason`)."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a model recommends one item to one session.
+
+    ``kind``:
+
+    - ``"session_items"``: the weights are the model's exact contributions of each session
+      item to the item's score (rule and item-similarity models);
+    - ``"neighbours"``: session-kNN; the session items' shares of the score and the
+      training sessions (neighbours) that contributed most;
+    - ``"embedding"``: the cosine similarity of session items to the recommended item in
+      the model's embedding space (neural models);
+    - ``"ablation"``: the drop of the item's score when a session item is removed (the
+      model-agnostic default);
+    - ``"popular"``: the item is recommended for its popularity, not for the session.
+
+    ``session_items``: (external item id, weight) of the session items that contributed
+    most, best first. ``neighbour_sessions``: (index of the training session in the
+    training data, weight), best first; empty unless ``kind == "neighbours"``.
+    """
+
+    kind: str
+    session_items: tuple[tuple[ItemId, float], ...] = ()
+    neighbour_sessions: tuple[tuple[int, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in REASON_KINDS:
+            raise ModelError(f"unknown reason kind {self.kind!r}; expected one of {REASON_KINDS}")
+
+
+def distinct_recent_first(session: np.ndarray) -> np.ndarray:
+    """The distinct items of a session (internal indices), most recently clicked first."""
+    backwards = np.asarray(session, dtype=np.int64)[::-1]
+    items, first = np.unique(backwards, return_index=True)
+    return items[np.argsort(first, kind="stable")]
+
+
+def ranked_rows(
+    keys: Sequence[Any] | np.ndarray, weights: np.ndarray, top: int
+) -> list[tuple[tuple[Any, float], ...]]:
+    """Per row of ``weights`` ``[rows, len(keys)]``: the ``top`` (key, weight) pairs with a
+    positive weight, heaviest first.
+
+    ``keys`` come in tie-break order (e.g. most recent first): a stable sort keeps it among
+    equal weights. One sort for all rows: explanations are built for k items at once.
+    """
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    order = np.argsort(-weights, axis=1, kind="stable")[:, :top]
+    best = np.take_along_axis(weights, order, axis=1)
+    keys = list(keys.tolist() if isinstance(keys, np.ndarray) else keys)
+    return [
+        tuple((keys[j], w) for j, w in zip(columns, values, strict=True) if w > 0)
+        for columns, values in zip(order.tolist(), best.tolist(), strict=True)
+    ]
 
 
 class Recommender(abc.ABC):
@@ -232,6 +297,76 @@ class Recommender(abc.ABC):
             ]
             for idx, scores in results
         ]
+
+    # ----------------------------------------------------------- explanations
+    def explain(
+        self, session: Sequence[ItemId], items: Sequence[ItemId], top: int = 3
+    ) -> list[Reason]:
+        """One :class:`Reason` per item of ``items`` (recommended to ``session``), same order.
+
+        Each reason names at most ``top`` session items (and neighbour sessions), best first,
+        ties to the more recently clicked item. Unknown ids in the session are ignored, as
+        in :meth:`recommend`; an item to explain must be in the model's vocabulary. This is
+        a separate path from :meth:`recommend` and costs more: call it for the few items
+        actually shown.
+        """
+        self._check_fitted()
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top <= 0:
+            raise ConfigError(f"top must be a positive integer, got {top!r}")
+        if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray)):
+            raise DataError("items must be a list of item ids")
+        encoded = self.encode_sessions([session]).session(0).astype(np.int64)
+        targets = self.vocab_.encode(list(items)).astype(np.int64)
+        unknown = [item for item, idx in zip(items, targets.tolist(), strict=True) if idx < 0]
+        if unknown:
+            raise DataError(f"cannot explain items not in the model's vocabulary: {unknown[:5]}")
+        if targets.size == 0:
+            return []
+        return self._explain(encoded, targets, int(top))
+
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """Reasons for internal ``targets`` given the internal ``session`` (unknowns removed).
+
+        The model-agnostic default is leave-one-out ablation (kind ``"ablation"``): score the
+        session as it is and once without each distinct item (all its clicks removed); an
+        item's weight is the drop of the target's score, and only positive drops are listed.
+        When removing an item leaves the target without evidence (``-inf``), its score is
+        taken to fall one score range (highest minus lowest finite score of all the rows
+        scored here, 1 when they are all equal) below the lowest finite score: a finite
+        weight that exceeds every finite drop. A target without evidence in the full
+        session is not explained. Models override this with exact contributions.
+        """
+        distinct = distinct_recent_first(session)
+        if distinct.size == 0:
+            return [Reason("ablation") for _ in targets]
+        variants = [session] + [session[session != item] for item in distinct.tolist()]
+        chunks, low, high = [], np.inf, -np.inf
+        # In chunks: each scored row is a dense [n_items] vector, only the targets are kept.
+        for start in range(0, len(variants), _ABLATION_CHUNK):
+            scores = self.score(
+                SessionBatch.from_sequences(variants[start : start + _ABLATION_CHUNK])
+            )
+            finite = scores[np.isfinite(scores)]
+            if finite.size:
+                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+            chunks.append(scores[:, targets].astype(np.float64))
+        rows = np.concatenate(chunks)  # [1 + q, n_targets]
+        no_evidence = ~np.isfinite(rows[0])
+        if np.isfinite(low):
+            spread = high - low if high > low else 1.0
+            rows[np.isneginf(rows)] = low - spread
+        drops = rows[0][None, :] - rows[1:]  # [q, n_targets]
+        drops[:, no_evidence] = 0.0
+        drops[~np.isfinite(drops)] = 0.0  # +inf scores: no meaningful drop
+        return self._session_reasons("ablation", distinct, drops.T, top)
+
+    def _session_reasons(
+        self, kind: str, items: np.ndarray, weights: np.ndarray, top: int
+    ) -> list[Reason]:
+        """One reason per row of ``weights`` ``[rows, len(items)]`` over internal session
+        ``items`` (in tie-break order)."""
+        names = self.vocab_.decode(items)
+        return [Reason(kind, pairs) for pairs in ranked_rows(names, weights, top)]
 
     # ----------------------------------------------------------- persistence
     @abc.abstractmethod

@@ -73,9 +73,11 @@ import numpy as np
 
 from sessionrec._errors import DataError, ModelError
 from sessionrec.data.sessions import SessionData
+from sessionrec.data.sessions import _gather_ranges as gather_ranges
 from sessionrec.models import _knn_kernels as kernels
 from sessionrec.models._knn_kernels import KernelConfig, KnnIndex, KnnWeights
 from sessionrec.models.base import (
+    Reason,
     Recommender,
     SessionBatch,
     TopK,
@@ -84,6 +86,7 @@ from sessionrec.models.base import (
     check_int,
     check_k,
     check_param,
+    ranked_rows,
 )
 
 POSITION_WEIGHTS: dict[str, int] = {
@@ -382,6 +385,65 @@ class SessionKNN(Recommender):
         _, items = self._batch_arrays(batch)
         sessions, sims, _, _ = kernels.neighbors(items, self.config_, self.index_, self.weights_)
         return self.session_source_[sessions], sims
+
+    # ---------------------------------------------------------- explanations
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """Exact shares of each target's score, by neighbour and by session item.
+
+        Neighbour ``n`` adds ``c_n = sim(s, n) · decay(step_n) · f_n(i)`` to item ``i`` (the
+        factors of the module docstring). Its similarity is a sum over the session items it
+        shares, each weighing its position weight ``w_j`` (1 for Jaccard), so session item
+        ``j`` is credited ``Σ_n c_n · w_j / Σ_{j' shared with n} w_j'``: the session items'
+        weights add up to the score, and so do the neighbours'. Neighbour ties go to the
+        more recent session, session item ties to the more recent click. A session that
+        takes the popularity fallback gets kind ``"popular"``.
+        """
+        clicks = np.ascontiguousarray(session, dtype=np.int32)
+        cfg, index, weights = self.config_, self.index_, self.weights_
+        sessions, sims, steps, pstar = kernels.neighbors(clicks, cfg, index, weights)
+        base = sims * kernels.match_decays(steps, cfg.match_decay, cfg.match_lambda)
+        live = np.flatnonzero(base != 0.0)  # the kernel skips the others too
+        if live.size == 0:
+            return [Reason("popular") for _ in targets]
+        sessions, base, pstar = sessions[live].astype(np.int64), base[live], pstar[live]
+        profile, item_weights, _, _ = kernels.session_profile(clicks, cfg)
+
+        # Every stored (neighbour, item) entry, neighbours in the kernel's order.
+        starts = index.sess_indptr[sessions]
+        lengths = index.sess_indptr[sessions + 1] - starts
+        entries = gather_ranges(starts, lengths)
+        owner = np.repeat(np.arange(sessions.size), lengths)
+        entry_items = index.sess_items[entries].astype(np.int64)
+
+        # c[t, n]: what neighbour n adds to the score of distinct target t (a session stores
+        # each of its items once, so every (t, n) cell is written at most once).
+        distinct, target_row = np.unique(targets, return_inverse=True)
+        row = np.searchsorted(distinct, entry_items).clip(0, distinct.size - 1)
+        hit = np.flatnonzero(distinct[row] == entry_items)
+        n, entry = owner[hit], entries[hit]
+        distance = np.abs(index.sess_positions[entry].astype(np.int64) - pstar[n])
+        contributions = np.zeros((distinct.size, sessions.size), dtype=np.float64)
+        contributions[row[hit], n] = base[n] * weights.distance[distance] * weights.entry[entry]
+
+        # share[n, j]: the part of neighbour n's similarity due to session item j (every
+        # neighbour shares at least one item with the session, so the profile is not empty).
+        by_item = np.argsort(profile, kind="stable")
+        found = np.searchsorted(profile[by_item], entry_items).clip(0, profile.size - 1)
+        shared = profile[by_item][found] == entry_items
+        column = by_item[found[shared]]
+        share = np.zeros((sessions.size, profile.size), dtype=np.float64)
+        share[owner[shared], column] = item_weights[column]
+        totals = share.sum(axis=1, keepdims=True)
+        share = np.divide(share, totals, out=np.zeros_like(share), where=totals > 0)
+        item_credit = contributions @ share  # [distinct targets, q], profile: most recent first
+
+        # The kernel lists neighbours most recent first: stable sorts keep that among ties.
+        by_items = self._session_reasons("neighbours", profile, item_credit, top)
+        by_neighbours = ranked_rows(self.session_source_[sessions], contributions, top)
+        return [
+            Reason("neighbours", by_items[row].session_items, by_neighbours[row])
+            for row in target_row.tolist()
+        ]
 
     # ----------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from sessionrec._errors import ModelError
 from sessionrec.data.sessions import SessionData
-from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.models.base import Reason, Recommender, SessionBatch
 
 
 def _check_item_vector(state: dict[str, np.ndarray], key: str, n_items: int) -> np.ndarray:
@@ -58,6 +58,10 @@ class Pop(Recommender):
         self._check_fitted()
         row = self.popularity_.astype(np.float32)
         return np.tile(row, (len(batch), 1))
+
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """Kind ``"popular"``: the session plays no part in the score."""
+        return [Reason("popular") for _ in targets]
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"popularity": self.popularity_}
@@ -107,6 +111,15 @@ class SessionPop(Recommender):
             # more than float32 itself requires.
             scores.flat[cells] = (counts + tiebreak[cells % m]).astype(np.float32)
         return scores
+
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """Kind ``"popular"``; an item clicked in the session names itself, weighted by its
+        number of clicks there (the integer part of its score)."""
+        clicks = (session[None, :] == targets[:, None]).sum(axis=1).astype(np.float64)
+        return [
+            Reason("popular", ((name, count),) if count > 0 else ())
+            for name, count in zip(self.vocab_.decode(targets), clicks.tolist(), strict=True)
+        ]
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"popularity": self.popularity_}

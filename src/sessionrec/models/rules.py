@@ -26,6 +26,7 @@ from scipy import sparse
 from sessionrec._errors import ModelError
 from sessionrec.data.sessions import SessionData
 from sessionrec.models.base import (
+    Reason,
     Recommender,
     SessionBatch,
     check_choice,
@@ -121,6 +122,24 @@ class LastItemModel(Recommender):
             entries = np.arange(total, dtype=np.int64) + shift
             scores[np.repeat(sessions, lengths), self.indices_[entries]] = self.data_[entries]
         return scores
+
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """The last item and its matrix weight ``W[last, target]``: the whole score.
+
+        Only the last item's row scores the session, so it is the one contributing item;
+        a target outside that row has no evidence and gets no session item.
+        """
+        if session.size == 0:
+            return [Reason("session_items") for _ in targets]
+        last = int(session[-1])
+        start, end = int(self.indptr_[last]), int(self.indptr_[last + 1])
+        columns = self.indices_[start:end]
+        weights = np.zeros(targets.size, dtype=np.float64)
+        at = start + np.searchsorted(columns, targets)  # rows are sorted by column
+        inside = np.flatnonzero(at < end)
+        found = inside[self.indices_[at[inside]] == targets[inside]]
+        weights[found] = self.data_[at[found]]
+        return self._session_reasons("session_items", np.array([last]), weights[:, None], top)
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"indptr": self.indptr_, "indices": self.indices_, "data": self.data_}

@@ -14,7 +14,10 @@ Endpoints (JSON in, JSON out; every error is a JSON object ``{"error", "message"
 
 A recommendation answer is ``{"recommendation_id", "model", "model_version", "variant",
 "fallback", "degraded", "items": [{"item_id", "score", "source"}, ...]}`` (the session
-endpoints add ``session_id`` and ``event_count``).
+endpoints add ``session_id`` and ``event_count``). With ``explain=true`` every item also
+carries ``reason: {"kind", "session_items": [{"item_id", "weight"}], "neighbour_sessions":
+[{"session", "weight"}]}`` (see :meth:`~sessionrec.models.base.Recommender.explain`);
+without it the answer is byte for byte what it was before explanations existed.
 
 Why the handlers look the way they do:
 
@@ -62,8 +65,9 @@ from pydantic import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sessionrec import __version__
-from sessionrec._errors import ConfigError, ModelError
+from sessionrec._errors import ConfigError, ModelError, SessionrecError
 from sessionrec.serve.config import ServeConfig
+from sessionrec.serve.demo_page import add_demo_page
 from sessionrec.serve.metrics import ServiceMetrics
 from sessionrec.serve.registry import (
     CONTROL_PREFIX,
@@ -72,7 +76,7 @@ from sessionrec.serve.registry import (
     ModelRegistry,
     Variant,
 )
-from sessionrec.serve.rules import Filters
+from sessionrec.serve.rules import Filters, Ranked
 from sessionrec.serve.store import (
     Event,
     SessionStore,
@@ -369,6 +373,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         available_only: bool = False
         fallback: bool = True
         details: bool = False
+        explain: bool = Field(False, description="Add a reason to every item.")
         variant: VariantName | None = None
 
         @model_validator(mode="after")
@@ -386,6 +391,21 @@ def create_app(config: ServeConfig) -> FastAPI:
     class ReloadIn(BaseModel):
         path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
 
+    class SessionItemOut(BaseModel):
+        item_id: str
+        weight: float
+
+    class NeighbourOut(BaseModel):
+        session: int = Field(description="Index of the training session in the training data.")
+        weight: float
+
+    class ReasonOut(BaseModel):
+        """Why the item is recommended (``explain=true``); see ``Recommender.explain``."""
+
+        kind: Literal["session_items", "neighbours", "embedding", "ablation", "popular", "category"]
+        session_items: list[SessionItemOut]
+        neighbour_sessions: list[NeighbourOut]
+
     class ItemOut(BaseModel):
         item_id: str
         score: float
@@ -393,6 +413,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         category: str | None = None
         available: bool | None = None
         attributes: dict[str, Any] | None = None
+        reason: ReasonOut | None = None
 
     class RecommendationOut(BaseModel):
         recommendation_id: str
@@ -429,6 +450,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         exclude_items: tuple[str, ...]
         details: bool
         variant: str | None
+        explain: bool = False
 
     class SessionQuery(BaseModel):
         """Query parameters of the session endpoints (one model: validated in one call)."""
@@ -446,6 +468,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         available_only: bool = False
         exclude_item: list[IdStr] = Field([], max_length=config.max_exclude)
         details: bool = Field(False, description="Add catalog fields to the items.")
+        explain: bool = Field(False, description="Add a reason to every item.")
         variant: VariantName | None = Field(None, description="Force an A/B variant (QA, replay).")
 
         def options(self) -> Options:
@@ -463,6 +486,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 exclude_items=tuple(self.exclude_item),
                 details=self.details,
                 variant=self.variant,
+                explain=self.explain,
             )
 
     class EventQuery(SessionQuery):
@@ -496,6 +520,41 @@ def create_app(config: ServeConfig) -> FastAPI:
             await store().record_recommendation(rec_id, variant, items)
         except StoreUnavailable:
             metrics.errors.labels("record_recommendation", "store").inc()
+
+    def explain(loaded: LoadedModel, session: list[str], ranked: Ranked) -> list[Any]:
+        """A reason per returned item (after the business rules: only what is shown).
+
+        Model items are explained by the model, in one call; fallback items say where they
+        came from. A model that cannot explain (a broken artifact) leaves ``reason`` null
+        rather than failing the answer.
+        """
+        shown = [i for i, source in enumerate(ranked.sources) if source == "model"]
+        reasons: list[Any] = [
+            {"kind": source, "session_items": [], "neighbour_sessions": []}
+            for source in ranked.sources
+        ]
+        if not shown:
+            return reasons
+        try:
+            explained = loaded.model.explain(session, [ranked.items[i] for i in shown])
+        except SessionrecError as exc:
+            log.warning("model %s could not explain its answer: %s", loaded.name, exc)
+            for i in shown:
+                reasons[i] = None
+            return reasons
+        for i, reason in zip(shown, explained, strict=True):
+            reasons[i] = {
+                "kind": reason.kind,
+                "session_items": [
+                    {"item_id": str(item), "weight": weight}
+                    for item, weight in reason.session_items
+                ],
+                "neighbour_sessions": [
+                    {"session": neighbour, "weight": weight}
+                    for neighbour, weight in reason.neighbour_sessions
+                ],
+            }
+        return reasons
 
     async def answer(
         variant: Variant,
@@ -541,6 +600,9 @@ def create_app(config: ServeConfig) -> FastAPI:
             "degraded": degraded,
             "items": out_items,
         }
+        if opts.explain:
+            for item, reason in zip(out_items, explain(loaded, items, ranked), strict=True):
+                item["reason"] = reason
         if extra:
             payload.update(extra)
         metrics.recommendations.labels(variant.name).inc()
@@ -551,6 +613,25 @@ def create_app(config: ServeConfig) -> FastAPI:
         if not degraded:  # the memory store records inline, Redis queues a batched write
             await record(rec_id, variant.name, ranked.items)
         return _json(payload)
+
+    async def answer_session(
+        variant: Variant,
+        loaded: LoadedModel,
+        session_id: str,
+        events: list[Event],
+        opts: Options,
+        degraded: bool,
+    ) -> Response:
+        """:func:`answer` for a live session from its stored events."""
+        return await answer(
+            variant,
+            loaded,
+            [e.item_id for e in events],
+            _times(events),
+            opts,
+            degraded,
+            {"session_id": session_id, "event_count": len(events)},
+        )
 
     store_up = [True]  # last state reported to the gauge (set only on transitions)
 
@@ -749,15 +830,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             return _json(
                 {"session_id": session_id, "event_count": len(events), "degraded": degraded}
             )
-        return await answer(
-            variant,
-            loaded,
-            [e.item_id for e in events],
-            _times(events),
-            opts,
-            degraded,
-            {"session_id": session_id, "event_count": len(events)},
-        )
+        return await answer_session(variant, loaded, session_id, events, opts, degraded)
 
     @app.get(
         "/v1/sessions/{session_id}/recommendations",
@@ -779,15 +852,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         except StoreUnavailable:
             store_failed("recommendations")
             events, degraded = [], True
-        return await answer(
-            variant,
-            loaded,
-            [e.item_id for e in events],
-            _times(events),
-            opts,
-            degraded,
-            {"session_id": session_id, "event_count": len(events)},
-        )
+        return await answer_session(variant, loaded, session_id, events, opts, degraded)
 
     @app.post(
         "/v1/recommendations",
@@ -813,6 +878,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             exclude_items=tuple(str(i) for i in body.exclude_items),
             details=body.details,
             variant=body.variant,
+            explain=body.explain,
         )
         items = [str(i) for i in body.items]
         return await answer(variant, loaded, items, body.timestamps, opts, False)
@@ -1022,6 +1088,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             out.setdefault(name, {"impressions": 0, "clicks": 0, "ctr": 0.0})
         return _json({"variants": out, "degraded": degraded})
 
+    add_demo_page(app, config)  # the storefront page: /demo (see demo_page.py)
     return app
 
 

@@ -63,7 +63,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -73,15 +75,22 @@ from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.sessions import _gather_ranges as gather_ranges
 from sessionrec.data.split import last_fraction_split
+from sessionrec.evaluation.metrics import hit_rate, mrr
 from sessionrec.models.base import (
+    Reason,
     Recommender,
     SessionBatch,
+    TopK,
     check_choice,
     check_float,
     check_int,
+    check_k,
     check_param,
+    distinct_recent_first,
 )
 from sessionrec.models.neural import DEVICE_PATTERN, LOSSES, require_torch
+from sessionrec.models.quantized import QuantizedTable
+from sessionrec.models.topk import select_top_k
 
 if TYPE_CHECKING:
     import torch
@@ -94,7 +103,6 @@ if TYPE_CHECKING:
         FlatParameters,
         LossTracker,
         SessionParallelPlan,
-        hit_rate_mrr,
         pessimistic_ranks,
         resolve_device,
         seeded,
@@ -130,7 +138,6 @@ def _bind_torch(model: str) -> None:
                 "FlatParameters",
                 "LossTracker",
                 "SessionParallelPlan",
-                "hit_rate_mrr",
                 "pessimistic_ranks",
                 "resolve_device",
                 "seeded",
@@ -142,6 +149,12 @@ def _bind_torch(model: str) -> None:
 
 
 log = logging.getLogger("sessionrec.models")
+
+QUANTIZED_MAX_BATCH = 8
+"""Top-k of at most this many sessions goes through the int8 table (serving sizes)."""
+QUANTIZED_MIN_SIZE = 1 << 20
+"""Output tables of fewer values (4 MB) stay in cache: the int8 copy would not pay."""
+_QUANTIZE_LOCK = threading.Lock()
 
 SELECTION_METRICS: tuple[str, ...] = ("hr@20", "mrr@20")
 VALID_BATCH_SIZE = 512
@@ -589,8 +602,8 @@ class GRU4Rec(Recommender):
         """HR@20 or MRR@20 (percent) of every next-click case of the validation plan."""
         with torch.inference_mode():
             ranks = self._validation_ranks(plan, self.network_.output_bias(self.item_counts_))
-        hr, mrr = hit_rate_mrr(ranks, 20)
-        return hr if self.selection_metric == "hr@20" else mrr
+        metric = hit_rate if self.selection_metric == "hr@20" else mrr
+        return 100.0 * metric(ranks, 20)  # percent, as sessionrec.evaluation reports it
 
     def _validation_ranks(self, plan: SessionParallelPlan, bias: torch.Tensor) -> np.ndarray:
         network = self.network_
@@ -616,24 +629,88 @@ class GRU4Rec(Recommender):
 
     # ----------------------------------------------------------------------------- scoring
     def score(self, batch: SessionBatch) -> np.ndarray:
-        """Run each session's known clicks through the GRU and score every item.
+        """Run each session's known clicks through the GRU and score every item."""
+        self._check_fitted()
+        scores = np.full((len(batch), self.n_items), -np.inf, dtype=np.float32)
+        rows, top = self._final_states(batch)
+        if rows.size:
+            with torch.inference_mode():
+                scores[rows] = self.network_.score_all(top, self._scoring_bias).cpu().numpy()
+        return scores
 
-        The batch's sessions advance together, longest first, so the sessions still running
-        at step ``t`` are a prefix of the batch and no step computes padding. One live
-        session (the serving path) is a few GRU steps and one matrix-vector product.
+    def top_k(
+        self,
+        batch: SessionBatch,
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+    ) -> list[TopK]:
+        """Exact top-``k``; a few live sessions on the CPU go through the int8 item table.
+
+        Large batches (evaluation) are fastest as one dense product; for serving, reading
+        the whole float32 output table per session is what costs, and
+        :class:`~sessionrec.models.quantized.QuantizedTable` finds the same items reading a
+        quarter of it (exact: see that module).
+        """
+        k = check_k(k)
+        table = self._quantized_table() if len(batch) <= QUANTIZED_MAX_BATCH else None
+        if table is None:
+            return super().top_k(batch, k, exclude)
+        rows, top = self._final_states(batch)
+        states = top.cpu().numpy()
+        bias = self._scoring_bias_numpy
+        weights = self.network_.item_weights
+        empty: TopK = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        results = [empty] * len(batch)
+        for state, row in zip(states, rows.tolist(), strict=True):
+            skip = None if exclude is None else np.asarray(exclude[row], dtype=np.int64)
+            found = table.candidates(state, bias, k, skip)
+            if found is None:  # a flat score distribution: the dense product is cheaper
+                found = np.arange(self.n_items)
+            with torch.inference_mode():
+                picked = torch.as_tensor(found)
+                exact = torch.mv(weights.index_select(0, picked), torch.as_tensor(state))
+            candidate_scores = exact.numpy() + bias[found]
+            if skip is not None and skip.size:
+                candidate_scores[np.isin(found, skip)] = -np.inf
+            ((best, values),) = select_top_k(candidate_scores[None, :], k)
+            results[row] = (found[best], values)
+        return results
+
+    def _quantized_table(self) -> QuantizedTable | None:
+        """The int8 copy of the output table, built on first use; ``None`` where not worth it."""
+        network = self.network_
+        if network.item_weights.device.type != "cpu":
+            return None
+        if network.item_weights.numel() < QUANTIZED_MIN_SIZE:
+            return None  # the float32 table fits in cache: nothing to save
+        table = self.__dict__.get("_int8_table")
+        if table is None:
+            with _QUANTIZE_LOCK:  # a served model is shared between threads
+                table = self.__dict__.get("_int8_table")
+                if table is None:
+                    table = QuantizedTable(network.item_weights.numpy())
+                    self._scoring_bias_numpy = self._scoring_bias.numpy()
+                    self._int8_table = table
+        return table
+
+    def _final_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
+        """The top layer's state after each session's known clicks: (rows, ``[m, d]``).
+
+        ``rows`` are the batch rows with at least one known click, in the order of the
+        states. The sessions advance together, longest first, so the sessions still running
+        at step ``t`` are a prefix of the batch and no step computes padding.
         """
         self._check_fitted()
         n = len(batch)
-        scores = np.full((n, self.n_items), -np.inf, dtype=np.float32)
         known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
         items = batch.items[known].astype(np.int64)
         lengths = np.bincount(np.repeat(np.arange(n), batch.lengths)[known], minlength=n).astype(
             np.int64
         )
         rows = np.flatnonzero(lengths > 0)
+        device = self.network_.item_weights.device
         if rows.size == 0:
-            return scores
-        # Longest sessions first, so the sessions still running at step t are a prefix.
+            return rows, torch.zeros((0, self.hidden_size), device=device)
         order = rows[np.argsort(-lengths[rows], kind="stable")]
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=starts[1:])
@@ -647,7 +724,6 @@ class GRU4Rec(Recommender):
         active = (sorted_lengths[None, :] > np.arange(padded.shape[1])[:, None]).sum(axis=1)
         with torch.inference_mode():
             network = self.network_
-            device = network.item_weights.device
             clicks = torch.as_tensor(padded, device=device)  # [m, longest]
             hidden = [
                 torch.zeros((order.size, self.hidden_size), device=device)
@@ -657,9 +733,7 @@ class GRU4Rec(Recommender):
                 states = network.layers(network.embed(clicks[:m, t]), [h[:m] for h in hidden])
                 for h, state in zip(hidden, states, strict=True):
                     h[:m] = state
-            result = network.score_all(hidden[-1], self._scoring_bias).cpu().numpy()
-        scores[order] = result
-        return scores
+        return order, hidden[-1]
 
     # ------------------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -711,6 +785,41 @@ class GRU4Rec(Recommender):
         self.best_epoch_ = int(state["best_epoch"].reshape(-1)[0])
         for key in self._HISTORY:
             setattr(self, key + "_", np.asarray(state[key]))
+
+    # ------------------------------------------------------------------------ explanations
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """Kind ``"embedding"``: session items by cosine similarity to the target's output vector.
+
+        With ``constrained_embedding`` (shared tables) a session item's input embedding
+        lives in the same space as the target's output vector and is compared directly.
+        Otherwise the input table has another width (or holds gate rows) and was trained
+        apart, so the session items' own output vectors stand in for it: item-to-item
+        similarity in the space the scores are computed in. The GRU's state mixes all
+        clicks, so this names the most similar items, not an exact share of the score.
+        Items without training clicks (dropped from the input by :meth:`score`) are skipped.
+        """
+        known = distinct_recent_first(session)
+        known = known[self.item_counts_[known] > 0]
+        if known.size == 0:
+            return [Reason("embedding") for _ in targets]
+        # Shared tables: item_weights *is* the input embedding; otherwise the stand-in.
+        vectors = self.network_.item_weights  # [n_items, d]
+        with torch.inference_mode():
+            device = vectors.device
+            session_vectors = vectors.index_select(0, torch.as_tensor(known, device=device))
+            target_vectors = vectors.index_select(0, torch.as_tensor(targets, device=device))
+            cosine = F.normalize(target_vectors, dim=1) @ F.normalize(session_vectors, dim=1).t()
+            similarity = cosine.double().cpu().numpy()  # [n_targets, q]
+        # The ``top`` most similar whatever the sign of the cosine ("at least the most
+        # similar item"), ties to the more recent click; the weight is the cosine itself.
+        reasons = []
+        names = self.vocab_.decode(known)
+        for row in similarity:
+            order = np.argsort(-row, kind="stable")[:top]
+            reasons.append(
+                Reason("embedding", tuple((names[i], float(row[i])) for i in order.tolist()))
+            )
+        return reasons
 
 
 class _Epoch:

@@ -9,8 +9,10 @@ One implementation of each concern, shared by the neural models:
 - :class:`AdagradM` is Adagrad with momentum for dense parameters and row-sparse item tables.
 - :class:`LossTracker` averages the loss and raises :class:`ModelError` when it diverges.
 - :func:`train_epochs` is the one epoch loop: train, validate, keep the best epoch, stop early.
-- :func:`pessimistic_ranks` and :func:`hit_rate_mrr` score a validation split with the same
-  full ranking and tie rule as :mod:`sessionrec.evaluation`.
+- :func:`pessimistic_ranks` ranks validation targets on the training device with the same
+  full ranking and tie rule as :func:`sessionrec.evaluation.protocol.rank_targets` (on CUDA
+  this avoids copying every ``[n, n_items]`` score matrix to the host); the metrics of the
+  ranks come from :mod:`sessionrec.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -533,11 +535,3 @@ def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     ranks = (scores >= target_scores).sum(dim=1).to(torch.float64)  # [n]
     miss = ~(target_scores.squeeze(1) > -math.inf)
     return ranks.masked_fill_(miss, math.inf)
-
-
-def hit_rate_mrr(ranks: np.ndarray, k: int) -> tuple[float, float]:
-    """HR@k and MRR@k in percent (the units of :mod:`sessionrec.evaluation.metrics`)."""
-    if ranks.size == 0:
-        return 0.0, 0.0
-    hit = ranks <= k
-    return 100.0 * float(hit.mean()), 100.0 * float(np.where(hit, 1.0 / ranks, 0.0).mean())

@@ -1,0 +1,355 @@
+"""Results files (`evaluate --save-results`) and the HTML report (`sessionrec report`).
+
+A small real run through the real CLI on a benchmark folder whose cases can be counted by
+hand, then checks of the saved numbers and of the page's sections and images.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sessionrec._errors import DataError
+from sessionrec.cli import main
+from sessionrec.evaluation import metrics
+from sessionrec.evaluation.report import (
+    MAX_K,
+    SECTION_IDS,
+    build_report,
+    latency_summary,
+    load_results,
+    save_results,
+    split_mismatches,
+    training_history,
+)
+
+# 12 items in a cycle: sessions of 3, 5 and 13 clicks from every start.
+TRAIN = [
+    " ".join(str((start + j) % 12 + 1) for j in range(length))
+    for length in (3, 5, 13)
+    for start in range(12)
+]
+# Cases per session = clicks - 1: 1 + 2 + 5 + 12 + 1 = 21. Prefix lengths (clicks before
+# the target) per group: "1": one per session = 5; "2": sessions of 3+ clicks = 3;
+# "3": sessions of 4+ clicks = 2; "4-5": 2 (6 clicks) + 2 (13 clicks) = 4;
+# "6-10": 5 (13 clicks); ">10": 11, 12 = 2. Item 99 is unknown: that case is always a miss.
+TEST = ["1 2", "3 4 5", "5 6 7 8 9 10", " ".join(["1", *map(str, range(2, 13)), "1"]), "7 99"]
+N_CASES = 21
+GROUP_COUNTS = {"1": 5, "2": 3, "3": 2, "4-5": 4, "6-10": 5, ">10": 2}
+LATENCY_CALLS = 30
+GRU_PARAMS = [
+    "n_epochs=2",
+    "hidden_size=8",
+    "n_sample=0",
+    "batch_size=4",
+    "valid_fraction=0.25",
+    "device=cpu",
+    "patience=0",
+]
+
+
+def _bench(folder: Path, test: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "train_sessions.txt").write_text("\n".join(TRAIN) + "\n")
+    (folder / "test_sessions.txt").write_text("\n".join(test) + "\n")
+    return folder
+
+
+def _evaluate(
+    capsys: pytest.CaptureFixture[str],
+    bench: Path,
+    model: str,
+    out: Path,
+    *extra: str,
+) -> dict[str, Any]:
+    """Run `sessionrec evaluate --save-results`; return what it printed."""
+    code = main(
+        [
+            "-q",
+            "evaluate",
+            "--benchmark",
+            str(bench),
+            "--model",
+            model,
+            "--save-results",
+            str(out),
+            "--latency-calls",
+            str(LATENCY_CALLS),
+            "--json",
+            *extra,
+        ]
+    )
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    return dict(json.loads(printed.strip().splitlines()[-1]))  # the JSON line is the last
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """pop and sr evaluated on the hand-countable benchmark, results saved."""
+    root = tmp_path_factory.mktemp("report")
+    bench = _bench(root / "bench", TEST)
+    out: dict[str, Any] = {"bench": bench, "root": root, "printed": {}, "files": {}}
+    for model in ("pop", "sr"):
+        file = root / f"{model}.json"
+        code = main(
+            [
+                "-q",
+                "evaluate",
+                "--benchmark",
+                str(bench),
+                "--model",
+                model,
+                "--save-results",
+                str(file),
+                "--latency-calls",
+                str(LATENCY_CALLS),
+            ]
+        )
+        assert code == 0
+        out["files"][model] = file
+    return out
+
+
+@pytest.fixture(scope="module")
+def gru_file(run: dict[str, Any]) -> Path:
+    """GRU4Rec for two epochs with a validation split: a result with training curves."""
+    pytest.importorskip("torch")
+    file = run["root"] / "gru4rec.json"
+    params = [part for p in GRU_PARAMS for part in ("--param", p)]
+    code = main(
+        [
+            "-q",
+            "evaluate",
+            "--benchmark",
+            str(run["bench"]),
+            "--model",
+            "gru4rec",
+            *params,
+            "--save-results",
+            str(file),
+            "--latency-calls",
+            "10",
+        ]
+    )
+    assert code == 0
+    return Path(file)
+
+
+# ------------------------------------------------------------ results files
+def test_results_file_holds_the_hand_counted_cases(run):
+    for model, file in run["files"].items():
+        data = load_results(file)
+        assert data["model"]["name"] == model
+        assert data["n_cases"] == N_CASES
+        groups = {g["label"]: g["n_cases"] for g in data["by_length"]["groups"]}
+        assert groups == GROUP_COUNTS
+        assert data["split"]["n_test_sessions"] == len(TEST)
+        assert data["split"]["n_train_sessions"] == len(TRAIN)
+        for key in ("hr", "mrr", "ndcg"):
+            curve = data["curves"][key]
+            assert len(curve) == MAX_K
+            assert all(b >= a for a, b in itertools.pairwise(curve)), key
+        # the case with the unknown target (99) is a miss at every K
+        assert data["curves"]["hr"][-1] <= 100.0 * (N_CASES - 1) / N_CASES + 1e-9
+        assert 0.0 <= data["beyond_accuracy"]["coverage"] <= 1.0
+        assert data["latency"]["n_calls"] == LATENCY_CALLS == len(data["latency"]["ms"])
+        lat = data["latency"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert data["history"] is None  # pop and sr do not train by epochs
+    fingerprints = {load_results(f)["split"]["fingerprint"] for f in run["files"].values()}
+    assert len(fingerprints) == 1
+
+
+def test_curves_match_what_evaluate_prints(run, capsys, tmp_path):
+    printed = _evaluate(capsys, run["bench"], "sr", tmp_path / "sr.json")
+    data = load_results(tmp_path / "sr.json")
+    for k in (5, 10, 20):
+        assert data["curves"]["hr"][k - 1] == pytest.approx(printed[f"hr@{k}"])
+        assert data["curves"]["mrr"][k - 1] == pytest.approx(printed[f"mrr@{k}"])
+        assert data["curves"]["ndcg"][k - 1] == pytest.approx(printed[f"ndcg@{k}"])
+    assert data["beyond_accuracy"]["coverage"] == pytest.approx(printed["coverage@20"])
+    assert data["beyond_accuracy"]["popularity"] == pytest.approx(printed["popularity@20"])
+    # by-length groups weighted by their case counts give back the overall HR@20
+    groups = data["by_length"]["groups"]
+    overall = sum(g["hr"] * g["n_cases"] for g in groups) / N_CASES
+    assert overall == pytest.approx(printed["hr@20"])
+
+
+def test_evaluate_prints_only_the_cutoffs_asked_for(run, capsys, tmp_path):
+    printed = _evaluate(capsys, run["bench"], "pop", tmp_path / "pop.json", "--cutoffs", "3")
+    assert "hr@3" in printed and "hr@20" not in printed
+    data = load_results(tmp_path / "pop.json")
+    assert data["curves"]["hr"][2] == pytest.approx(printed["hr@3"])
+    assert "coverage@20" in data["metrics"]  # the file always has the @20 views
+
+
+def test_latency_calls_zero_skips_latency(run, tmp_path, capsys):
+    _evaluate(capsys, run["bench"], "pop", tmp_path / "a.json", "--latency-calls", "0")
+    assert load_results(tmp_path / "a.json")["latency"] is None
+    code = main(
+        [
+            *("evaluate", "--benchmark", str(run["bench"]), "--model", "pop"),
+            *("--save-results", str(tmp_path / "b.json"), "--latency-calls", "-1"),
+        ]
+    )
+    assert code == 1 and "--latency-calls" in capsys.readouterr().err
+
+
+def test_gru4rec_results_hold_its_training_history(gru_file):
+    history = load_results(gru_file)["history"]
+    assert len(history["loss"]) == 2 and all(v > 0 for v in history["loss"])
+    assert len(history["valid"]) == 2 and all(0 <= v <= 100 for v in history["valid"])
+    assert len(history["seconds"]) == len(history["examples"]) == 2
+    assert history["valid_metric"] == "hr@20"
+    assert history["best_epoch"] in (1, 2)
+
+
+def test_load_results_rejects_other_files(tmp_path):
+    (tmp_path / "x.json").write_text('{"n_cases": 3}')
+    with pytest.raises(DataError, match="not a sessionrec results file"):
+        load_results(tmp_path / "x.json")
+    (tmp_path / "v.json").write_text('{"format": "sessionrec-results", "version": 99}')
+    with pytest.raises(DataError, match="version 99"):
+        load_results(tmp_path / "v.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(DataError, match=r"bad\.json"):
+        load_results(tmp_path / "bad.json")
+
+
+def test_save_results_writes_strict_json(run, tmp_path):
+    data = load_results(run["files"]["pop"])
+    data["timing"]["fit_seconds"] = float("nan")  # e.g. an unknown value
+    save_results(data, tmp_path / "out.json")
+    text = (tmp_path / "out.json").read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["timing"]["fit_seconds"] is None
+
+
+# ------------------------------------------------------------------ report
+def _images(page: str) -> list[bytes]:
+    sources = re.findall(r'<img [^>]*src="([^"]*)"', page)
+    out = []
+    for src in sources:
+        assert src.startswith("data:image/png;base64,"), src[:40]
+        out.append(base64.b64decode(src.split(",", 1)[1], validate=True))
+    return out
+
+
+def _report(capsys, files: list[Path], out: Path, *extra: str) -> tuple[int, str]:
+    code = main(["-q", "report", *map(str, files), "-o", str(out), *extra])
+    return code, capsys.readouterr().err
+
+
+def test_report_has_every_section_and_embedded_images(run, gru_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    files = [run["files"]["pop"], run["files"]["sr"], gru_file]
+    out = tmp_path / "report.html"
+    code, err = _report(capsys, files, out, "--title", "Shop <A&B>")
+    assert code == 0, err
+    page = out.read_text()
+    for sid in SECTION_IDS:
+        assert page.count(f'id="{sid}"') == 1, sid
+    assert 'id="warnings"' not in page
+    # HR curve, MRR curve, by length, coverage/popularity, training, latency
+    images = _images(page)
+    assert len(images) == 6 == page.count("<img ")
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in images)
+    assert "http://" not in page and "https://" not in page
+    assert "<title>Shop &lt;A&amp;B&gt;</title>" in page
+    assert 'name="viewport"' in page
+    training = page.split('id="training"')[1].split("</section>")[0]
+    assert "<img " in training and "gru4rec" in training
+    for label in ("pop", "sr", "gru4rec"):
+        assert f"<th>{label}</th>" in page
+
+
+def test_report_without_history_says_so(run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "report.html"
+    code, err = _report(capsys, [run["files"]["pop"], run["files"]["sr"]], out)
+    assert code == 0, err
+    page = out.read_text()
+    training = page.split('id="training"')[1].split("</section>")[0]
+    assert "No result has a training history" in training and "<img" not in training
+    assert len(_images(page)) == 5
+
+
+def test_report_refuses_results_of_different_splits(run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    other = _bench(tmp_path / "other", [*TEST[:-1], "2 3 4"])
+    _evaluate(capsys, other, "pop", tmp_path / "other.json")
+    files = [run["files"]["pop"], tmp_path / "other.json"]
+    code, err = _report(capsys, files, tmp_path / "r.html")
+    assert code == 1 and "different splits" in err and "other.json" in err
+    assert not (tmp_path / "r.html").exists()
+    code, err = _report(capsys, files, tmp_path / "r.html", "--allow-mixed-splits")
+    assert code == 0, err
+    assert 'id="warnings"' in (tmp_path / "r.html").read_text()
+
+
+def test_build_report_takes_dicts_and_labels_repeats(run):
+    pytest.importorskip("matplotlib")
+    data = load_results(run["files"]["sr"])
+    page = build_report([data, run["files"]["sr"]], "t")
+    assert "<th>sr</th>" in page and "<th>sr #2</th>" in page
+
+
+# ---------------------------------------------------------- pure functions
+def test_cutoff_curves_by_hand():
+    ranks = np.array([1.0, 3.0, np.inf, 2.0])
+    curves = metrics.cutoff_curves(ranks, 3)
+    assert curves["hr"] == pytest.approx([0.25, 0.5, 0.75])
+    assert curves["mrr"] == pytest.approx([0.25, (1 + 1 / 2) / 4, (1 + 1 / 2 + 1 / 3) / 4])
+    assert curves["ndcg"][2] == pytest.approx((1 + 1 / math.log2(3) + 1 / 2) / 4)
+    with pytest.raises(ValueError):
+        metrics.cutoff_curves(ranks, 0)
+
+
+def test_percentiles_and_latency_summary_by_hand():
+    values = np.arange(1.0, 101.0)  # linear interpolation between order statistics
+    assert metrics.percentiles(values) == pytest.approx({"p50": 50.5, "p90": 90.1, "p99": 99.01})
+    summary = latency_summary(np.array([4.0, 1.0, 3.0, 2.0]))
+    assert summary == pytest.approx({"p50": 2.5, "p90": 3.7, "p99": 3.97, "mean": 2.5, "max": 4.0})
+    with pytest.raises(DataError):
+        latency_summary(np.array([]))
+
+
+def test_training_history_reads_the_epoch_attributes():
+    assert training_history(SimpleNamespace()) is None  # type: ignore[arg-type]
+    model = SimpleNamespace(
+        epoch_losses_=np.array([1.0, 0.5]),
+        epoch_valid_=np.array([np.nan, np.nan]),
+        epoch_seconds_=np.array([0.2, 0.3]),
+        best_epoch_=0,
+    )
+    history = training_history(model)  # type: ignore[arg-type]
+    assert history is not None
+    assert history["loss"] == [1.0, 0.5] and history["seconds"] == [0.2, 0.3]
+    assert history["valid"] is None  # never validated
+    assert history["examples"] is None and history["best_epoch"] is None
+    model.epoch_valid_ = np.array([0.1, np.nan])
+    model.best_epoch_ = 1
+    history = training_history(model)  # type: ignore[arg-type]
+    assert history is not None
+    assert history["valid"] == [0.1, None] and history["best_epoch"] == 1
+
+
+def test_split_mismatches_names_the_sources():
+    def result(fp: str, ties: str = "pessimistic") -> dict[str, Any]:
+        return {"split": {"fingerprint": fp, "ties": ties}}
+
+    assert split_mismatches([("a", result("x")), ("b", result("x"))]) == []
+    (problem,) = split_mismatches([("a", result("x")), ("b", result("y"))])
+    assert "different splits" in problem and "x: a" in problem and "y: b" in problem
+    (problem,) = split_mismatches([("a", result("x")), ("b", result("x", "average"))])
+    assert "tie policy" in problem
