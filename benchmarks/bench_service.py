@@ -4,7 +4,11 @@ Usage (the figures of BENCHMARKS.md; 2 cores, one BLAS/numba thread per process)
 
     .venv/bin/python benchmarks/bench_service.py \\
         [--data ../shared/data/diginetica/srgnn] [--model vsknn] [--stores memory,redis] \\
-        [--rates 250,500,1000,2000] [--duration 10] [--workers 2]
+        [--rates 250,500,1000,2000] [--duration 10] [--workers 2] [--replicas 1]
+
+    # many replicas: 1 and then 2 service processes sharing one Redis, same run, same model
+    .venv/bin/python benchmarks/bench_service.py --stores redis --replicas 1,2 --workers 1 \
+        --rates 250,500,1000 --duration 10
 
 What it does:
 
@@ -21,13 +25,21 @@ What it does:
 5. Saturation: closed loop (each of ``--connections`` connections sends its next request as
    soon as the previous answer arrives) with ``wrk`` when installed, else the same Python
    client; reports the throughput.
+6. Replicas (``--replicas 1,2``): for each count N, N independent service processes (each
+   with ``--workers`` workers) share the store, as replicas behind a load balancer would;
+   the load client is the balancer: open-loop request ``i`` goes to replica ``i mod N``
+   (round robin) and the closed-loop connections are spread evenly over the replicas.
+   One visitor's clicks therefore land on different replicas, which only works with a
+   shared store, so N > 1 needs ``redis``. Saturation with several replicas uses the
+   Python client (``wrk`` takes one URL); with ``--replicas 1,2`` the one-replica run uses
+   it too, so the rows compare like with like.
 
 Everything goes to 127.0.0.1 only, every phase is bounded in time, and every process it
 starts is stopped at the end. The load generator shares the 2 cores with the service, as
 a co-located client would; its own CPU use is part of the result.
 
-Prints Markdown rows: store, model, target rate, achieved rate, p50/p90/p99 (ms), errors,
-the service's CPU time per answered request (all its processes, from /proc) and the
+Prints Markdown rows: store, replicas, model, target rate, achieved rate, p50/p90/p99 (ms), errors,
+the service's CPU time per answered request (all its processes, every replica, from /proc) and the
 machine's 1-minute load average. The last two say how much the numbers owe to the service
 and how much to other work on a shared machine: with a load average above the core count
 the latencies measure the scheduler's queue, while CPU per request stays comparable.
@@ -131,24 +143,30 @@ class Connection(asyncio.Protocol):
         return await self.waiter
 
 
-async def _connect(port: int, n: int) -> list[Connection]:
+async def _connect(ports: list[int], n: int) -> list[Connection]:
+    """``n`` connections, the ``j``-th to ``ports[j % len(ports)]`` (even spread)."""
     loop = asyncio.get_running_loop()
     conns = []
-    for _ in range(n):
-        _, protocol = await loop.create_connection(Connection, HOST, port)
+    for j in range(n):
+        _, protocol = await loop.create_connection(Connection, HOST, ports[j % len(ports)])
         conns.append(protocol)
     return conns
 
 
-async def open_loop(port: int, requests: list[bytes], rate: float, warmup: float) -> dict[str, Any]:
+async def open_loop(
+    ports: list[int], requests: list[bytes], rate: float, warmup: float
+) -> dict[str, Any]:
     """Send ``requests`` at ``rate`` per second; latencies from each request's due time.
 
-    Times come from ``time.perf_counter``: uvloop's ``loop.time()`` ticks in milliseconds.
+    Request ``i`` goes to ``ports[i % len(ports)]``: round robin over the replicas, as a
+    load balancer would spread it. Times come from ``time.perf_counter``: uvloop's
+    ``loop.time()`` ticks in milliseconds.
     """
     clock = time.perf_counter
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for conn in await _connect(port, 256):
-        idle.put_nowait(conn)
+    per_port = max(1, 256 // len(ports))
+    idle: list[asyncio.Queue[Connection]] = [asyncio.Queue() for _ in ports]
+    for j, conn in enumerate(await _connect(ports, per_port * len(ports))):
+        idle[j % len(ports)].put_nowait(conn)
     latencies: list[float] = []
     errors = 0
     completed = 0
@@ -157,12 +175,13 @@ async def open_loop(port: int, requests: list[bytes], rate: float, warmup: float
 
     async def fire(i: int, due: float) -> None:
         nonlocal errors, completed
-        conn = await idle.get()
+        queue = idle[i % len(ports)]
+        conn = await queue.get()
         status = await conn.request(requests[i])
         done = clock()
         completed += 1
         if not conn.closed:
-            idle.put_nowait(conn)
+            queue.put_nowait(conn)
         if i >= n_warm:
             latencies.append(done - due)
             if status != 200:
@@ -184,10 +203,10 @@ async def open_loop(port: int, requests: list[bytes], rate: float, warmup: float
 
 
 async def closed_loop(
-    port: int, requests: list[bytes], connections: int, duration: float
+    ports: list[int], requests: list[bytes], connections: int, duration: float
 ) -> dict[str, Any]:
     clock = time.perf_counter
-    conns = await _connect(port, connections)
+    conns = await _connect(ports, max(connections, len(ports)))
     latencies: list[float] = []
     errors = 0
     counter = iter(range(len(requests)))
@@ -227,7 +246,9 @@ def _summary(
     }
 
 
-def _load_process(conn: Any, mode: str, port: int, test_file: str, args: dict[str, Any]) -> None:
+def _load_process(
+    conn: Any, mode: str, ports: list[int], test_file: str, args: dict[str, Any]
+) -> None:
     """Entry point of the load generator's own process."""
     try:
         import uvloop
@@ -239,19 +260,21 @@ def _load_process(conn: Any, mode: str, port: int, test_file: str, args: dict[st
     if mode == "open":
         n = int(args["rate"] * (args["warmup"] + args["duration"]))
         requests = build_requests(Path(test_file), n, run, args["k"])
-        result = asyncio.run(open_loop(port, requests, args["rate"], args["warmup"]))
+        result = asyncio.run(open_loop(ports, requests, args["rate"], args["warmup"]))
     else:
         n = int(args["duration"] * 20_000)
         requests = build_requests(Path(test_file), n, run, args["k"])
-        result = asyncio.run(closed_loop(port, requests, args["connections"], args["duration"]))
+        result = asyncio.run(closed_loop(ports, requests, args["connections"], args["duration"]))
     conn.send(result)
     conn.close()
 
 
-def run_load(mode: str, port: int, test_file: Path, **args: Any) -> dict[str, Any]:
+def run_load(mode: str, port: int | list[int], test_file: Path, **args: Any) -> dict[str, Any]:
+    """Run one load phase from its own process against one service or several replicas."""
+    ports = [port] if isinstance(port, int) else list(port)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_load_process, args=(child, mode, port, str(test_file), args))
+    process = ctx.Process(target=_load_process, args=(child, mode, ports, str(test_file), args))
     process.start()
     limit = args.get("warmup", 0) + args["duration"] + 120
     if not parent.poll(limit):
@@ -359,11 +382,19 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure(service: Managed, phase: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run ``phase(*args, **kwargs)``; add the service's CPU per request and the load average."""
-    cpu_before = tree_cpu_seconds(service.process.pid)
+def measure(
+    service: Managed | list[Managed], phase: Any, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """Run ``phase(*args, **kwargs)``; add the CPU per request of the service (all its
+    replicas) and the load average."""
+    services = [service] if isinstance(service, Managed) else service
+
+    def cpu_seconds() -> float:
+        return sum(tree_cpu_seconds(s.process.pid) for s in services)
+
+    cpu_before = cpu_seconds()
     result: dict[str, Any] = phase(*args, **kwargs)
-    cpu = tree_cpu_seconds(service.process.pid) - cpu_before
+    cpu = cpu_seconds() - cpu_before
     answered = result.get("sent") or 0
     result["server_cpu_us"] = 1e6 * cpu / answered if answered else math.nan
     result["loadavg"] = os.getloadavg()[0]
@@ -493,6 +524,78 @@ def start_service(
 
 
 # --------------------------------------------------------------------- main
+def run_setup(
+    args: argparse.Namespace,
+    model_dir: Path,
+    model_name: str,
+    train_file: Path,
+    test_file: Path,
+    store_kind: str,
+    n_replicas: int,
+    use_wrk: bool,
+) -> list[dict[str, Any]]:
+    """Every load phase against ``n_replicas`` service processes sharing one store."""
+    rows: list[dict[str, Any]] = []
+    redis = None
+    store = "memory"
+    services: list[Managed] = []
+    try:
+        if store_kind == "redis":
+            redis, store = start_redis()
+        ports = []
+        for _ in range(n_replicas):
+            service, port = start_service(model_dir, train_file, store, args.workers)
+            services.append(service)
+            ports.append(port)
+        labels = {"store": store_kind, "replicas": n_replicas, "model": model_name}
+        # warm every worker of every replica (numba, caches) before measuring
+        run_load("open", ports, test_file, rate=200.0, warmup=0.0, duration=3.0, k=args.k)
+        for rate in [float(r) for r in args.rates.split(",")]:
+            result = measure(
+                services,
+                run_load,
+                "open",
+                ports,
+                test_file,
+                rate=rate,
+                warmup=args.warmup,
+                duration=args.duration,
+                k=args.k,
+            )
+            rows.append({**labels, **result})
+            print(_row(rows[-1]), flush=True)
+        if use_wrk:
+            result = measure(
+                services,
+                wrk_saturation,
+                ports[0],
+                test_file,
+                args.connections,
+                args.duration,
+                args.k,
+            )
+        else:
+            result = measure(
+                services,
+                run_load,
+                "closed",
+                ports,
+                test_file,
+                connections=args.connections,
+                duration=args.duration,
+                k=args.k,
+            )
+            result["tool"] = "python"
+        rows.append({**labels, "saturation": True, **result})
+        print(_row(rows[-1]), flush=True)
+    finally:
+        for service in services:
+            service.stop()
+        if redis is not None:
+            redis.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -510,12 +613,24 @@ def main() -> None:
     parser.add_argument("--rates", default="250,500,1000,2000")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per replica")
+    parser.add_argument(
+        "--replicas",
+        default="1",
+        help="service processes sharing the store, comma-separated counts (e.g. 1,2)",
+    )
     parser.add_argument("--connections", type=int, default=32, help="saturation connections")
     parser.add_argument("-k", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write all results to this file")
     args = parser.parse_args()
     os.environ.update(THREADS)
+    replica_counts = [int(n) for n in args.replicas.split(",")]
+    if min(replica_counts) < 1:
+        parser.error("--replicas counts must be >= 1")
+    if max(replica_counts) > 1 and "memory" in args.stores.split(","):
+        parser.error("several replicas share sessions only through redis: use --stores redis")
+    # wrk takes one URL; when several replica counts are compared, all use the Python client
+    use_wrk = shutil.which("wrk") is not None and max(replica_counts) == 1
 
     train_file = args.data / "train_sessions.txt"
     test_file = args.data / "test_sessions.txt"
@@ -549,63 +664,17 @@ def main() -> None:
         model_name = json.loads((model_dir / "manifest.json").read_text())["model"]
         rows = []
         for store_kind in args.stores.split(","):
-            redis = None
-            store = "memory"
-            if store_kind == "redis":
-                redis, store = start_redis()
-            try:
-                service, port = start_service(model_dir, train_file, store, args.workers)
-            except BaseException:
-                if redis is not None:
-                    redis.stop()
-                raise
-            try:
-                # warm both workers (numba, caches) before measuring
-                run_load("open", port, test_file, rate=200.0, warmup=0.0, duration=3.0, k=args.k)
-                for rate in [float(r) for r in args.rates.split(",")]:
-                    result = measure(
-                        service,
-                        run_load,
-                        "open",
-                        port,
-                        test_file,
-                        rate=rate,
-                        warmup=args.warmup,
-                        duration=args.duration,
-                        k=args.k,
-                    )
-                    rows.append({"store": store_kind, "model": model_name, **result})
-                    print(_row(rows[-1]), flush=True)
-                if shutil.which("wrk"):
-                    result = measure(
-                        service,
-                        wrk_saturation,
-                        port,
-                        test_file,
-                        args.connections,
-                        args.duration,
-                        args.k,
-                    )
-                else:
-                    result = measure(
-                        service,
-                        run_load,
-                        "closed",
-                        port,
-                        test_file,
-                        connections=args.connections,
-                        duration=args.duration,
-                        k=args.k,
-                    )
-                    result["tool"] = "python"
-                rows.append(
-                    {"store": store_kind, "model": model_name, "saturation": True, **result}
+            for n_replicas in replica_counts:
+                rows += run_setup(
+                    args,
+                    model_dir,
+                    model_name,
+                    train_file,
+                    test_file,
+                    store_kind,
+                    n_replicas,
+                    use_wrk,
                 )
-                print(_row(rows[-1]), flush=True)
-            finally:
-                service.stop()
-                if redis is not None:
-                    redis.stop()
         print()
         print(HEADER)
         for row in rows:
@@ -618,9 +687,9 @@ def main() -> None:
 
 
 HEADER = (
-    "| store | model | load | target req/s | achieved req/s | p50 ms | p90 ms | p99 ms | errors "
-    "| server CPU µs/req | machine load avg |\n"
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| store | replicas | model | load | target req/s | achieved req/s | p50 ms | p90 ms "
+    "| p99 ms | errors | server CPU µs/req | machine load avg |\n"
+    "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -630,7 +699,8 @@ def _row(row: dict[str, Any]) -> str:
         load = f"saturation, closed loop ({row.get('tool')})"
     target = "-" if row.get("target") is None else f"{row['target']:.0f}"
     return (
-        f"| {row['store']} | {row['model']} | {load} | {target} | {row['achieved']:.0f} | "
+        f"| {row['store']} | {row.get('replicas', 1)} | {row['model']} | {load} | {target} | "
+        f"{row['achieved']:.0f} | "
         f"{row['p50']:.2f} | {row['p90']:.2f} | {row['p99']:.2f} | {row['errors']} | "
         f"{row.get('server_cpu_us', math.nan):.0f} | {row.get('loadavg', math.nan):.1f} |"
     )

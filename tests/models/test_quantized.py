@@ -62,11 +62,16 @@ def test_a_zero_row_is_quantized_without_dividing_by_zero() -> None:
     assert table.rows.tolist() == [[0, 0]] * 3 and np.all(table.scales == 1.0)
 
 
-def test_gru4rec_serving_top_k_equals_the_dense_top_k(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("share", [0.125, 0.0])
+def test_gru4rec_serving_top_k_equals_the_dense_top_k(
+    share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("torch")
+    from sessionrec.models import quantized
     from sessionrec.models.neural import gru4rec
 
     monkeypatch.setattr(gru4rec, "QUANTIZED_MIN_SIZE", 0)  # a tiny model takes the int8 path
+    monkeypatch.setattr(quantized, "MAX_CANDIDATE_SHARE", share)  # 0: the dense fallback
     rng = np.random.default_rng(3)
     sessions = [list(rng.integers(0, 200, int(rng.integers(2, 9)))) for _ in range(400)]
     train = SessionData.from_sequences(sessions)

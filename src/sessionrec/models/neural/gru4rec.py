@@ -664,11 +664,13 @@ class GRU4Rec(Recommender):
         for state, row in zip(states, rows.tolist(), strict=True):
             skip = None if exclude is None else np.asarray(exclude[row], dtype=np.int64)
             found = table.candidates(state, bias, k, skip)
-            if found is None:  # a flat score distribution: the dense product is cheaper
-                found = np.arange(self.n_items)
             with torch.inference_mode():
-                picked = torch.as_tensor(found)
-                exact = torch.mv(weights.index_select(0, picked), torch.as_tensor(state))
+                if found is None:  # a flat score distribution: the dense product is cheaper
+                    found = np.arange(self.n_items)
+                    exact = torch.mv(weights, torch.as_tensor(state))
+                else:
+                    picked = weights.index_select(0, torch.as_tensor(found))
+                    exact = torch.mv(picked, torch.as_tensor(state))
             candidate_scores = exact.numpy() + bias[found]
             if skip is not None and skip.size:
                 candidate_scores[np.isin(found, skip)] = -np.inf
