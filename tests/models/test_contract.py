@@ -27,10 +27,20 @@ from sessionrec.models.topk import select_top_k
 
 CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
     "gru4rec": {"hidden_size": 16, "batch_size": 8, "n_sample": 8, "n_epochs": 2},
+    "narm": {"embedding_size": 8, "hidden_size": 8, "batch_size": 16, "n_epochs": 2},
+    "stamp": {"embedding_size": 8, "batch_size": 16, "n_epochs": 2},
+    "srgnn": {"hidden_size": 8, "batch_size": 16, "n_epochs": 2},
+    "sasrec": {"hidden_size": 16, "max_len": 8, "batch_size": 32, "n_epochs": 2},
 }
 """Hyperparameters that keep a slow model quick on the fixture (e.g. one epoch)."""
 
-REQUIRES: dict[str, str] = {"gru4rec": "torch"}
+REQUIRES: dict[str, str] = {
+    "gru4rec": "torch",
+    "narm": "torch",
+    "stamp": "torch",
+    "srgnn": "torch",
+    "sasrec": "torch",
+}
 """Optional package a model needs (its extra); the suite skips the model without it."""
 
 N_CLICKED = 12

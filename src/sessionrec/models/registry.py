@@ -15,6 +15,10 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.itemknn import ItemKNN
 from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
 from sessionrec.models.neural.gru4rec import GRU4Rec
+from sessionrec.models.neural.narm import NARM
+from sessionrec.models.neural.sasrec import SASRec
+from sessionrec.models.neural.srgnn import SRGNN
+from sessionrec.models.neural.stamp import STAMP
 from sessionrec.models.popular import Pop, SessionPop
 from sessionrec.models.rules import Markov, SequentialRules
 
@@ -30,6 +34,10 @@ MODELS: dict[str, type[Recommender]] = {
     "vstan": VSTAN,
     "vmisknn": VMISKNN,
     "gru4rec": GRU4Rec,  # needs the torch extra to fit or load; imports without it
+    "narm": NARM,  # torch extra, like gru4rec
+    "stamp": STAMP,  # torch extra
+    "srgnn": SRGNN,  # torch extra
+    "sasrec": SASRec,  # needs the torch extra to fit or load; imports without it
 }
 
 

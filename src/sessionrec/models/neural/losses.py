@@ -92,3 +92,31 @@ class SampledLoss:
         if self.name == "cross-entropy":
             return f"SampledLoss('cross-entropy', logq={self.logq})"
         return f"SampledLoss('bpr-max', bpreg={self.bpreg}, elu_param={self.elu_param})"
+
+
+def masked_sampled_softmax(
+    scores: torch.Tensor,
+    column_items: torch.Tensor,
+    log_q: torch.Tensor | None = None,
+    logq: float = 0.0,
+) -> torch.Tensor:
+    """Sampled softmax cross-entropy of the diagonal that never counts a positive as negative.
+
+    Same layout as the module docstring (``scores [n, n + S]``, column ``b < n`` is row
+    ``b``'s target); ``column_items [n + S]`` names the item of every column. A column other
+    than the row's own diagonal that holds the row's target item (a repeated in-batch
+    target, or a shared negative that happens to be the target) is masked out: it is the
+    positive, and scoring it as a negative would push the target down against itself (the
+    "accidental hit" removal of Yi et al. 2019, used by TRON, Wilm et al. 2023). With
+    ``logq > 0`` every logit is first corrected by ``logq * log_q[column]`` (log of the
+    column's sampling probability, logQ correction). Returns the sum over rows.
+    """
+    n = scores.shape[0]
+    targets = column_items[:n]  # [n]
+    if logq > 0.0 and log_q is not None:
+        scores = scores - logq * log_q  # [n, n + S]; broadcasts over rows
+    hit = column_items.unsqueeze(0) == targets.unsqueeze(1)  # [n, n + S]
+    hit[:, :n].fill_diagonal_(False)  # the diagonal is the positive itself
+    scores = scores.masked_fill(hit, float("-inf"))
+    rows = torch.arange(n, device=scores.device)
+    return F.cross_entropy(scores, rows, reduction="sum")

@@ -51,7 +51,7 @@ def log_sampling_weights(counts: np.ndarray, alpha: float) -> np.ndarray:
     correction of sampled softmax (Bengio & Senécal 2008; Yi et al. 2019).
     """
     counts = np.asarray(counts, dtype=np.float64)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # alpha = 0: 0 * log(0) is NaN
         out = float(alpha) * np.log(counts)
     out[counts <= 0] = -np.inf
     return out.astype(np.float32)

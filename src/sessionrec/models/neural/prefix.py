@@ -1,0 +1,506 @@
+"""What the prefix models (NARM, STAMP, SR-GNN) share: prefix cases, batches, training, scoring.
+
+These models read a whole session prefix and predict the next click with a full softmax over
+every item. They are trained the way the benchmark protocol evaluates
+(``shared/data/README.md``): every training session ``s`` of length ``n`` gives the cases
+``s[:i] -> s[i]`` for ``i = 1..n-1``.
+
+- :func:`prefix_cases` lists those cases as *indices* into the :class:`SessionData` CSR arrays
+  (where the prefix starts, how long it is, which item follows): no padded copy of every prefix
+  is ever built. A prefix longer than ``max_len`` keeps its ``max_len`` most recent clicks.
+- :class:`PrefixBatches` shuffles the cases per epoch with the model's seed and gathers each
+  mini-batch into a ``[B, L]`` matrix padded only to that batch's longest prefix.
+- :class:`PrefixRecommender` is the base class: hyperparameter checks, the Adam training loop
+  (with step learning-rate decay and L2) run by
+  :func:`~sessionrec.models.neural.trainer.train_epochs` (validation-based epoch selection,
+  early stopping, NaN detection), validation scored with :mod:`sessionrec.evaluation`'s ranking
+  and metrics, the one ``score`` hook, the popularity fallback and persistence. A model
+  supplies its network (:meth:`PrefixRecommender._build_network`) and how it turns a padded
+  batch into session vectors (:meth:`PrefixRecommender._session_vectors`); every item is
+  scored by the dot product of that vector with the item's embedding, shared with the input.
+
+Padded batches hold ``item index + 1`` with 0 as padding, prefixes left-aligned: position
+``j < length`` is a click, the rest padding. Every network's embedding table therefore has
+``n_items + 1`` rows, row 0 the padding.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from sessionrec._errors import ConfigError, DataError, ModelError
+from sessionrec._progress import progress
+from sessionrec.data.sessions import SessionData
+from sessionrec.data.sessions import _gather_ranges as gather_ranges
+from sessionrec.data.split import last_fraction_split
+from sessionrec.evaluation import metrics
+from sessionrec.evaluation.protocol import make_cases, rank_targets
+from sessionrec.models.base import (
+    Recommender,
+    SessionBatch,
+    check_choice,
+    check_float,
+    check_int,
+    check_param,
+)
+from sessionrec.models.neural import DEVICE_PATTERN, require_torch
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("sessionrec.models")
+
+SELECTION_METRICS: tuple[str, ...] = ("hr@20", "mrr@20")
+SCORE_CHUNK = 512
+"""Prefixes run through the network at once when scoring (bounds the activations' memory)."""
+
+
+# ------------------------------------------------------------------------------ prefix cases
+@dataclass(frozen=True)
+class PrefixCases:
+    """Training cases ``items[starts[c] : starts[c] + lengths[c]] -> targets[c]``.
+
+    ``starts`` and ``lengths`` already include the truncation to the ``max_len`` most recent
+    clicks; ``n_truncated`` counts the cases it shortened.
+    """
+
+    starts: np.ndarray  # int64 [n_cases]: offset of the prefix's first (kept) click
+    lengths: np.ndarray  # int64 [n_cases]: clicks in the (truncated) prefix, 1..max_len
+    targets: np.ndarray  # int64 [n_cases]: internal index of the next click
+    n_truncated: int
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+
+def prefix_cases(offsets: np.ndarray, items: np.ndarray, max_len: int) -> PrefixCases:
+    """Every (session, prefix end) pair of CSR sessions, prefixes cut to ``max_len`` clicks.
+
+    A session of ``n`` clicks gives ``n - 1`` cases, in session order then prefix length.
+    """
+    if max_len < 1:
+        raise ConfigError(f"max_len must be positive, got {max_len}")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    per_session = np.maximum(np.diff(offsets) - 1, 0)
+    n = int(per_session.sum())
+    session = np.repeat(np.arange(per_session.size, dtype=np.int64), per_session)
+    first_case = np.cumsum(per_session) - per_session
+    full = np.arange(n, dtype=np.int64) - np.repeat(first_case, per_session) + 1  # 1..len-1
+    ends = offsets[:-1][session] + full  # offset of the target click
+    lengths = np.minimum(full, max_len)
+    return PrefixCases(
+        starts=ends - lengths,
+        lengths=lengths,
+        targets=np.asarray(items, dtype=np.int64)[ends],
+        n_truncated=int((full > max_len).sum()),
+    )
+
+
+def pad_prefixes(shifted_items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``[B, max(lengths)]`` int64 matrix of the prefixes, left-aligned, padded with 0.
+
+    ``shifted_items`` are the clicks as ``internal index + 1`` (0 is the padding id).
+    """
+    width = int(lengths.max()) if lengths.size else 0
+    position = np.arange(width, dtype=np.int64)
+    inside = position[None, :] < lengths[:, None]  # [B, L]
+    index = np.minimum(starts[:, None] + position[None, :], max(shifted_items.size - 1, 0))
+    if shifted_items.size == 0:
+        return np.zeros((lengths.size, width), dtype=np.int64)
+    return np.where(inside, shifted_items[index], 0)
+
+
+class PrefixBatches:
+    """An epoch's mini-batches of :class:`PrefixCases`, reshuffled every epoch.
+
+    Each batch is ``(items [B, L], lengths [B], targets [B])`` in numpy, ``L`` the batch's own
+    longest prefix; the last batch of an epoch may be smaller.
+    """
+
+    def __init__(self, cases: PrefixCases, items: np.ndarray, batch_size: int, seed: int) -> None:
+        self.cases = cases
+        self.shifted = np.asarray(items, dtype=np.int64) + 1
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.cases) // self.batch_size)
+
+    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        order = self.rng.permutation(len(self.cases))
+        cases = self.cases
+        for lo in range(0, order.size, self.batch_size):
+            chosen = order[lo : lo + self.batch_size]
+            lengths = cases.lengths[chosen]
+            padded = pad_prefixes(self.shifted, cases.starts[chosen], lengths)
+            yield padded, lengths, cases.targets[chosen]
+
+
+# ------------------------------------------------------------------------------ base class
+def embedding_weight(network: torch.nn.Module) -> torch.Tensor:
+    """The network's item embedding table ``[n_items + 1, e]`` (row 0: padding)."""
+    weight: torch.Tensor = network.get_submodule("embedding").weight  # type: ignore[assignment]
+    return weight
+
+
+class PrefixRecommender(Recommender):
+    """Base of the full-softmax prefix models; see the module docstring.
+
+    Shared hyperparameters:
+
+    - ``batch_size``, ``learning_rate``: Adam mini-batches and step size.
+    - ``lr_decay``, ``lr_decay_every``: the learning rate is multiplied by ``lr_decay`` every
+      ``lr_decay_every`` epochs (1.0: constant).
+    - ``l2``: Adam's weight decay (L2 penalty on every parameter).
+    - ``max_len``: a prefix longer than this keeps its most recent ``max_len`` clicks, in
+      training and when scoring (training counts them in ``n_truncated_`` and logs it once).
+    - ``n_epochs``, ``patience``, ``valid_fraction``, ``selection_metric``: with a validation
+      split, either passed to ``fit`` or the chronologically last ``valid_fraction`` of the
+      training sessions, keep the epoch with the best HR@20 or MRR@20 of every validation
+      prefix (full ranking, pessimistic ties, :mod:`sessionrec.evaluation`) and stop after
+      ``patience`` epochs without improvement (0: never stop early).
+    - ``seed``, ``device``: reproducibility (initialisation, dropout, shuffling), and
+      ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+
+    Scoring: items without training clicks are dropped from a session (like unknown items)
+    and score ``-inf``; a session left empty gets the popularity fallback (training clicks
+    per item as its scores). Threads: pin torch to one thread on a shared CPU
+    (``OMP_NUM_THREADS=1``).
+
+    Fitted attributes: ``network_`` (a ``torch.nn.Module``), ``item_counts_``,
+    ``n_truncated_`` and the history ``epoch_losses_``, ``epoch_seconds_``,
+    ``epoch_examples_``, ``epoch_valid_``, ``best_epoch_``.
+    """
+
+    artifact_version = 1
+
+    network_: torch.nn.Module
+    item_counts_: np.ndarray
+    n_truncated_: int
+    epoch_losses_: np.ndarray
+    epoch_seconds_: np.ndarray
+    epoch_examples_: np.ndarray
+    epoch_valid_: np.ndarray
+    best_epoch_: int
+    _scoring_network: torch.nn.Module | None  # float64 copy for scoring, made lazily
+
+    _HISTORY: ClassVar[tuple[str, ...]] = (
+        "epoch_losses",
+        "epoch_seconds",
+        "epoch_examples",
+        "epoch_valid",
+    )
+
+    # ----------------------------------------------------------------------- construction
+    def _set_common(
+        self,
+        *,
+        batch_size: int,
+        learning_rate: float,
+        lr_decay: float,
+        lr_decay_every: int,
+        l2: float,
+        max_len: int,
+        n_epochs: int,
+        patience: int,
+        valid_fraction: float,
+        selection_metric: str,
+        seed: int,
+        device: str,
+    ) -> None:
+        """Check and store the shared hyperparameters (subclasses call it from ``__init__``)."""
+        check_int("batch_size", batch_size)
+        check_float("learning_rate", learning_rate, minimum=0.0, strict_min=True)
+        check_float("lr_decay", lr_decay, minimum=0.0, strict_min=True)
+        check_param("lr_decay", lr_decay, lr_decay <= 1.0, "expected a factor in (0, 1]")
+        check_int("lr_decay_every", lr_decay_every)
+        check_float("l2", l2, minimum=0.0)
+        check_int("max_len", max_len)
+        check_int("n_epochs", n_epochs)
+        check_int("patience", patience, minimum=0)
+        check_float("valid_fraction", valid_fraction, minimum=0.0)
+        check_param("valid_fraction", valid_fraction, valid_fraction < 1.0, "expected [0, 1)")
+        check_choice("selection_metric", selection_metric, SELECTION_METRICS)
+        check_int("seed", seed, minimum=0)
+        check_param(
+            "device",
+            device,
+            isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
+            "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
+        self.lr_decay_every = lr_decay_every
+        self.l2 = l2
+        self.max_len = max_len
+        self.n_epochs = n_epochs
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.selection_metric = selection_metric
+        self.seed = seed
+        self.device = device
+
+    # ------------------------------------------------------------------- model-specific
+    @abc.abstractmethod
+    def _build_network(self, n_items: int) -> torch.nn.Module:
+        """A freshly initialised network whose ``embedding`` has ``n_items + 1`` rows.
+
+        Called inside the seeded block: draws from torch's global generator are reproducible.
+        """
+
+    @abc.abstractmethod
+    def _session_vectors(
+        self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Session vectors ``[B, e]`` from padded prefixes ``items [B, L]`` (0 = padding,
+        left-aligned) and their lengths ``[B]`` (all >= 1). ``network.training`` says
+        whether dropout applies."""
+
+    # ---------------------------------------------------------------------------- training
+    def _fit(self, train: SessionData, valid: SessionData | None) -> None:
+        require_torch(self.name)
+        try:
+            self._train(train, valid)
+        except BaseException:
+            # A diverged or interrupted fit leaves no half-trained model behind to evaluate.
+            for attr in ("network_", "item_counts_", "vocab_", "data_fingerprint_"):
+                self.__dict__.pop(attr, None)
+            raise
+
+    def _train(self, train: SessionData, valid: SessionData | None) -> None:
+        import torch
+        from torch.nn import functional
+
+        from sessionrec.models.neural.trainer import (
+            LossTracker,
+            resolve_device,
+            seeded,
+            train_epochs,
+        )
+
+        if valid is None and self.valid_fraction > 0:
+            train, valid = last_fraction_split(train, self.valid_fraction)
+        cases = prefix_cases(train.offsets, train.items, self.max_len)
+        if len(cases) == 0:
+            raise DataError(f"{self.name} needs training sessions with at least two clicks")
+        if cases.n_truncated:
+            log.info(
+                "%s: %d of %d training prefixes are longer than max_len=%d and keep their "
+                "most recent clicks only",
+                self.name,
+                cases.n_truncated,
+                len(cases),
+                self.max_len,
+            )
+        device = resolve_device(self.device)
+        batches = PrefixBatches(cases, train.items, self.batch_size, self.seed)
+        with seeded(self.seed, device):
+            network = self._build_network(train.n_items).to(device)
+            self.network_ = network
+            self.item_counts_ = train.item_counts()
+            self.n_truncated_ = cases.n_truncated
+            self._prepare_scoring()
+            optimizer = torch.optim.Adam(
+                network.parameters(), lr=self.learning_rate, weight_decay=self.l2
+            )
+            scheduler = torch.optim.lr_scheduler.StepLR(
+                optimizer, step_size=self.lr_decay_every, gamma=self.lr_decay
+            )
+
+            def run_epoch(epoch: int) -> tuple[float, int]:
+                network.train()
+                tracker = LossTracker(self.name, epoch, device)
+                steps = progress(batches.epoch(), total=len(batches), desc=f"{self.name} {epoch}")
+                for padded, lengths, targets in steps:
+                    items_t = torch.as_tensor(padded, device=device)
+                    lengths_t = torch.as_tensor(lengths, device=device)
+                    targets_t = torch.as_tensor(targets, device=device)
+                    vectors = self._session_vectors(network, items_t, lengths_t)  # [B, e]
+                    logits = vectors @ self._item_table(network).t()  # [B, n_items]
+                    loss = functional.cross_entropy(logits, targets_t, reduction="sum")
+                    optimizer.zero_grad(set_to_none=True)
+                    (loss / targets.size).backward()  # the papers' mean over the batch
+                    optimizer.step()
+                    tracker.add(loss.detach(), int(targets.size))
+                scheduler.step()
+                network.eval()
+                self._scoring_network = None  # the weights changed
+                return tracker.mean(), tracker.n_examples
+
+            validate = None
+            if valid is not None:
+                validate = self._validator(valid)
+            reports, best = train_epochs(
+                model=self.name,
+                n_epochs=self.n_epochs,
+                run_epoch=run_epoch,
+                validate=validate,
+                patience=self.patience,
+                snapshot=lambda: {k: v.detach().clone() for k, v in network.state_dict().items()},
+                restore=network.load_state_dict,
+            )
+        network.eval()
+        self._scoring_network = None
+        self.epoch_losses_ = np.array([r.loss for r in reports])
+        self.epoch_seconds_ = np.array([r.seconds for r in reports])
+        self.epoch_examples_ = np.array([r.n_examples for r in reports], dtype=np.int64)
+        self.epoch_valid_ = np.array([np.nan if r.valid is None else r.valid for r in reports])
+        self.best_epoch_ = best
+
+    def _validator(self, valid: SessionData) -> Any:
+        """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation does."""
+        cases = make_cases(valid, "next")
+        if len(cases) == 0:
+            raise DataError("the validation sessions give no case to score")
+        targets = valid.items[cases.starts + cases.lengths].astype(np.int64)
+
+        def validate() -> float:
+            ranks = np.empty(len(cases), dtype=np.float64)
+            for lo in range(0, len(cases), SCORE_CHUNK):
+                hi = min(lo + SCORE_CHUNK, len(cases))
+                lengths = cases.lengths[lo:hi]
+                offsets = np.zeros(hi - lo + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                prefix = valid.items[gather_ranges(cases.starts[lo:hi], lengths)]
+                scores = self.score(SessionBatch(offsets=offsets, items=prefix))
+                ranks[lo:hi] = rank_targets(scores, targets[lo:hi], "pessimistic")
+            if self.selection_metric == "hr@20":
+                return 100.0 * metrics.hit_rate(ranks, 20)
+            return 100.0 * metrics.mrr(ranks, 20)
+
+        return validate
+
+    # ----------------------------------------------------------------------------- scoring
+    @staticmethod
+    def _item_table(network: torch.nn.Module) -> torch.Tensor:
+        """The output vectors of the items ``[n_items, e]``: the embeddings without padding."""
+        return embedding_weight(network)[1:]
+
+    def _inference_network(self) -> torch.nn.Module:
+        """A float64 copy of the network for scoring, made on first use after a change.
+
+        Float32 matrix products round differently with the number of rows (torch picks
+        kernels by shape), enough to reorder near-equal scores: a session's scores would
+        depend on the batch it is scored in. In float64 the differences vanish in the final
+        rounding to float32. Training stays in float32.
+        """
+        network = self._scoring_network
+        if network is None:
+            network = copy.deepcopy(self.network_).double().eval()
+            self._scoring_network = network
+        return network
+
+    def _prepare_scoring(self) -> None:
+        import torch
+
+        counts = self.item_counts_
+        self._scoring_network = None
+        self._fallback = np.where(counts > 0, counts.astype(np.float32), -np.inf).astype(np.float32)
+        device = embedding_weight(self.network_).device
+        self._unseen = torch.as_tensor(counts <= 0, device=device)
+
+    def score(self, batch: SessionBatch) -> np.ndarray:
+        """Every item's score for each session: the network's, or the popularity fallback.
+
+        Items without training clicks are dropped from the input and score ``-inf``; a session
+        of more than ``max_len`` such clicks keeps the most recent ones; a session left empty
+        gets the training clicks per item as scores.
+        """
+        import torch
+
+        self._check_fitted()
+        n = len(batch)
+        scores = np.empty((n, self.n_items), dtype=np.float32)
+        known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
+        owner = np.repeat(np.arange(n), batch.lengths)[known]
+        lengths = np.bincount(owner, minlength=n).astype(np.int64)
+        shifted = batch.items[known].astype(np.int64) + 1
+        ends = np.cumsum(lengths)
+        kept = np.minimum(lengths, self.max_len)
+        starts = ends - kept
+        empty = kept == 0
+        scores[empty] = self._fallback
+        rows = np.flatnonzero(~empty)
+        network = self._inference_network()
+        device = embedding_weight(network).device
+        with torch.inference_mode():
+            table = self._item_table(network)
+            for lo in range(0, rows.size, SCORE_CHUNK):
+                chunk = rows[lo : lo + SCORE_CHUNK]
+                padded = pad_prefixes(shifted, starts[chunk], kept[chunk])
+                vectors = self._session_vectors(
+                    network,
+                    torch.as_tensor(padded, device=device),
+                    torch.as_tensor(kept[chunk], device=device),
+                )
+                logits = (vectors @ table.t()).masked_fill_(self._unseen, -np.inf)
+                scores[chunk] = logits.float().cpu().numpy()
+        return scores
+
+    # ------------------------------------------------------------------------- persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = {
+            "item_counts": self.item_counts_,
+            "best_epoch": np.array([self.best_epoch_], dtype=np.int64),
+            "n_truncated": np.array([self.n_truncated_], dtype=np.int64),
+        }
+        for key, tensor in self.network_.state_dict().items():
+            state["net." + key] = tensor.detach().cpu().numpy()
+        for key in self._HISTORY:
+            state[key] = getattr(self, key + "_")
+        return state
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        require_torch(self.name)
+        import torch
+
+        from sessionrec.models.neural.trainer import resolve_device
+
+        try:
+            device = resolve_device(self.device)
+        except ConfigError as exc:  # trained on a GPU, served where there is none
+            warnings.warn(f"{exc}; loading the model on the CPU", UserWarning, stacklevel=4)
+            device = torch.device("cpu")
+        # The saved weights overwrite the initialisation; seeding keeps loading side-effect
+        # free for the caller's random state.
+        with torch.random.fork_rng(devices=[]):
+            network = self._build_network(self.n_items).to(device)
+        expected = {"net." + key: tuple(value.shape) for key, value in network.state_dict().items()}
+        other = {"item_counts", "best_epoch", "n_truncated", *self._HISTORY}
+        missing = sorted((set(expected) | other) - set(state))
+        unexpected = sorted(set(state) - set(expected) - other)
+        if missing or unexpected:
+            raise ModelError(
+                f"{self.name} state does not match its hyperparameters: missing {missing}, "
+                f"unexpected {unexpected}"
+            )
+        for key, shape in expected.items():
+            array = state[key]
+            if array.shape != shape or array.dtype.kind != "f" or not np.isfinite(array).all():
+                raise ModelError(
+                    f"{self.name} state array {key!r} must be finite floats of shape {shape} "
+                    f"(from the manifest's hyperparameters), got {array.dtype} {array.shape}"
+                )
+        counts = state["item_counts"]
+        if counts.shape != (self.n_items,) or counts.dtype.kind not in "iu":
+            raise ModelError(f"{self.name} state 'item_counts' must be {self.n_items} integers")
+        network.load_state_dict(
+            {key[4:]: torch.from_numpy(state[key]) for key in expected}, strict=True
+        )
+        network.eval()
+        self.network_ = network
+        self.item_counts_ = counts.astype(np.int64)
+        self.best_epoch_ = int(state["best_epoch"].reshape(-1)[0])
+        self.n_truncated_ = int(state["n_truncated"].reshape(-1)[0])
+        for key in self._HISTORY:
+            setattr(self, key + "_", np.asarray(state[key]))
+        self._prepare_scoring()

@@ -1,0 +1,210 @@
+"""SR-GNN: a gated graph neural network over the session graph, with a soft-attention readout.
+
+Reference:
+    Wu, Tang, Zhu, Wang, Xie & Tan (2019), "Session-based Recommendation with Graph Neural
+    Networks", AAAI.
+
+How it works. Each prefix becomes a directed graph: its distinct items are the nodes, and
+every pair of consecutive clicks ``(v_j, v_j+1)`` an edge (counted once however often it
+occurs). The graph's outgoing matrix ``A_out`` divides each node's out-edges by its
+out-degree and the incoming matrix ``A_in`` each node's in-edges by its in-degree
+(:func:`session_graphs`, the paper's Figure 2). Node vectors start as the item embeddings and
+are updated ``n_steps`` times by a gated graph cell (eq. 1-5)::
+
+    a   = [A_in (H W_in + b_in) + b_iah ; A_out (H W_out + b_out) + b_oah]
+    z   = sigmoid(W_z a + U_z h)      r = sigmoid(W_r a + U_r h)
+    h~  = tanh(W_o a + r * (U_o h))   h = (1 - z) h~ + z h
+
+(biases on both gate products, as in the authors' PyTorch code). The readout (eq. 6-7) takes
+the last click's node vector ``s_l`` and the soft attention
+``s_g = sum_i alpha_i v_i`` with ``alpha_i = q^T sigmoid(W_1 v_n + W_2 v_i + c)`` over the
+prefix's clicks, and ``s_h = W_3 [s_l ; s_g]``. Item ``i`` scores ``s_h . v_i`` with the item
+embeddings; training is a full softmax with cross-entropy, Adam with L2 and a step decay, on
+every prefix of every training session (:mod:`~sessionrec.models.neural.prefix`).
+
+The batch's graphs are built together in tensor code, with no per-session Python loop: the
+prefixes are sorted row-wise, the first occurrence of each item marks a node, scatters give
+each click its node (the "alias") and set the edges of a ``[B, N, N]`` adjacency.
+
+Deviations from the paper and the authors' code:
+
+- Prefixes longer than ``max_len`` keep their most recent clicks (the paper has no limit).
+- Validation-based epoch selection and early stopping are added (the authors' code picks
+  the best test epoch); the last 10% of training sessions is the README's validation split.
+- Sessions without known items get the popularity fallback; items without training clicks
+  score ``-inf``.
+- Scoring runs a float64 copy of the trained (float32) weights, so that a session's scores
+  do not depend on the batch it is scored in (float32 products round differently with the
+  batch's shape).
+- Biases as in the paper's equations (6)-(7): the attention has one bias ``c`` and ``W_3``
+  none; the authors' code adds a second attention bias and one on ``W_3``.
+- The padding row of the embedding table is zero (the authors' code has an item 0 with a
+  trained embedding used by padding nodes; padding nodes never reach a real node's score).
+
+Defaults are the paper's: hidden size 100, one propagation step, Adam 0.001 decayed by 0.1
+every 3 epochs, L2 1e-5, batch 100, initialisation ``U(±1/sqrt(hidden_size))``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sessionrec.models.base import check_int
+from sessionrec.models.neural.prefix import PrefixRecommender, embedding_weight
+
+if TYPE_CHECKING:
+    import torch
+
+
+def session_graphs(
+    items: torch.Tensor, dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The session graphs of a padded batch, built together.
+
+    ``items``: ``[B, L]`` left-aligned prefixes (``item + 1``, 0 = padding). Returns
+
+    - ``nodes`` ``[B, N]``: each graph's distinct items in ascending order, 0-padded
+      (``N`` is the most distinct items of any row);
+    - ``alias`` ``[B, L]``: the node of each click (0 at padding positions);
+    - ``a_in`` and ``a_out`` ``[B, N, N]``: row ``j`` of ``a_in`` holds node ``j``'s
+      in-neighbours weighted ``1 / in-degree(j)``, row ``j`` of ``a_out`` its out-neighbours
+      weighted ``1 / out-degree(j)``; an edge repeated in the session counts once.
+
+    ``dtype``: of the two matrices (default float32).
+    """
+    import torch
+
+    batch, width = items.shape
+    ordered, order = items.sort(dim=1)  # [B, L]: padding (0) first
+    first = ordered != 0
+    first[:, 1:] &= ordered[:, 1:] != ordered[:, :-1]  # first occurrence of an item
+    node_of_sorted = first.cumsum(dim=1) - 1  # [B, L]: -1 before the first item
+    n_nodes = max(int(first.sum(dim=1).max()), 1) if batch else 1
+    alias = torch.empty_like(items).scatter_(1, order, node_of_sorted.clamp(min=0))
+    alias = alias.masked_fill_(items == 0, 0)
+    nodes = items.new_zeros((batch, n_nodes))
+    row_of = torch.arange(batch, device=items.device).unsqueeze(1).expand(batch, width)
+    nodes[row_of[first], node_of_sorted[first]] = ordered[first]
+    # Edges between consecutive clicks; with left-aligned prefixes a click at j + 1 means
+    # one at j.
+    edge = items[:, 1:] != 0  # [B, L - 1]
+    adjacency = items.new_zeros((batch, n_nodes, n_nodes), dtype=dtype or torch.float32)
+    adjacency[row_of[:, 1:][edge], alias[:, :-1][edge], alias[:, 1:][edge]] = 1.0
+    out_degree = adjacency.sum(dim=2).clamp(min=1.0)  # [B, N]
+    in_degree = adjacency.sum(dim=1).clamp(min=1.0)  # [B, N]
+    a_out = adjacency / out_degree.unsqueeze(2)
+    a_in = adjacency.transpose(1, 2) / in_degree.unsqueeze(2)
+    return nodes, alias, a_in, a_out
+
+
+class SRGNN(PrefixRecommender):
+    """SR-GNN (Wu et al. 2019); see the module docstring.
+
+    Own hyperparameters: ``hidden_size`` (item embeddings and node vectors) and ``n_steps``
+    (propagation steps of the gated graph cell). The shared ones are described in
+    :class:`~sessionrec.models.neural.prefix.PrefixRecommender`.
+    """
+
+    name = "srgnn"
+
+    def __init__(
+        self,
+        *,
+        hidden_size: int = 100,
+        n_steps: int = 1,
+        batch_size: int = 100,
+        learning_rate: float = 0.001,
+        lr_decay: float = 0.1,
+        lr_decay_every: int = 3,
+        l2: float = 1e-5,
+        max_len: int = 50,
+        n_epochs: int = 30,
+        patience: int = 3,
+        valid_fraction: float = 0.0,
+        selection_metric: str = "hr@20",
+        seed: int = 42,
+        device: str = "auto",
+    ) -> None:
+        check_int("hidden_size", hidden_size)
+        check_int("n_steps", n_steps)
+        self.hidden_size = hidden_size
+        self.n_steps = n_steps
+        self._set_common(
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            lr_decay=lr_decay,
+            lr_decay_every=lr_decay_every,
+            l2=l2,
+            max_len=max_len,
+            n_epochs=n_epochs,
+            patience=patience,
+            valid_fraction=valid_fraction,
+            selection_metric=selection_metric,
+            seed=seed,
+            device=device,
+        )
+
+    def _build_network(self, n_items: int) -> torch.nn.Module:
+        import torch
+        from torch import nn
+
+        d = self.hidden_size
+        network = nn.ModuleDict(
+            {
+                "embedding": nn.Embedding(n_items + 1, d, padding_idx=0),
+                "edge_in": nn.Linear(d, d),  # W_in, b_in
+                "edge_out": nn.Linear(d, d),  # W_out, b_out
+                "gate_input": nn.Linear(2 * d, 3 * d),  # W_r, W_z, W_o on a
+                "gate_hidden": nn.Linear(d, 3 * d),  # U_r, U_z, U_o on h
+                "w_last": nn.Linear(d, d),  # W_1 (with c)
+                "w_click": nn.Linear(d, d, bias=False),  # W_2
+                "q": nn.Linear(d, 1, bias=False),
+                "w_out": nn.Linear(2 * d, d, bias=False),  # W_3
+            }
+        )
+        network["aggregate_bias"] = nn.ParameterDict(
+            {
+                "incoming": nn.Parameter(torch.zeros(d)),  # b_iah
+                "outgoing": nn.Parameter(torch.zeros(d)),  # b_oah
+            }
+        )
+        bound = 1.0 / d**0.5
+        with torch.no_grad():
+            for parameter in network.parameters():
+                parameter.uniform_(-bound, bound)
+            embedding_weight(network)[0].zero_()
+        return network
+
+    def _session_vectors(
+        self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        import torch
+
+        net: Any = network  # a ModuleDict: its entries type as Tensor | Module
+
+        table = net.embedding.weight
+        nodes, alias, a_in, a_out = session_graphs(items, table.dtype)
+        hidden = net.embedding(nodes)  # [B, N, d]
+        bias = net.aggregate_bias
+        for _ in range(self.n_steps):
+            incoming = a_in @ net.edge_in(hidden) + bias.incoming  # [B, N, d]
+            outgoing = a_out @ net.edge_out(hidden) + bias.outgoing  # [B, N, d]
+            gates_a = net.gate_input(torch.cat([incoming, outgoing], dim=2))  # [B, N, 3d]
+            gates_h = net.gate_hidden(hidden)  # [B, N, 3d]
+            a_r, a_z, a_o = gates_a.chunk(3, dim=2)
+            h_r, h_z, h_o = gates_h.chunk(3, dim=2)
+            reset = torch.sigmoid(a_r + h_r)
+            update = torch.sigmoid(a_z + h_z)
+            candidate = torch.tanh(a_o + reset * h_o)
+            hidden = candidate + update * (hidden - candidate)
+        d = hidden.shape[2]
+        clicks = hidden.gather(1, alias.unsqueeze(2).expand(-1, -1, d))  # [B, L, d]
+        rows = torch.arange(items.shape[0], device=items.device)
+        last = clicks[rows, lengths - 1]  # [B, d]: s_l
+        attention = net.q(
+            torch.sigmoid(net.w_last(last).unsqueeze(1) + net.w_click(clicks))
+        )  # [B, L, 1]
+        attention = attention * (items > 0).unsqueeze(2)  # padding weighs 0
+        pooled = (attention * clicks).sum(dim=1)  # [B, d]: s_g
+        result: torch.Tensor = net.w_out(torch.cat([pooled, last], dim=1))  # [B, d]: s_h
+        return result
