@@ -17,9 +17,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sessionrec demo
 
+# The Spark tests need the spark extra (a large wheel, kept out of "all"): added here once.
+SPARK_STAMP := $(VENV)/.installed-spark
+
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),spark]'
+	touch $(SPARK_STAMP)
+
 # One BLAS/OpenMP thread per test process: the tests use tiny matrices, and on a shared
 # 2-core machine extra threads only wait for each other (it slowed tiny matmuls ~1000x).
-test: $(STAMP)
+test: $(STAMP) $(SPARK_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -224,7 +224,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         split_by=args.split_by,
         on_bad_rows=args.on_bad_rows,
     )
-    result = prepare(args.input, options)
+    if args.engine == "spark":
+        from sessionrec.data.spark import prepare_spark
+
+        result = prepare_spark(
+            args.input, options, master=args.spark_master, driver_memory=args.driver_memory
+        )
+    else:
+        result = prepare(args.input, options)
     folder = write_prepared(result, args.output)
     payload = {"output": str(folder), **result.summary()}
     _emit(payload, args.json)
@@ -328,6 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-days", type=float, default=1.0, help="validation cut from train")
     p.add_argument("--split-by", choices=["start", "end"], default="end")
     p.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise")
+    p.add_argument(
+        "--engine",
+        choices=["polars", "spark"],
+        default="polars",
+        help="polars (default, streams on one machine) or spark (the same result; "
+        "needs the spark extra and Java 17+)",
+    )
+    p.add_argument(
+        "--spark-master",
+        help="Spark master URL for --engine spark (default local[2]; e.g. spark://host:7077)",
+    )
+    p.add_argument("--driver-memory", help="Spark driver memory for --engine spark (default 4g)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_prepare)
 
