@@ -14,14 +14,43 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from typing import Any
 
 from sessionrec._errors import ConfigError
+from sessionrec.models.base import check_choice, check_float, check_int, check_param
 
 LOSSES: tuple[str, ...] = ("cross-entropy", "bpr-max")
 """Training losses of the sampled-score models (see :mod:`~sessionrec.models.neural.losses`)."""
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 """Accepted ``device`` values: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``."""
+
+SELECTION_METRICS: tuple[str, ...] = ("hr@20", "mrr@20")
+"""Validation metrics that select the epoch (``selection_metric``)."""
+
+
+def check_training_params(
+    *,
+    n_epochs: Any,
+    patience: Any,
+    valid_fraction: Any,
+    selection_metric: Any,
+    seed: Any,
+    device: Any,
+) -> None:
+    """Check the hyperparameters every neural model has, with the same messages."""
+    check_int("n_epochs", n_epochs)
+    check_int("patience", patience, minimum=0)
+    check_float("valid_fraction", valid_fraction, minimum=0.0)
+    check_param("valid_fraction", valid_fraction, valid_fraction < 1.0, "expected [0, 1)")
+    check_choice("selection_metric", selection_metric, SELECTION_METRICS)
+    check_int("seed", seed, minimum=0)
+    check_param(
+        "device",
+        device,
+        isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
+        "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
+    )
 
 
 def torch_available() -> bool:

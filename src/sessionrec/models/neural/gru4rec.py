@@ -88,7 +88,11 @@ from sessionrec.models.base import (
     check_param,
     distinct_recent_first,
 )
-from sessionrec.models.neural import DEVICE_PATTERN, LOSSES, require_torch
+from sessionrec.models.neural import (
+    LOSSES,
+    check_training_params,
+    require_torch,
+)
 from sessionrec.models.quantized import QuantizedTable
 from sessionrec.models.topk import select_top_k
 
@@ -156,7 +160,6 @@ QUANTIZED_MIN_SIZE = 1 << 20
 """Output tables of fewer values (4 MB) stay in cache: the int8 copy would not pay."""
 _QUANTIZE_LOCK = threading.Lock()
 
-SELECTION_METRICS: tuple[str, ...] = ("hr@20", "mrr@20")
 VALID_BATCH_SIZE = 512
 """Sessions scored in parallel when validating (the official evaluation's batch size)."""
 
@@ -479,17 +482,13 @@ class GRU4Rec(Recommender):
         check_float("bpreg", bpreg, minimum=0.0)
         check_float("elu_param", elu_param, minimum=0.0)
         check_float("logq", logq, minimum=0.0)
-        check_int("n_epochs", n_epochs)
-        check_int("patience", patience, minimum=0)
-        check_float("valid_fraction", valid_fraction, minimum=0.0)
-        check_param("valid_fraction", valid_fraction, valid_fraction < 1.0, "expected [0, 1)")
-        check_choice("selection_metric", selection_metric, SELECTION_METRICS)
-        check_int("seed", seed, minimum=0)
-        check_param(
-            "device",
-            device,
-            isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
-            "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        check_training_params(
+            n_epochs=n_epochs,
+            patience=patience,
+            valid_fraction=valid_fraction,
+            selection_metric=selection_metric,
+            seed=seed,
+            device=device,
         )
         self.loss = loss
         self.hidden_size = hidden_size

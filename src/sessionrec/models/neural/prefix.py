@@ -46,19 +46,17 @@ from sessionrec.evaluation.protocol import make_cases, rank_targets
 from sessionrec.models.base import (
     Recommender,
     SessionBatch,
-    check_choice,
     check_float,
     check_int,
     check_param,
 )
-from sessionrec.models.neural import DEVICE_PATTERN, require_torch
+from sessionrec.models.neural import check_training_params, require_torch
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("sessionrec.models")
 
-SELECTION_METRICS: tuple[str, ...] = ("hr@20", "mrr@20")
 SCORE_CHUNK = 512
 """Prefixes run through the network at once when scoring (bounds the activations' memory)."""
 
@@ -224,17 +222,13 @@ class PrefixRecommender(Recommender):
         check_int("lr_decay_every", lr_decay_every)
         check_float("l2", l2, minimum=0.0)
         check_int("max_len", max_len)
-        check_int("n_epochs", n_epochs)
-        check_int("patience", patience, minimum=0)
-        check_float("valid_fraction", valid_fraction, minimum=0.0)
-        check_param("valid_fraction", valid_fraction, valid_fraction < 1.0, "expected [0, 1)")
-        check_choice("selection_metric", selection_metric, SELECTION_METRICS)
-        check_int("seed", seed, minimum=0)
-        check_param(
-            "device",
-            device,
-            isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
-            "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        check_training_params(
+            n_epochs=n_epochs,
+            patience=patience,
+            valid_fraction=valid_fraction,
+            selection_metric=selection_metric,
+            seed=seed,
+            device=device,
         )
         self.batch_size = batch_size
         self.learning_rate = learning_rate

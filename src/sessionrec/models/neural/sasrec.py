@@ -86,7 +86,7 @@ from sessionrec.models.base import (
     check_int,
     check_param,
 )
-from sessionrec.models.neural import DEVICE_PATTERN, require_torch
+from sessionrec.models.neural import check_training_params, require_torch
 
 if TYPE_CHECKING:
     import torch
@@ -99,7 +99,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sessionrec.models")
 
 SASREC_LOSSES: tuple[str, ...] = ("ce", "sampled")
-SELECTION_METRICS: tuple[str, ...] = ("hr@20", "mrr@20")
 SCORE_BUDGET_BYTES = 128 * 2**20
 """Memory for one validation batch of dense scores (as in :mod:`sessionrec.evaluation`)."""
 
@@ -305,17 +304,13 @@ class SASRec(Recommender):
         check_float("logq", logq, minimum=0.0)
         check_int("batch_size", batch_size)
         check_float("learning_rate", learning_rate, minimum=0.0, strict_min=True)
-        check_int("n_epochs", n_epochs)
-        check_int("patience", patience, minimum=0)
-        check_float("valid_fraction", valid_fraction, minimum=0.0)
-        check_param("valid_fraction", valid_fraction, valid_fraction < 1.0, "expected [0, 1)")
-        check_choice("selection_metric", selection_metric, SELECTION_METRICS)
-        check_int("seed", seed, minimum=0)
-        check_param(
-            "device",
-            device,
-            isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
-            "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        check_training_params(
+            n_epochs=n_epochs,
+            patience=patience,
+            valid_fraction=valid_fraction,
+            selection_metric=selection_metric,
+            seed=seed,
+            device=device,
         )
         self.hidden_size = hidden_size
         self.n_heads = n_heads
