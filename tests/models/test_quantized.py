@@ -29,8 +29,8 @@ def test_candidates_hold_the_exact_top_k(seed: int, k: int) -> None:
     h = rng.normal(0, 1, d).astype(np.float32)
     bias = rng.normal(0, 0.05, n).astype(np.float32)
     bias[rng.integers(0, n, 300)] = -np.inf  # items never to serve
-    table = QuantizedTable(weights)
-    found = table.candidates(h, bias, k)
+    table = QuantizedTable(weights, bias)
+    found = table.candidates(h, k)
     assert found is not None
     assert set(dense_top(weights, h, bias, k).tolist()) <= set(found.tolist())
     assert np.all(np.isfinite(bias[found]))
@@ -44,7 +44,7 @@ def test_excluded_items_are_never_candidates_and_the_next_best_are() -> None:
     bias = np.zeros(500, np.float32)
     exact = dense_top(weights, h, bias, 8)
     excluded = np.concatenate([exact[:3], exact[:1]])  # repeats are harmless
-    found = QuantizedTable(weights).candidates(h, bias, 5, excluded)
+    found = QuantizedTable(weights, bias).candidates(h, 5, excluded)
     assert found is not None
     assert not set(excluded.tolist()) & set(found.tolist())
     assert set(exact[3:8].tolist()) <= set(found.tolist())
@@ -53,12 +53,14 @@ def test_excluded_items_are_never_candidates_and_the_next_best_are() -> None:
 def test_fewer_servable_items_than_k_returns_all_of_them() -> None:
     weights = np.eye(4, dtype=np.float32)
     bias = np.array([0.0, -np.inf, 0.0, -np.inf], np.float32)
-    found = QuantizedTable(weights).candidates(np.ones(4, np.float32), bias, 3)
+    found = QuantizedTable(weights, bias).candidates(np.ones(4, np.float32), 3)
     assert found is not None and found.tolist() == [0, 2]
+    found = QuantizedTable(weights, bias).candidates(np.ones(4, np.float32), 1, np.array([0]))
+    assert found is not None and found.tolist() == [2]
 
 
 def test_a_zero_row_is_quantized_without_dividing_by_zero() -> None:
-    table = QuantizedTable(np.zeros((3, 2), np.float32))
+    table = QuantizedTable(np.zeros((3, 2), np.float32), np.zeros(3, np.float32))
     assert table.rows.tolist() == [[0, 0]] * 3 and np.all(table.scales == 1.0)
 
 

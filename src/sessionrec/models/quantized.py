@@ -32,33 +32,31 @@ MAX_CANDIDATE_SHARE = 0.125
 """Above this share of the catalog as candidates, the dense product is cheaper."""
 
 
-# Reassociation lets the inner loop vectorise; no "no-inf" flag: -inf marks unservable items.
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+_FLOOR = np.float32(-np.finfo(np.float32).max)
+"""Stands for "no bound yet" in the kernel, which assumes finite numbers (fastmath)."""
+
+
+# fastmath lets the inner loop vectorise; every number it sees is finite (only rows with a
+# finite bias are kept, and the heap starts at a finite floor).
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _bounds(
     rows: np.ndarray,
     scales: np.ndarray,
     error_per_l1: np.ndarray,
-    h: np.ndarray,
     bias: np.ndarray,
-    skip: np.ndarray,
+    h: np.ndarray,
     k: int,
     upper: np.ndarray,
 ) -> float:  # pragma: no cover - compiled
-    """Fill the upper bound of every score; return the ``k``-th largest lower bound.
-
-    Rows with a ``-inf`` bias or marked in ``skip`` (empty: none) get ``-inf``. With fewer
-    than ``k`` such rows left, returns ``-inf`` (every remaining row is a candidate).
-    """
+    """Fill the upper bound of every row's score; return the ``k``-th largest lower bound
+    (:data:`_FLOOR` when there are fewer than ``k`` rows)."""
     n, d = rows.shape
     l1 = np.float32(0.0)
     for j in range(d):
         l1 += abs(h[j])
     l1 *= np.float32(1.0 + 2 * d * ROUNDING_SLACK)  # the norm itself is rounded
-    heap = np.full(k, -np.inf, dtype=np.float32)  # min-heap of the k largest lower bounds
+    heap = np.full(k, _FLOOR, dtype=np.float32)  # min-heap of the k largest lower bounds
     for r in range(n):
-        if not bias[r] > -np.inf or (skip.size and skip[r]):
-            upper[r] = -np.inf
-            continue
         acc = np.float32(0.0)
         for j in range(d):
             acc += np.float32(rows[r, j]) * h[j]
@@ -83,15 +81,25 @@ def _bounds(
 
 
 class QuantizedTable:
-    """An int8 copy of a float32 table ``[n, d]`` (one scale per row) for exact top-k."""
+    """An int8 copy of the servable rows of ``weights @ h + bias`` for exact top-k.
 
-    def __init__(self, weights: np.ndarray) -> None:
-        weights = np.ascontiguousarray(weights, dtype=np.float32)
-        if weights.ndim != 2:
-            raise ValueError(f"expected a 2-d table, got shape {weights.shape}")
-        largest = np.abs(weights).max(axis=1)
+    ``weights`` ``[n, d]`` float32, ``bias`` ``[n]`` with ``-inf`` for items never to
+    return (they are left out of the copy). One scale per row.
+    """
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray) -> None:
+        weights = np.asarray(weights, dtype=np.float32)
+        bias = np.asarray(bias, dtype=np.float32)
+        if weights.ndim != 2 or bias.shape != weights.shape[:1]:
+            raise ValueError(
+                f"expected weights [n, d] and bias [n], got {weights.shape}, {bias.shape}"
+            )
+        self.index = np.flatnonzero(np.isfinite(bias))  # table row -> item
+        kept = np.ascontiguousarray(weights[self.index])
+        largest = np.abs(kept).max(axis=1) if kept.size else np.zeros(0, np.float32)
         self.scales = np.where(largest > 0, largest / 127.0, 1.0).astype(np.float32)
-        self.rows = np.rint(weights / self.scales[:, None]).clip(-127, 127).astype(np.int8)
+        self.rows = np.rint(kept / self.scales[:, None]).clip(-127, 127).astype(np.int8)
+        self.bias = np.ascontiguousarray(bias[self.index])
         self.d = weights.shape[1]
         # Per-row error of a dot product with h, divided by ||h||_1: rounding of the weights
         # (s / 2) plus float32 summation in both passes over d terms of size <= 127 s |h_j|.
@@ -101,27 +109,32 @@ class QuantizedTable:
 
     @property
     def nbytes(self) -> int:
-        return int(self.rows.nbytes + self.scales.nbytes + self._error_per_l1.nbytes)
+        arrays = (self.rows, self.scales, self.bias, self.index, self._error_per_l1)
+        return int(sum(a.nbytes for a in arrays))
 
     def candidates(
-        self, h: np.ndarray, bias: np.ndarray, k: int, exclude: np.ndarray | None = None
+        self, h: np.ndarray, k: int, exclude: np.ndarray | None = None
     ) -> np.ndarray | None:
-        """Indices that may hold the top ``k`` of ``weights @ h + bias``; ``None`` if too many.
+        """Items that may hold the top ``k`` of ``weights @ h + bias``; ``None`` if too many.
 
-        ``bias`` is ``-inf`` for items never to return (unseen in training); ``exclude`` lists
-        more such items. The candidates always include every item of the exact top ``k``.
+        Never returns an item with a ``-inf`` bias or one of ``exclude``; always returns
+        every item of the exact top ``k`` of the others.
         """
         h = np.ascontiguousarray(h, dtype=np.float32)
-        n = self.rows.shape[0]
-        skip = np.zeros(0, dtype=np.bool_)
-        if exclude is not None and len(exclude):
-            skip = np.zeros(n, dtype=np.bool_)
-            skip[exclude] = True
-        upper = np.empty(n, dtype=np.float32)
-        kth_lower = _bounds(self.rows, self.scales, self._error_per_l1, h, bias, skip, k, upper)
-        found = np.flatnonzero(upper >= kth_lower) if kth_lower > -np.inf else None
-        if found is None:  # fewer than k servable items: all of them
-            return np.flatnonzero(upper > -np.inf)
-        if found.size > MAX_CANDIDATE_SHARE * self.rows.shape[0]:
+        excluded = np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else None
+        # With e items excluded, the (k + e)-th lower bound still has k allowed items above.
+        wanted = k + (excluded.size if excluded is not None else 0)
+        if self.index.size <= wanted:  # all servable items are candidates
+            return self._allowed(self.index, excluded)
+        upper = np.empty(self.rows.shape[0], dtype=np.float32)
+        kth_lower = _bounds(self.rows, self.scales, self._error_per_l1, self.bias, h, wanted, upper)
+        found = self._allowed(self.index[upper >= kth_lower], excluded)
+        if found.size > MAX_CANDIDATE_SHARE * self.index.size:
             return None
         return found
+
+    @staticmethod
+    def _allowed(items: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
+        if excluded is None or not excluded.size:
+            return items
+        return items[~np.isin(items, excluded)]

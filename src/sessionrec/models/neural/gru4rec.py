@@ -662,7 +662,7 @@ class GRU4Rec(Recommender):
         results = [empty] * len(batch)
         for state, row in zip(states, rows.tolist(), strict=True):
             skip = None if exclude is None else np.asarray(exclude[row], dtype=np.int64)
-            found = table.candidates(state, bias, k, skip)
+            found = table.candidates(state, k, skip)
             with torch.inference_mode():
                 if found is None:  # a flat score distribution: the dense product is cheaper
                     found = np.arange(self.n_items)
@@ -689,8 +689,8 @@ class GRU4Rec(Recommender):
             with _QUANTIZE_LOCK:  # a served model is shared between threads
                 table = self.__dict__.get("_int8_table")
                 if table is None:
-                    table = QuantizedTable(network.item_weights.numpy())
                     self._scoring_bias_numpy = self._scoring_bias.numpy()
+                    table = QuantizedTable(network.item_weights.numpy(), self._scoring_bias_numpy)
                     self._int8_table = table
         return table
 
