@@ -3,8 +3,8 @@
 Scoring one live session against every item is a matrix-vector product that reads the whole
 ``[n_items, d]`` float32 output table: 88 MB for a 512-unit model of Diginetica's 43k items,
 about 12 ms of memory traffic on one core, whatever the arithmetic costs. Serving needs only
-the best ``k`` items, so :class:`QuantizedTable` keeps an int8 copy (a quarter of the bytes,
-one scale per row) and finds them in two passes:
+the best ``k`` items, so :class:`QuantizedTable` keeps an int8 copy of the rows that can be
+returned at all (a quarter of the bytes, one scale per row) and finds them in two passes:
 
 1. Approximate every score from the int8 rows, with a bound on its error. A row is rounded
    to ``q = round(w / s)`` with ``s = max|w| / 127``, so each weight is off by at most
