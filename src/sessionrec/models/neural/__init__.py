@@ -16,7 +16,9 @@ import importlib.util
 import re
 from typing import Any
 
-from sessionrec._errors import ConfigError
+import numpy as np
+
+from sessionrec._errors import ConfigError, ModelError
 from sessionrec.models.base import check_choice, check_float, check_int, check_param
 
 LOSSES: tuple[str, ...] = ("cross-entropy", "bpr-max")
@@ -68,3 +70,35 @@ def require_torch(model: str) -> None:
             f"model {model!r} needs PyTorch, which is not installed: "
             "pip install 'sessionrec[torch]'"
         )
+
+
+def check_state(
+    model: str,
+    state: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int, ...]],
+    other: set[str],
+    n_items: int,
+) -> None:
+    """Refuse saved arrays that do not match the manifest's hyperparameters.
+
+    ``shapes``: the weight arrays the hyperparameters imply (finite floats of these shapes);
+    ``other``: the other keys the state must hold, among them ``item_counts``
+    (``n_items`` integers). Any missing or unexpected key is an error too.
+    """
+    missing = sorted((set(shapes) | other) - set(state))
+    unexpected = sorted(set(state) - set(shapes) - other)
+    if missing or unexpected:
+        raise ModelError(
+            f"{model} state does not match its hyperparameters: missing {missing}, "
+            f"unexpected {unexpected}"
+        )
+    for key, shape in shapes.items():
+        array = state[key]
+        if array.shape != shape or array.dtype.kind != "f" or not np.isfinite(array).all():
+            raise ModelError(
+                f"{model} state array {key!r} must be finite floats of shape {shape} "
+                f"(from the manifest's hyperparameters), got {array.dtype} {array.shape}"
+            )
+    counts = state["item_counts"]
+    if counts.shape != (n_items,) or counts.dtype.kind not in "iu":
+        raise ModelError(f"{model} state 'item_counts' must be {n_items} integers")

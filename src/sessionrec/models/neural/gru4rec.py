@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, DataError, ModelError
+from sessionrec._errors import DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.sessions import _gather_ranges as gather_ranges
@@ -90,6 +90,7 @@ from sessionrec.models.base import (
 )
 from sessionrec.models.neural import (
     LOSSES,
+    check_state,
     check_training_params,
     require_torch,
 )
@@ -107,6 +108,7 @@ if TYPE_CHECKING:
         FlatParameters,
         LossTracker,
         SessionParallelPlan,
+        load_device,
         pessimistic_ranks,
         resolve_device,
         seeded,
@@ -143,6 +145,7 @@ def _bind_torch(model: str) -> None:
                 "LossTracker",
                 "SessionParallelPlan",
                 "pessimistic_ranks",
+                "load_device",
                 "resolve_device",
                 "seeded",
                 "session_parallel_plan",
@@ -751,32 +754,13 @@ class GRU4Rec(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         _bind_torch(self.name)
-        try:
-            device = resolve_device(self.device)
-        except ConfigError as exc:  # trained on a GPU, served where there is none
-            warnings.warn(f"{exc}; loading the model on the CPU", UserWarning, stacklevel=4)
-            device = torch.device("cpu")
+        device = load_device(self.device)
         network = self._new_network(self.n_items, device)
         tensors = {**network.tables, **network.dense.tensors}
         expected = {key: tuple(tensor.shape) for key, tensor in tensors.items()}
         other = {"item_counts", "best_epoch", *self._HISTORY}
-        missing = sorted((set(expected) | other) - set(state))
-        unexpected = sorted(set(state) - set(expected) - other)
-        if missing or unexpected:
-            raise ModelError(
-                f"GRU4Rec state does not match its hyperparameters: missing {missing}, "
-                f"unexpected {unexpected}"
-            )
-        for key, shape in expected.items():
-            array = state[key]
-            if array.shape != shape or array.dtype.kind != "f" or not np.isfinite(array).all():
-                raise ModelError(
-                    f"GRU4Rec state array {key!r} must be finite floats of shape {shape} "
-                    f"(from the manifest's hyperparameters), got {array.dtype} {array.shape}"
-                )
+        check_state("GRU4Rec", state, expected, other, self.n_items)
         counts = state["item_counts"]
-        if counts.shape != (self.n_items,) or counts.dtype.kind not in "iu":
-            raise ModelError(f"GRU4Rec state 'item_counts' must be {self.n_items} integers")
         with torch.no_grad():
             for key, tensor in tensors.items():
                 tensor.copy_(torch.from_numpy(state[key]))

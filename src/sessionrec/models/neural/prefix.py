@@ -29,14 +29,13 @@ from __future__ import annotations
 import abc
 import copy
 import logging
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, DataError, ModelError
+from sessionrec._errors import ConfigError, DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.sessions import _gather_ranges as gather_ranges
@@ -50,7 +49,7 @@ from sessionrec.models.base import (
     check_int,
     check_param,
 )
-from sessionrec.models.neural import check_training_params, require_torch
+from sessionrec.models.neural import check_state, check_training_params, require_torch
 
 if TYPE_CHECKING:
     import torch
@@ -457,36 +456,17 @@ class PrefixRecommender(Recommender):
         require_torch(self.name)
         import torch
 
-        from sessionrec.models.neural.trainer import resolve_device
+        from sessionrec.models.neural.trainer import load_device
 
-        try:
-            device = resolve_device(self.device)
-        except ConfigError as exc:  # trained on a GPU, served where there is none
-            warnings.warn(f"{exc}; loading the model on the CPU", UserWarning, stacklevel=4)
-            device = torch.device("cpu")
+        device = load_device(self.device)
         # The saved weights overwrite the initialisation; seeding keeps loading side-effect
         # free for the caller's random state.
         with torch.random.fork_rng(devices=[]):
             network = self._build_network(self.n_items).to(device)
         expected = {"net." + key: tuple(value.shape) for key, value in network.state_dict().items()}
         other = {"item_counts", "best_epoch", "n_truncated", *self._HISTORY}
-        missing = sorted((set(expected) | other) - set(state))
-        unexpected = sorted(set(state) - set(expected) - other)
-        if missing or unexpected:
-            raise ModelError(
-                f"{self.name} state does not match its hyperparameters: missing {missing}, "
-                f"unexpected {unexpected}"
-            )
-        for key, shape in expected.items():
-            array = state[key]
-            if array.shape != shape or array.dtype.kind != "f" or not np.isfinite(array).all():
-                raise ModelError(
-                    f"{self.name} state array {key!r} must be finite floats of shape {shape} "
-                    f"(from the manifest's hyperparameters), got {array.dtype} {array.shape}"
-                )
+        check_state(self.name, state, expected, other, self.n_items)
         counts = state["item_counts"]
-        if counts.shape != (self.n_items,) or counts.dtype.kind not in "iu":
-            raise ModelError(f"{self.name} state 'item_counts' must be {self.n_items} integers")
         network.load_state_dict(
             {key[4:]: torch.from_numpy(state[key]) for key in expected}, strict=True
         )

@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, DataError, ModelError
+from sessionrec._errors import DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.sessions import _gather_ranges as gather_ranges
@@ -86,7 +86,7 @@ from sessionrec.models.base import (
     check_int,
     check_param,
 )
-from sessionrec.models.neural import check_training_params, require_torch
+from sessionrec.models.neural import check_state, check_training_params, require_torch
 
 if TYPE_CHECKING:
     import torch
@@ -94,7 +94,13 @@ if TYPE_CHECKING:
 
     from sessionrec.models.neural.losses import masked_sampled_softmax
     from sessionrec.models.neural.sampling import SampleStore, sampling_weights
-    from sessionrec.models.neural.trainer import LossTracker, resolve_device, seeded, train_epochs
+    from sessionrec.models.neural.trainer import (
+        LossTracker,
+        load_device,
+        resolve_device,
+        seeded,
+        train_epochs,
+    )
 
 log = logging.getLogger("sessionrec.models")
 
@@ -120,6 +126,7 @@ def _bind_torch(model: str) -> None:
         SampleStore=sampling.SampleStore,
         sampling_weights=sampling.sampling_weights,
         LossTracker=trainer.LossTracker,
+        load_device=trainer.load_device,
         resolve_device=trainer.resolve_device,
         seeded=trainer.seeded,
         train_epochs=trainer.train_epochs,
@@ -486,32 +493,15 @@ class SASRec(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         _bind_torch(self.name)
-        try:
-            device = resolve_device(self.device)
-        except ConfigError as exc:  # trained on a GPU, served where there is none
-            warnings.warn(f"{exc}; loading the model on the CPU", UserWarning, stacklevel=4)
-            device = torch.device("cpu")
+        device = load_device(self.device)
         shapes = weight_shapes(self.n_items, self.hidden_size, self.n_blocks, self.max_len)
         other = {"item_counts", *self._HISTORY, *self._COUNTERS}
-        missing = sorted((set(shapes) | other) - set(state))
-        unexpected = sorted(set(state) - set(shapes) - other)
-        if missing or unexpected:
-            raise ModelError(
-                f"SASRec state does not match its hyperparameters: missing {missing}, "
-                f"unexpected {unexpected}"
-            )
-        weights = {}
-        for key, shape in shapes.items():
-            array = state[key]
-            if array.shape != shape or array.dtype.kind != "f" or not np.isfinite(array).all():
-                raise ModelError(
-                    f"SASRec state array {key!r} must be finite floats of shape {shape} "
-                    f"(from the manifest's hyperparameters), got {array.dtype} {array.shape}"
-                )
-            weights[key] = torch.as_tensor(array, dtype=torch.float32, device=device).clone()
+        check_state("SASRec", state, shapes, other, self.n_items)
+        weights = {
+            key: torch.as_tensor(state[key], dtype=torch.float32, device=device).clone()
+            for key in shapes
+        }
         counts = state["item_counts"]
-        if counts.shape != (self.n_items,) or counts.dtype.kind not in "iu":
-            raise ModelError(f"SASRec state 'item_counts' must be {self.n_items} integers")
         self.weights_ = weights
         self.item_counts_ = counts.astype(np.int64)
         for key in self._HISTORY:

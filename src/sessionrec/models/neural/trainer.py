@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,18 @@ def resolve_device(name: str) -> torch.device:
                 f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
             )
     return device
+
+
+def load_device(name: str) -> torch.device:
+    """:func:`resolve_device` for loading a saved model: the CPU when the device is missing.
+
+    A model trained on a GPU must still load where there is none (a CPU-only service).
+    """
+    try:
+        return resolve_device(name)
+    except ConfigError as exc:
+        warnings.warn(f"{exc}; loading the model on the CPU", UserWarning, stacklevel=5)
+        return torch.device("cpu")
 
 
 @contextmanager
