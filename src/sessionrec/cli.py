@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -75,15 +76,67 @@ def _emit(payload: dict[str, Any], as_json: bool) -> None:
 
 
 # ---------------------------------------------------------------- commands
+def _launched_world_size() -> int:
+    """How many processes ``torchrun`` started for this command (1 without torchrun)."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE must be an integer, got {text!r}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.evaluation.protocol import BenchmarkFolder
 
+    if _launched_world_size() > 1:
+        return _train_distributed(args)
     folder = BenchmarkFolder(Path(args.benchmark))
     train = folder.train()
     model, fit_seconds = _fit(args, train)
     path = model.save(args.output, metrics={"fit_seconds": fit_seconds})
     log.info("fitted in %.2fs, saved to %s", fit_seconds, path)
     _emit({"model": args.model, "output": str(path), "fit_seconds": fit_seconds}, args.json)
+    return 0
+
+
+def _train_distributed(args: argparse.Namespace) -> int:
+    """``sessionrec train`` as one rank of a ``torchrun`` group: every rank reads the data and
+    trains on its shard; rank 0 alone writes the model folder (atomically)."""
+    from sessionrec.evaluation.protocol import BenchmarkFolder
+    from sessionrec.models.registry import model_class
+
+    if not model_class(args.model).trains_distributed:
+        raise ConfigError(
+            f"model {args.model!r} does not train on several processes; run it without "
+            "torchrun (only the neural models do)"
+        )
+    params = _model_params(args)
+    from sessionrec.models.neural import distributed
+
+    workers = distributed.init_from_env(str(params.get("device", "auto")))
+    try:
+        train = BenchmarkFolder(Path(args.benchmark)).train()
+        model, fit_seconds = _fit(args, train)
+        if workers.rank == 0:
+            metrics = {"fit_seconds": fit_seconds, "processes": workers.world_size}
+            path = model.save(args.output, metrics=metrics)
+            log.info(
+                "fitted on %d processes in %.2fs, saved to %s",
+                workers.world_size,
+                fit_seconds,
+                path,
+            )
+            payload = {
+                "model": args.model,
+                "output": str(path),
+                "fit_seconds": fit_seconds,
+                "processes": workers.world_size,
+            }
+            _emit(payload, args.json)
+    except BaseException:
+        distributed.abandon()  # no barrier: the other ranks may be gone
+        raise
+    distributed.shutdown()
     return 0
 
 
@@ -448,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
     try:
+        if args.func is not cmd_train and _launched_world_size() > 1:
+            raise ConfigError("only `sessionrec train` runs under torchrun with several processes")
         return int(args.func(args))
     except SessionrecError as exc:
         sys.stderr.write(f"sessionrec: error: {exc}\n")

@@ -144,6 +144,20 @@ def test_batches_cover_every_case_once_padded_to_their_own_longest() -> None:
     assert len({tuple(o) for o in orders}) > 1  # reshuffled every epoch
 
 
+def test_batches_of_a_small_distributed_shard_repeat_cases_to_keep_in_step() -> None:
+    # A rank with 5 cases must take as many steps (4) as a rank with more: the shuffled
+    # order repeats from its start, as DistributedSampler pads.
+    offsets = np.array([0, 3, 4, 8])
+    items = np.array([10, 11, 12, 13, 14, 15, 16, 17])
+    cases = prefix_cases(offsets, items, max_len=2)
+    batches = PrefixBatches(cases, items, batch_size=2, seed=0, n_batches=4)
+    epoch = list(batches.epoch())
+    assert len(batches) == 4 and [t.size for _, _, t in epoch] == [2, 2, 2, 2]
+    targets = [int(t) for _, _, ts in epoch for t in ts]
+    assert sorted(set(targets)) == [11, 12, 15, 16, 17]  # every case at least once
+    assert len(targets) == 8  # three of them twice
+
+
 # ------------------------------------------------------------------------- session graph
 def test_srgnn_session_graph_matches_the_hand_computed_matrices() -> None:
     # The paper's Figure 2 session v1, v2, v3, v2, v4 (ids + 1 here, as batches hold them),

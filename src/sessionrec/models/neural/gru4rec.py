@@ -57,6 +57,11 @@ Deviations from the papers and the official PyTorch code (hidasib/GRU4Rec_PyTorc
   epochs without improvement.
 - The loss divides by the configured ``batch_size`` on every step, also on the last steps of
   an epoch when fewer sessions are left (as the official code does).
+- On several processes (``torchrun``, :mod:`~sessionrec.models.neural.distributed`) each
+  rank runs ``batch_size / N`` slots over its shard of the sessions; the gradients of all
+  ranks are summed, so a step is the single-process step of the global batch, except that a
+  row's in-batch negatives are the targets of its own rank's slots (the ``n_sample`` extra
+  negatives are the same on every rank, drawn from the same seeded store).
 """
 
 from __future__ import annotations
@@ -101,6 +106,7 @@ if TYPE_CHECKING:
     import torch
     from torch.nn import functional as F
 
+    from sessionrec.models.neural import distributed
     from sessionrec.models.neural.losses import SampledLoss
     from sessionrec.models.neural.sampling import SampleStore
     from sessionrec.models.neural.trainer import (
@@ -130,10 +136,11 @@ def _bind_torch(model: str) -> None:
     import torch as torch_module
     from torch.nn import functional
 
-    from sessionrec.models.neural import losses, sampling, trainer
+    from sessionrec.models.neural import distributed, losses, sampling, trainer
 
     globals().update(
         torch=torch_module,
+        distributed=distributed,
         F=functional,
         SampledLoss=losses.SampledLoss,
         SampleStore=sampling.SampleStore,
@@ -411,6 +418,7 @@ class GRU4Rec(Recommender):
 
     name = "gru4rec"
     artifact_version = 1
+    trains_distributed = True
 
     network_: GRU4RecNetwork
     item_counts_: np.ndarray
@@ -548,25 +556,33 @@ class GRU4Rec(Recommender):
             train, valid = last_fraction_split(train, self.valid_fraction)
         if not (train.lengths >= 2).any():
             raise DataError("GRU4Rec needs training sessions with at least two clicks")
-        counts = train.item_counts()
+        counts = train.item_counts()  # of the whole training data
         n_sample = self._n_sample(int((counts > 0).sum()))
+        workers = distributed.current()
+        if workers is not None:  # this rank's sessions (distributed: see that module)
+            train = workers.shard(train)
+            valid = workers.shard(valid) if valid is not None else None
         device = resolve_device(self.device)
         with seeded(self.seed, device) as generator:
             network = self._new_network(train.n_items, device)
-            network.initialize(generator)
+            network.initialize(generator)  # the same weights on every rank: the same seed
             self.network_ = network
             self.item_counts_ = counts
-            epoch = _Epoch(self, network, train, counts, n_sample, generator, device)
+            epoch = _Epoch(self, network, train, counts, n_sample, generator, device, workers)
             validate = None
             if valid is not None:
                 valid_plan = self._validation_plan(valid, counts)
-                if valid_plan.n_rows == 0:
-                    raise DataError("the validation sessions give no case to score")
                 validate = lambda: self._validation_score(valid_plan)  # noqa: E731
+                n_valid = valid_plan.n_rows
+                if workers is not None:
+                    validate = workers.reduce_metric(validate, n_valid)
+                    n_valid = workers.total_cases(n_valid)
+                if n_valid == 0:
+                    raise DataError("the validation sessions give no case to score")
             reports, best = train_epochs(
                 model=self.name,
                 n_epochs=self.n_epochs,
-                run_epoch=epoch.run,
+                run_epoch=epoch.run if workers is None else workers.reduce_epoch(epoch.run),
                 validate=validate,
                 patience=self.patience,
                 snapshot=network.snapshot,
@@ -823,10 +839,12 @@ class _Epoch:
         n_sample: int,
         generator: torch.Generator,
         device: torch.device,
+        workers: distributed.Workers | None = None,
     ) -> None:
         self.model = model
         self.network = network
         self.device = device
+        self.workers = workers
         self.n_sample = n_sample
         self.loss = SampledLoss(
             model.loss, bpreg=model.bpreg, elu_param=model.elu_param, logq=model.logq
@@ -838,10 +856,19 @@ class _Epoch:
             momentum=model.momentum,
         )
         # Without extra samples a row needs another row's target as its negative.
+        slots = model.batch_size if workers is None else workers.local_batch(model.batch_size)
         plan = session_parallel_plan(
-            train.offsets, train.items, model.batch_size, min_rows=1 if n_sample else 2
+            train.offsets, train.items, slots, min_rows=1 if n_sample else 2
         )
         self.plan = plan
+        self.n_steps = plan.n_steps
+        # The most rows of its own (not the shared negatives) a step can touch in each
+        # table: inputs and targets in the shared table, else targets or inputs alone.
+        self.own_capacity = [2 * slots, slots] if network.inputs is None else [slots] * 3
+        if workers is not None:
+            # Every rank takes as many steps; one whose sessions ran out adds nothing to them.
+            self.n_steps = workers.max_int(plan.n_steps)
+            torch.manual_seed(int(workers.seed(model.seed).generate_state(1)[0]))  # dropout
         self.inputs = torch.as_tensor(plan.inputs, device=device)
         self.targets = torch.as_tensor(plan.targets, device=device)
         self.not_start = torch.as_tensor(~plan.starts, dtype=torch.float32, device=device)[:, None]
@@ -870,8 +897,12 @@ class _Epoch:
         no_samples = torch.zeros(0, dtype=torch.int64, device=self.device)
         no_log_q = torch.zeros(0, dtype=torch.float32, device=self.device)
         inv_batch = 1.0 / model.batch_size
-        steps = progress(range(plan.n_steps), total=plan.n_steps, desc=f"gru4rec epoch {epoch}")
+        steps = progress(range(self.n_steps), total=self.n_steps, desc=f"gru4rec epoch {epoch}")
         for t in steps:
+            if t >= plan.n_steps:  # distributed: this rank is done, the others are not
+                samples = self.samples.draw()[0] if self.samples is not None else no_samples
+                self.optimizer.step(*self._reduce(*self._no_gradient(samples), samples))
+                continue
             rows = plan.step(t)
             n = rows.stop - rows.start
             if t in self.keep:
@@ -914,10 +945,73 @@ class _Epoch:
                 loss * inv_batch, [*leaves, *network.dense.tensors.values()]
             )
             leaf_grads = grads[: len(leaves)]
-            self.optimizer.step(
-                grads[len(leaves) :],
-                [(table, ids_, g) for (table, ids_), g in zip(table_rows, leaf_grads, strict=True)],
-            )
+            dense_grads: Sequence[torch.Tensor] = grads[len(leaves) :]
+            table_grads = [
+                (table, ids_, g) for (table, ids_), g in zip(table_rows, leaf_grads, strict=True)
+            ]
+            if self.workers is not None:
+                dense_grads, table_grads = self._reduce(dense_grads, table_grads, samples)
+            self.optimizer.step(dense_grads, table_grads)
             tracker.add(loss.detach(), n)
             hidden = [h.detach() for h in states]
+        if self.workers is not None:
+            tables = list(network.tables.values())
+            self.workers.check_replicas(model.name, [network.dense.flat, *tables])
         return tracker.mean(), tracker.n_examples
+
+    def _reduce(
+        self,
+        dense_grads: Sequence[torch.Tensor],
+        table_grads: list[tuple[int, torch.Tensor, torch.Tensor]],
+        samples: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], list[tuple[int, torch.Tensor, torch.Tensor]]]:
+        """Every rank's gradients summed (distributed training).
+
+        Each rank's loss is already divided by the *global* batch size, so the sum is the
+        gradient of the global batch. The rows of the extra negatives are the same on every
+        rank (one seeded store, drawn in step), so their gradients are summed with the dense
+        ones; only the rows of each rank's own inputs and targets travel with their numbers
+        (one collective for all of it: :meth:`distributed.Workers.exchange`). AdagradM sums
+        the gradients of a row that arrives more than once, as it does for a row that occurs
+        twice in one step.
+        """
+        assert self.workers is not None
+        n_samples = int(samples.shape[0])
+        flat_parts = [g.reshape(-1) for g in dense_grads]
+        own: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for number, rows, grads in table_grads:
+            # The output tables' rows end with the samples; the input table has none.
+            m = rows.shape[0] - (n_samples if number < 2 else 0)
+            own.append((rows[:m], grads[:m]))
+            flat_parts.append(grads[m:].reshape(-1))
+        flat, gathered = self.workers.exchange(torch.cat(flat_parts), own, self.own_capacity)
+        n_dense = self.network.dense.flat.numel()
+        at = n_dense
+        tables = []
+        for (number, _, grads), (rows_all, grads_all) in zip(table_grads, gathered, strict=True):
+            k, width = (n_samples if number < 2 else 0), int(grads.shape[1])
+            sample_grads = flat[at : at + k * width].view(k, width)
+            at += k * width
+            tables.append(
+                (
+                    number,
+                    torch.cat([rows_all, samples[:k]]),
+                    torch.cat([grads_all, sample_grads]),
+                )
+            )
+        return [flat[:n_dense]], tables
+
+    def _no_gradient(
+        self, samples: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[tuple[int, torch.Tensor, torch.Tensor]]]:
+        """A step's gradients from a rank without examples: zero, on the shared negatives only.
+
+        Laid out as a step with examples lays them out: one entry per table in table order,
+        the output tables' rows ending with the step's samples.
+        """
+        no_rows = torch.zeros(0, dtype=torch.int64, device=self.device)
+        tables = []
+        for number, table in enumerate(self.network.tables.values()):
+            rows = samples if number < 2 else no_rows
+            tables.append((number, rows, table.new_zeros((rows.shape[0], table.shape[1]))))
+        return [torch.zeros_like(self.network.dense.flat)], tables

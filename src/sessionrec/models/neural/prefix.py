@@ -119,20 +119,32 @@ class PrefixBatches:
     """An epoch's mini-batches of :class:`PrefixCases`, reshuffled every epoch.
 
     Each batch is ``(items [B, L], lengths [B], targets [B])`` in numpy, ``L`` the batch's own
-    longest prefix; the last batch of an epoch may be smaller.
+    longest prefix; the last batch of an epoch may be smaller. With ``n_batches`` more than
+    the cases fill (a distributed rank whose shard is smaller than another's), the shuffled
+    order is repeated from its start to fill them, as ``DistributedSampler`` pads.
     """
 
-    def __init__(self, cases: PrefixCases, items: np.ndarray, batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        cases: PrefixCases,
+        items: np.ndarray,
+        batch_size: int,
+        seed: int | np.random.SeedSequence,
+        n_batches: int | None = None,
+    ) -> None:
         self.cases = cases
         self.shifted = np.asarray(items, dtype=np.int64) + 1
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
+        self.n_batches = -(-len(cases) // batch_size) if n_batches is None else n_batches
 
     def __len__(self) -> int:
-        return -(-len(self.cases) // self.batch_size)
+        return self.n_batches
 
     def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         order = self.rng.permutation(len(self.cases))
+        if order.size < (self.n_batches - 1) * self.batch_size + 1:
+            order = np.resize(order, self.n_batches * self.batch_size)  # repeats cyclically
         cases = self.cases
         for lo in range(0, order.size, self.batch_size):
             chosen = order[lo : lo + self.batch_size]
@@ -178,6 +190,7 @@ class PrefixRecommender(Recommender):
     """
 
     artifact_version = 1
+    trains_distributed = True
 
     network_: torch.nn.Module
     item_counts_: np.ndarray
@@ -258,6 +271,20 @@ class PrefixRecommender(Recommender):
         left-aligned) and their lengths ``[B]`` (all >= 1). ``network.training`` says
         whether dropout applies."""
 
+    def _batch_loss(
+        self,
+        network: torch.nn.Module,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        """The summed full-softmax cross-entropy of a padded batch of prefixes."""
+        from torch.nn import functional
+
+        vectors = self._session_vectors(network, items, lengths)  # [B, e]
+        logits = vectors @ self._item_table(network).t()  # [B, n_items]
+        return functional.cross_entropy(logits, targets, reduction="sum")
+
     # ---------------------------------------------------------------------------- training
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         require_torch(self.name)
@@ -271,8 +298,8 @@ class PrefixRecommender(Recommender):
 
     def _train(self, train: SessionData, valid: SessionData | None) -> None:
         import torch
-        from torch.nn import functional
 
+        from sessionrec.models.neural import distributed
         from sessionrec.models.neural.trainer import (
             LossTracker,
             resolve_device,
@@ -282,26 +309,50 @@ class PrefixRecommender(Recommender):
 
         if valid is None and self.valid_fraction > 0:
             train, valid = last_fraction_split(train, self.valid_fraction)
+        item_counts = train.item_counts()  # of the whole training data, on every rank
+        workers = distributed.current()
+        batch_size = self.batch_size
+        seed: int | np.random.SeedSequence = self.seed
+        if workers is not None:  # this rank's sessions and share of each batch
+            train = workers.shard(train)
+            valid = workers.shard(valid) if valid is not None else None
+            batch_size, seed = workers.local_batch(batch_size), workers.seed(self.seed)
         cases = prefix_cases(train.offsets, train.items, self.max_len)
-        if len(cases) == 0:
+        n_local_batches = -(-len(cases) // batch_size)
+        n_cases, n_truncated, n_batches = len(cases), cases.n_truncated, n_local_batches
+        if workers is not None:
+            n_cases = workers.total_cases(n_cases)
+            n_truncated = workers.total_cases(n_truncated)
+            n_batches = workers.max_int(n_local_batches)
+            if n_cases and workers.max_int(-len(cases)) == 0:  # some rank has no case
+                raise DataError(
+                    f"{self.name}: a rank's shard of the training sessions has no case to "
+                    f"train on; use fewer than {workers.world_size} processes"
+                )
+        if n_cases == 0:
             raise DataError(f"{self.name} needs training sessions with at least two clicks")
-        if cases.n_truncated:
+        if n_truncated:
             log.info(
                 "%s: %d of %d training prefixes are longer than max_len=%d and keep their "
                 "most recent clicks only",
                 self.name,
-                cases.n_truncated,
-                len(cases),
+                n_truncated,
+                n_cases,
                 self.max_len,
             )
         device = resolve_device(self.device)
-        batches = PrefixBatches(cases, train.items, self.batch_size, self.seed)
+        batches = PrefixBatches(cases, train.items, batch_size, seed, n_batches)
         with seeded(self.seed, device):
             network = self._build_network(train.n_items).to(device)
             self.network_ = network
-            self.item_counts_ = train.item_counts()
-            self.n_truncated_ = cases.n_truncated
+            self.item_counts_ = item_counts
+            self.n_truncated_ = n_truncated
             self._prepare_scoring()
+            step: torch.nn.Module = distributed.LossModule(network, self._batch_loss)
+            if workers is not None:
+                step = workers.wrap(step)
+                # Identical initial weights (the seed), a dropout stream of its own per rank.
+                torch.manual_seed(int(workers.seed(self.seed).generate_state(1)[0]))
             optimizer = torch.optim.Adam(
                 network.parameters(), lr=self.learning_rate, weight_decay=self.l2
             )
@@ -310,32 +361,36 @@ class PrefixRecommender(Recommender):
             )
 
             def run_epoch(epoch: int) -> tuple[float, int]:
-                network.train()
+                step.train()
                 tracker = LossTracker(self.name, epoch, device)
                 steps = progress(batches.epoch(), total=len(batches), desc=f"{self.name} {epoch}")
                 for padded, lengths, targets in steps:
-                    items_t = torch.as_tensor(padded, device=device)
-                    lengths_t = torch.as_tensor(lengths, device=device)
-                    targets_t = torch.as_tensor(targets, device=device)
-                    vectors = self._session_vectors(network, items_t, lengths_t)  # [B, e]
-                    logits = vectors @ self._item_table(network).t()  # [B, n_items]
-                    loss = functional.cross_entropy(logits, targets_t, reduction="sum")
+                    loss = step(
+                        torch.as_tensor(padded, device=device),
+                        torch.as_tensor(lengths, device=device),
+                        torch.as_tensor(targets, device=device),
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     (loss / targets.size).backward()  # the papers' mean over the batch
                     optimizer.step()
                     tracker.add(loss.detach(), int(targets.size))
                 scheduler.step()
-                network.eval()
+                step.eval()
                 self._scoring_network = None  # the weights changed
                 return tracker.mean(), tracker.n_examples
 
             validate = None
             if valid is not None:
-                validate = self._validator(valid)
+                validate, n_valid = self._validator(valid)
+                if workers is not None:
+                    validate = workers.reduce_metric(validate, n_valid)
+                    n_valid = workers.total_cases(n_valid)
+                if n_valid == 0:
+                    raise DataError("the validation sessions give no case to score")
             reports, best = train_epochs(
                 model=self.name,
                 n_epochs=self.n_epochs,
-                run_epoch=run_epoch,
+                run_epoch=run_epoch if workers is None else workers.reduce_epoch(run_epoch),
                 validate=validate,
                 patience=self.patience,
                 snapshot=lambda: {k: v.detach().clone() for k, v in network.state_dict().items()},
@@ -349,11 +404,10 @@ class PrefixRecommender(Recommender):
         self.epoch_valid_ = np.array([np.nan if r.valid is None else r.valid for r in reports])
         self.best_epoch_ = best
 
-    def _validator(self, valid: SessionData) -> Any:
-        """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation does."""
+    def _validator(self, valid: SessionData) -> tuple[Any, int]:
+        """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
+        does, and the number of those cases."""
         cases = make_cases(valid, "next")
-        if len(cases) == 0:
-            raise DataError("the validation sessions give no case to score")
         targets = valid.items[cases.starts + cases.lengths].astype(np.int64)
 
         def validate() -> float:
@@ -370,7 +424,7 @@ class PrefixRecommender(Recommender):
                 return 100.0 * metrics.hit_rate(ranks, 20)
             return 100.0 * metrics.mrr(ranks, 20)
 
-        return validate
+        return validate, len(cases)
 
     # ----------------------------------------------------------------------------- scoring
     @staticmethod

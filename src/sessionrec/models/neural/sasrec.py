@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     import torch
     from torch.nn import functional as F
 
+    from sessionrec.models.neural import distributed
     from sessionrec.models.neural.losses import masked_sampled_softmax
     from sessionrec.models.neural.sampling import SampleStore, sampling_weights
     from sessionrec.models.neural.trainer import (
@@ -117,10 +118,11 @@ def _bind_torch(model: str) -> None:
     import torch as torch_module
     from torch.nn import functional
 
-    from sessionrec.models.neural import losses, sampling, trainer
+    from sessionrec.models.neural import distributed, losses, sampling, trainer
 
     globals().update(
         torch=torch_module,
+        distributed=distributed,
         F=functional,
         masked_sampled_softmax=losses.masked_sampled_softmax,
         SampleStore=sampling.SampleStore,
@@ -253,6 +255,7 @@ class SASRec(Recommender):
 
     name = "sasrec"
     artifact_version = 1
+    trains_distributed = True
 
     weights_: dict[str, torch.Tensor]
     item_counts_: np.ndarray
@@ -353,25 +356,36 @@ class SASRec(Recommender):
             train, valid = last_fraction_split(train, self.valid_fraction)
         if not (train.lengths >= 2).any():
             raise DataError("SASRec needs training sessions with at least two clicks")
-        counts = train.item_counts().astype(np.int64)
+        counts = train.item_counts().astype(np.int64)  # of the whole training data
+        workers = distributed.current()
+        if workers is not None:  # this rank's sessions (distributed: see that module)
+            train = workers.shard(train)
+            valid = workers.shard(valid) if valid is not None else None
         device = resolve_device(self.device)
         shapes = weight_shapes(train.n_items, self.hidden_size, self.n_blocks, self.max_len)
         with seeded(self.seed, device) as generator:
             weights = {name: torch.zeros(shape, device=device) for name, shape in shapes.items()}
             init_weights(weights, generator)
-            for tensor in weights.values():
-                tensor.requires_grad_(True)
+            # Parameters of one module, so that DistributedDataParallel can hold them.
+            weights = {name: torch.nn.Parameter(t) for name, t in weights.items()}
             self.weights_ = weights
             self.item_counts_ = counts
-            epoch = _Epoch(self, train, counts, generator, device)
+            epoch = _Epoch(self, train, counts, generator, device, workers)
             self.truncated_sessions_ = epoch.truncated_sessions
             self.truncated_clicks_ = epoch.truncated_clicks
+            if workers is not None:  # every rank's
+                self.truncated_sessions_ = workers.total_cases(epoch.truncated_sessions)
+                self.truncated_clicks_ = workers.total_cases(epoch.truncated_clicks)
             validate = None
             if valid is not None:
                 cases = _ValidationCases(valid, counts)
-                if cases.n == 0:
-                    raise DataError("the validation sessions give no case to score")
                 validate = lambda: self._validation_score(cases)  # noqa: E731
+                n_valid = cases.n
+                if workers is not None:
+                    validate = workers.reduce_metric(validate, n_valid)
+                    n_valid = workers.total_cases(n_valid)
+                if n_valid == 0:
+                    raise DataError("the validation sessions give no case to score")
 
             def snapshot() -> dict[str, torch.Tensor]:
                 return {k: v.detach().clone() for k, v in weights.items()}
@@ -384,7 +398,7 @@ class SASRec(Recommender):
             reports, best = train_epochs(
                 model=self.name,
                 n_epochs=self.n_epochs,
-                run_epoch=epoch.run,
+                run_epoch=epoch.run if workers is None else workers.reduce_epoch(epoch.run),
                 validate=validate,
                 patience=self.patience,
                 snapshot=snapshot,
@@ -552,10 +566,15 @@ class _Epoch:
         counts: np.ndarray,
         generator: torch.Generator,
         device: torch.device,
+        workers: distributed.Workers | None = None,
     ) -> None:
         self.model = model
         self.device = device
+        self.batch_size = model.batch_size
         self.rng = np.random.default_rng(model.seed)
+        if workers is not None:  # its share of each global batch, its own shuffling
+            self.batch_size = workers.local_batch(model.batch_size)
+            self.rng = np.random.default_rng(workers.seed(model.seed))
         lengths = train.lengths
         usable = np.flatnonzero(lengths >= 2)
         self.window = np.minimum(lengths[usable] - 1, model.max_len).astype(np.int64)  # L
@@ -580,6 +599,24 @@ class _Epoch:
         self.optimizer = torch.optim.Adam(
             list(model.weights_.values()), lr=model.learning_rate, betas=(0.9, 0.98)
         )
+        # The weights as one module ('.' is not allowed in a module's parameter names).
+        module = torch.nn.ParameterDict(
+            {name.replace(".", "/"): w for name, w in model.weights_.items()}
+        )
+        self.step: torch.nn.Module = distributed.LossModule(module, self._batch_loss)
+        windows, n_windows = np.unique(self.window, return_counts=True)
+        per_batch = np.maximum(1, self.batch_size // windows)
+        self.n_batches = int((-(-n_windows // per_batch)).sum())  # as batches() cuts them
+        if workers is not None:
+            self.step = workers.wrap(self.step)
+            # Every rank takes as many steps (see distributed); a dropout stream per rank.
+            self.n_batches = workers.max_int(self.n_batches)
+            if workers.max_int(-self.window.size) == 0:  # some rank has no window
+                raise DataError(
+                    "sasrec: a rank's shard of the training sessions has no session with a "
+                    f"next click; use fewer than {workers.world_size} processes"
+                )
+            torch.manual_seed(int(workers.seed(model.seed).generate_state(1)[0]))
 
     def _prepare_sampling(
         self, train: SessionData, counts: np.ndarray, generator: torch.Generator
@@ -612,53 +649,61 @@ class _Epoch:
             )
 
     def batches(self) -> list[np.ndarray]:
-        """This epoch's batches: arrays of window numbers, one window length per batch."""
+        """This epoch's batches: arrays of window numbers, one window length per batch.
+
+        Distributed, a rank with fewer batches than another repeats its first ones (in the
+        epoch's shuffled order) so that every rank takes as many steps.
+        """
         order = self.rng.permutation(self.window.size)
         order = order[np.argsort(self.window[order], kind="stable")]
         sorted_len = self.window[order]
         bounds = np.flatnonzero(np.diff(sorted_len)) + 1
         out: list[np.ndarray] = []
         for group in np.split(order, bounds):
-            per_batch = max(1, self.model.batch_size // int(self.window[group[0]]))
+            per_batch = max(1, self.batch_size // int(self.window[group[0]]))
             out.extend(np.split(group, np.arange(per_batch, group.size, per_batch)))
-        return [out[i] for i in self.rng.permutation(len(out))]
+        shuffled = [out[i] for i in self.rng.permutation(len(out))]
+        return [shuffled[i % len(shuffled)] for i in range(self.n_batches)]
+
+    def _batch_loss(self, _module: torch.nn.Module, clicks: torch.Tensor) -> torch.Tensor:
+        """The summed loss of a batch of windows ``clicks [B, L + 1]`` (item indices)."""
+        model = self.model
+        weights = model.weights_  # the same tensors as the module's parameters
+        table = weights["item_embedding"]
+        inputs, targets = clicks[:, :-1], clicks[:, 1:].reshape(-1)  # [B, L], [P]
+        hidden = encode(
+            weights,
+            inputs,
+            n_blocks=model.n_blocks,
+            n_heads=model.n_heads,
+            dropout=model.dropout,
+            training=True,
+        ).reshape(-1, table.shape[1])  # [P, d]
+        n = targets.shape[0]
+        if model.loss == "ce":
+            logits = torch.addmm(self.unseen_bias, hidden, table.t())  # [P, n_items]
+            loss: torch.Tensor = F.cross_entropy(logits, targets, reduction="sum")
+            return loss
+        if self.store is not None:
+            negatives, _ = self.store.draw()  # [S]
+        else:
+            negatives = targets.new_zeros(0)
+        columns = torch.cat([targets, negatives])  # [P + S]
+        logits = hidden @ table[columns].t()  # [P, P + S]
+        log_q = torch.cat([self.log_q_target[targets] + math.log(n), self.log_q_shared[negatives]])
+        return masked_sampled_softmax(logits, columns, log_q, model.logq)
 
     def run(self, epoch: int) -> tuple[float, int]:
-        model = self.model
-        weights = model.weights_
-        table = weights["item_embedding"]
-        tracker = LossTracker(model.name, epoch, self.device)
+        tracker = LossTracker(self.model.name, epoch, self.device)
         batches = self.batches()
+        self.step.train()
         for rows in progress(batches, total=len(batches), desc=f"sasrec epoch {epoch}"):
             length = int(self.window[rows[0]])
             clicks = torch.as_tensor(
                 self.start[rows][:, None] + np.arange(length + 1), device=self.device
             )  # [B, L + 1]
-            window = self.items[clicks]
-            inputs, targets = window[:, :-1], window[:, 1:].reshape(-1)  # [B, L], [P]
-            hidden = encode(
-                weights,
-                inputs,
-                n_blocks=model.n_blocks,
-                n_heads=model.n_heads,
-                dropout=model.dropout,
-                training=True,
-            ).reshape(-1, table.shape[1])  # [P, d]
-            n = targets.shape[0]
-            if model.loss == "ce":
-                logits = torch.addmm(self.unseen_bias, hidden, table.t())  # [P, n_items]
-                loss = F.cross_entropy(logits, targets, reduction="sum")
-            else:
-                if self.store is not None:
-                    negatives, _ = self.store.draw()  # [S]
-                else:
-                    negatives = targets.new_zeros(0)
-                columns = torch.cat([targets, negatives])  # [P + S]
-                logits = hidden @ table[columns].t()  # [P, P + S]
-                log_q = torch.cat(
-                    [self.log_q_target[targets] + math.log(n), self.log_q_shared[negatives]]
-                )
-                loss = masked_sampled_softmax(logits, columns, log_q, model.logq)
+            n = int(rows.size) * length
+            loss = self.step(self.items[clicks])
             self.optimizer.zero_grad(set_to_none=True)
             (loss / n).backward()
             self.optimizer.step()

@@ -412,13 +412,16 @@ class LossTracker:
 
     Adds losses on the device without synchronising and checks the running sum every
     ``check_every`` steps (a NaN or infinity propagates into the sum, so none is missed), so
-    a diverged run stops early instead of wasting the rest of the epoch.
+    a diverged run stops early instead of wasting the rest of the epoch. In a distributed
+    run it checks only at the end of the epoch: one rank must not stop alone while the
+    others wait for it in a collective (the reduced epoch loss stops them all).
     """
 
     def __init__(self, model: str, epoch: int, device: torch.device, check_every: int = 256):
         self.model = model
         self.epoch = epoch
-        self.check_every = check_every
+        in_group = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.check_every = 0 if in_group else check_every
         self._sum = torch.zeros((), dtype=torch.float64, device=device)
         self._steps = 0
         self.n_examples = 0
@@ -428,7 +431,7 @@ class LossTracker:
         self._sum += loss
         self.n_examples += n_examples
         self._steps += 1
-        if self._steps % self.check_every == 0:
+        if self.check_every and self._steps % self.check_every == 0:
             self._check(float(self._sum))
 
     def mean(self) -> float:
