@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sessionrec._errors import ConfigError, ModelError
+from sessionrec._errors import ConfigError, DataError, ModelError
 from sessionrec.data.sessions import SessionData
 
 log = logging.getLogger("sessionrec.models")
@@ -115,6 +115,19 @@ def current() -> Workers | None:
     else:
         device = torch.device("cpu")
     return Workers(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
+
+
+def validation(
+    workers: Workers | None, validate: Callable[[], float], n_cases: int
+) -> Callable[[], float]:
+    """A model's validation score over every rank's ``n_cases`` (just ``validate`` alone).
+
+    Raises :class:`DataError` on every rank when no rank has a validation case.
+    """
+    total = n_cases if workers is None else workers.total_cases(n_cases)
+    if total == 0:
+        raise DataError("the validation sessions give no case to score")
+    return validate if workers is None else workers.reduce_metric(validate, n_cases)
 
 
 @dataclass(frozen=True)

@@ -572,13 +572,9 @@ class GRU4Rec(Recommender):
             validate = None
             if valid is not None:
                 valid_plan = self._validation_plan(valid, counts)
-                validate = lambda: self._validation_score(valid_plan)  # noqa: E731
-                n_valid = valid_plan.n_rows
-                if workers is not None:
-                    validate = workers.reduce_metric(validate, n_valid)
-                    n_valid = workers.total_cases(n_valid)
-                if n_valid == 0:
-                    raise DataError("the validation sessions give no case to score")
+                validate = distributed.validation(
+                    workers, lambda: self._validation_score(valid_plan), valid_plan.n_rows
+                )
             reports, best = train_epochs(
                 model=self.name,
                 n_epochs=self.n_epochs,

@@ -381,12 +381,7 @@ class PrefixRecommender(Recommender):
 
             validate = None
             if valid is not None:
-                validate, n_valid = self._validator(valid)
-                if workers is not None:
-                    validate = workers.reduce_metric(validate, n_valid)
-                    n_valid = workers.total_cases(n_valid)
-                if n_valid == 0:
-                    raise DataError("the validation sessions give no case to score")
+                validate = distributed.validation(workers, *self._validator(valid))
             reports, best = train_epochs(
                 model=self.name,
                 n_epochs=self.n_epochs,

@@ -379,13 +379,9 @@ class SASRec(Recommender):
             validate = None
             if valid is not None:
                 cases = _ValidationCases(valid, counts)
-                validate = lambda: self._validation_score(cases)  # noqa: E731
-                n_valid = cases.n
-                if workers is not None:
-                    validate = workers.reduce_metric(validate, n_valid)
-                    n_valid = workers.total_cases(n_valid)
-                if n_valid == 0:
-                    raise DataError("the validation sessions give no case to score")
+                validate = distributed.validation(
+                    workers, lambda: self._validation_score(cases), cases.n
+                )
 
             def snapshot() -> dict[str, torch.Tensor]:
                 return {k: v.detach().clone() for k, v in weights.items()}
