@@ -59,13 +59,14 @@ import torch
 
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.persist import load_model
+from sessionrec.models.registry import MODELS as REGISTRY
 
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
 )
 FOLDERS = {"diginetica": "diginetica/srgnn", "yoochoose-1_64": "yoochoose/srgnn-1_64"}
-# The models whose ``trains_distributed`` is (or is about to be) set.
-MODELS = ("narm", "stamp", "srgnn", "gru4rec", "sasrec")
+# The models that train on several processes (the others refuse under torchrun).
+MODELS = tuple(name for name, cls in REGISTRY.items() if cls.trains_distributed)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # What torchrun sets for its children: inherited by the plain run, WORLD_SIZE would send
 # `sessionrec train` down the distributed path without a process group to join.
