@@ -314,3 +314,17 @@ def test_load_rejects_a_newer_format_version(model: Recommender, tmp_path: Path)
     (path / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="format_version"):
         Recommender.load(path)
+
+
+def test_load_rejects_artifact_versions_it_cannot_read(model: Recommender, tmp_path: Path) -> None:
+    path = model.save(tmp_path / "model")
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["artifact_version"] == type(model).artifact_version
+    for version, message in (
+        (type(model).artifact_version + 1, "upgrade sessionrec"),
+        (type(model).oldest_artifact_version - 1, "train the model again"),
+    ):
+        manifest["artifact_version"] = version
+        (path / MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(ModelError, match=f"artifact_version.*{message}"):
+            Recommender.load(path)

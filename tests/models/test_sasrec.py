@@ -50,6 +50,7 @@ def fitted() -> SASRec:
         ({"hidden_size": 10, "n_heads": 3}, "hidden_size"),
         ({"n_heads": 0}, "n_heads"),
         ({"n_blocks": 0}, "n_blocks"),
+        ({"ffn_size": 0}, "ffn_size"),
         ({"max_len": 0}, "max_len"),
         ({"dropout": 1.0}, "dropout"),
         ({"dropout": -0.1}, "dropout"),
@@ -87,6 +88,23 @@ def test_a_later_item_never_changes_an_earlier_output(fitted: SASRec) -> None:
     # The prefix on its own gives the same outputs (up to float rounding: the matrix
     # products have another shape), so scoring a prefix is what training saw at that position.
     torch.testing.assert_close(run(items[:1, :2]), out[:1, :2], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- initialisation
+def test_an_untrained_network_ranks_the_last_click_first() -> None:
+    # The initialisation keeps every block close to the identity, so before any training
+    # the output at a click scores that very item highest: the repeat signal that sessions
+    # are full of is there from the first step instead of having to be learned.
+    sasrec_module._bind_torch("sasrec")
+    n_items, d, n_blocks = 500, 64, 2
+    shapes = sasrec_module.weight_shapes(n_items, d, n_blocks, max_len=10, ffn_size=d)
+    weights = {name: torch.zeros(shape) for name, shape in shapes.items()}
+    sasrec_module.init_weights(weights, torch.Generator().manual_seed(0))
+    items = torch.randint(0, n_items, (200, 6), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        out = sasrec_module.encode(weights, items, n_blocks=n_blocks, n_heads=2)
+        top = (out[:, -1] @ weights["item_embedding"].t()).argmax(dim=1)
+    assert (top == items[:, -1]).float().mean() > 0.95
 
 
 # ------------------------------------------------------------------------------ truncation

@@ -168,6 +168,9 @@ class Recommender(abc.ABC):
     artifact_version: ClassVar[int] = 1
     """Version of this model's saved state layout; bump it when the layout changes."""
 
+    oldest_artifact_version: ClassVar[int] = 1
+    """The oldest saved layout this code still reads (raise it when a change drops one)."""
+
     trains_distributed: ClassVar[bool] = False
     """Whether ``fit`` shares the work across a ``torch.distributed`` process group
     (``torchrun``; :mod:`sessionrec.models.neural.distributed`)."""

@@ -138,6 +138,12 @@ def load_model(path: str | Path) -> Recommender:
             f"this sessionrec reads {cls.name} artifacts up to {cls.artifact_version}; "
             "upgrade sessionrec"
         )
+    if manifest["artifact_version"] < cls.oldest_artifact_version:
+        raise ModelError(
+            f"{folder / MANIFEST}: field 'artifact_version' is {manifest['artifact_version']}, "
+            f"this sessionrec reads {cls.name} artifacts from version "
+            f"{cls.oldest_artifact_version} on (the network changed); train the model again"
+        )
     files = manifest["files"]
     for name in ("vocab.npz", "state.npz"):
         file = folder / name

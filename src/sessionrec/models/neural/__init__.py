@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,32 @@ def check_training_params(
         isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
         "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
     )
+
+
+def fit_or_forget(model: Any, fitted: tuple[str, ...], train: Callable[[], None]) -> None:
+    """Run ``train()``; when it raises, drop ``fitted`` attributes (and the vocabulary) first.
+
+    A diverged or interrupted fit leaves no half-trained model behind to evaluate or save.
+    """
+    try:
+        train()
+    except BaseException:
+        for attr in (*fitted, "vocab_", "data_fingerprint_"):
+            model.__dict__.pop(attr, None)
+        raise
+
+
+def record_history(model: Any, reports: Sequence[Any], best_epoch: int) -> None:
+    """Keep a fit's per-epoch reports (:class:`trainer.EpochReport`) as fitted arrays.
+
+    ``epoch_losses_``, ``epoch_seconds_``, ``epoch_examples_``, ``epoch_valid_`` (NaN for an
+    epoch without validation) and ``best_epoch_``, as every neural model saves them.
+    """
+    model.epoch_losses_ = np.array([r.loss for r in reports])
+    model.epoch_seconds_ = np.array([r.seconds for r in reports])
+    model.epoch_examples_ = np.array([r.n_examples for r in reports], dtype=np.int64)
+    model.epoch_valid_ = np.array([np.nan if r.valid is None else r.valid for r in reports])
+    model.best_epoch_ = best_epoch
 
 
 def torch_available() -> bool:

@@ -97,6 +97,8 @@ from sessionrec.models.neural import (
     LOSSES,
     check_state,
     check_training_params,
+    fit_or_forget,
+    record_history,
     require_torch,
 )
 from sessionrec.models.quantized import QuantizedTable
@@ -543,13 +545,7 @@ class GRU4Rec(Recommender):
     # ---------------------------------------------------------------------------- training
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         _bind_torch(self.name)
-        try:
-            self._train(train, valid)
-        except BaseException:
-            # A diverged or interrupted fit leaves no half-trained model behind to evaluate.
-            for attr in ("network_", "item_counts_", "vocab_", "data_fingerprint_"):
-                self.__dict__.pop(attr, None)
-            raise
+        fit_or_forget(self, ("network_", "item_counts_"), lambda: self._train(train, valid))
 
     def _train(self, train: SessionData, valid: SessionData | None) -> None:
         if valid is None and self.valid_fraction > 0:
@@ -584,11 +580,7 @@ class GRU4Rec(Recommender):
                 snapshot=network.snapshot,
                 restore=network.restore,
             )
-        self.epoch_losses_ = np.array([r.loss for r in reports])
-        self.epoch_seconds_ = np.array([r.seconds for r in reports])
-        self.epoch_examples_ = np.array([r.n_examples for r in reports], dtype=np.int64)
-        self.epoch_valid_ = np.array([np.nan if r.valid is None else r.valid for r in reports])
-        self.best_epoch_ = best
+        record_history(self, reports, best)
         self._scoring_bias = network.output_bias(counts)
 
     def _n_sample(self, n_trained_items: int) -> int:

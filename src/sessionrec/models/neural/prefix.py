@@ -49,7 +49,13 @@ from sessionrec.models.base import (
     check_int,
     check_param,
 )
-from sessionrec.models.neural import check_state, check_training_params, require_torch
+from sessionrec.models.neural import (
+    check_state,
+    check_training_params,
+    fit_or_forget,
+    record_history,
+    require_torch,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -288,13 +294,7 @@ class PrefixRecommender(Recommender):
     # ---------------------------------------------------------------------------- training
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         require_torch(self.name)
-        try:
-            self._train(train, valid)
-        except BaseException:
-            # A diverged or interrupted fit leaves no half-trained model behind to evaluate.
-            for attr in ("network_", "item_counts_", "vocab_", "data_fingerprint_"):
-                self.__dict__.pop(attr, None)
-            raise
+        fit_or_forget(self, ("network_", "item_counts_"), lambda: self._train(train, valid))
 
     def _train(self, train: SessionData, valid: SessionData | None) -> None:
         import torch
@@ -393,11 +393,7 @@ class PrefixRecommender(Recommender):
             )
         network.eval()
         self._scoring_network = None
-        self.epoch_losses_ = np.array([r.loss for r in reports])
-        self.epoch_seconds_ = np.array([r.seconds for r in reports])
-        self.epoch_examples_ = np.array([r.n_examples for r in reports], dtype=np.int64)
-        self.epoch_valid_ = np.array([np.nan if r.valid is None else r.valid for r in reports])
-        self.best_epoch_ = best
+        record_history(self, reports, best)
 
     def _validator(self, valid: SessionData) -> tuple[Any, int]:
         """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
