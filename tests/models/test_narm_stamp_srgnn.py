@@ -20,7 +20,13 @@ from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.models.neural.narm import NARM
-from sessionrec.models.neural.prefix import PrefixBatches, PrefixRecommender, prefix_cases
+from sessionrec.models.neural.prefix import (
+    PrefixBatches,
+    PrefixRecommender,
+    length_runs,
+    pad_prefixes,
+    prefix_cases,
+)
 from sessionrec.models.neural.srgnn import SRGNN, session_graphs
 from sessionrec.models.neural.stamp import STAMP
 
@@ -156,6 +162,45 @@ def test_batches_of_a_small_distributed_shard_repeat_cases_to_keep_in_step() -> 
     targets = [int(t) for _, _, ts in epoch for t in ts]
     assert sorted(set(targets)) == [11, 12, 15, 16, 17]  # every case at least once
     assert len(targets) == 8  # three of them twice
+
+
+def test_batch_rows_come_sorted_by_length() -> None:
+    sessions = successor_sessions(50, seed=3)
+    data = SessionData.from_sequences(sessions, vocab=VOCAB)
+    cases = prefix_cases(data.offsets, data.items, max_len=50)
+    for _, lengths, _ in PrefixBatches(cases, data.items, batch_size=16, seed=0).epoch():
+        assert (np.diff(lengths) >= 0).all()
+
+
+def test_length_runs_keep_padding_within_twice_the_shortest() -> None:
+    lengths = np.array([1] * 40 + [2] * 40 + [3] * 40 + [5] * 40 + [50] * 3)
+    # 1-2 (longest at most twice the shortest), 3-5, then the three 50s merged into the
+    # last run rather than left as a run of fewer than min_rows rows.
+    assert length_runs(lengths, min_rows=32) == [(0, 80), (80, 163)]
+    assert length_runs(np.array([1, 1, 2, 4, 9]), min_rows=1) == [(0, 3), (3, 4), (4, 5)]
+    assert length_runs(np.array([7]), min_rows=32) == [(0, 1)]
+    assert length_runs(np.array([], dtype=np.int64)) == []
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.name)
+def test_batch_loss_in_length_runs_equals_the_whole_padded_batch(
+    cls: type[PrefixRecommender],
+) -> None:
+    model = fitted(cls)
+    network = model.network_
+    rng = np.random.default_rng(4)
+    lengths = np.sort(np.concatenate([rng.integers(1, 4, 60), rng.integers(8, 20, 10)]))
+    shifted = rng.integers(1, N_ITEMS + 1, int(lengths.sum()))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    items = torch.as_tensor(pad_prefixes(shifted, starts, lengths))
+    lengths_t = torch.as_tensor(lengths)
+    targets = torch.as_tensor(rng.integers(0, N_ITEMS, lengths.size))
+    assert len(length_runs(lengths)) > 1
+    with torch.no_grad():
+        in_runs = model._batch_loss(network, items, lengths_t, targets)
+        logits = model._session_vectors(network, items, lengths_t) @ model._item_table(network).t()
+        whole = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    torch.testing.assert_close(in_runs, whole, rtol=1e-5, atol=1e-4)
 
 
 # ------------------------------------------------------------------------- session graph

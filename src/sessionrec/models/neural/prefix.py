@@ -9,7 +9,9 @@ every item. They are trained the way the benchmark protocol evaluates
   (where the prefix starts, how long it is, which item follows): no padded copy of every prefix
   is ever built. A prefix longer than ``max_len`` keeps its ``max_len`` most recent clicks.
 - :class:`PrefixBatches` shuffles the cases per epoch with the model's seed and gathers each
-  mini-batch into a ``[B, L]`` matrix padded only to that batch's longest prefix.
+  mini-batch into a ``[B, L]`` matrix padded only to that batch's longest prefix, rows
+  sorted by length; on a CPU the network then runs on runs of similar length
+  (:func:`length_runs`), so short prefixes are not padded to the batch's longest.
 - :class:`PrefixRecommender` is the base class: hyperparameter checks, the Adam training loop
   (with step learning-rate decay and L2) run by
   :func:`~sessionrec.models.neural.trainer.train_epochs` (validation-based epoch selection,
@@ -125,7 +127,8 @@ class PrefixBatches:
     """An epoch's mini-batches of :class:`PrefixCases`, reshuffled every epoch.
 
     Each batch is ``(items [B, L], lengths [B], targets [B])`` in numpy, ``L`` the batch's own
-    longest prefix; the last batch of an epoch may be smaller. With ``n_batches`` more than
+    longest prefix, rows sorted by length (shortest first: see :func:`length_runs`); the
+    last batch of an epoch may be smaller. With ``n_batches`` more than
     the cases fill (a distributed rank whose shard is smaller than another's), the shuffled
     order is repeated from its start to fill them, as ``DistributedSampler`` pads.
     """
@@ -154,9 +157,32 @@ class PrefixBatches:
         cases = self.cases
         for lo in range(0, order.size, self.batch_size):
             chosen = order[lo : lo + self.batch_size]
+            chosen = chosen[np.argsort(cases.lengths[chosen], kind="stable")]
             lengths = cases.lengths[chosen]
             padded = pad_prefixes(self.shifted, cases.starts[chosen], lengths)
             yield padded, lengths, cases.targets[chosen]
+
+
+def length_runs(lengths: np.ndarray, min_rows: int = 32) -> list[tuple[int, int]]:
+    """Cut a batch's sorted prefix lengths into row ranges ``[lo, hi)`` to run one by one.
+
+    A run's longest prefix is at most twice its shortest (unless merged to ``min_rows``
+    rows, which bounds the number of runs), so padding each run to its own longest costs
+    at most about twice the real clicks. Padding the whole batch to its longest prefix
+    would cost up to ``max_len`` times each short prefix: with prefixes of 4 clicks on
+    average and a few of 50 in every large batch, most of the work was padding.
+    """
+    n = int(lengths.size)
+    runs: list[tuple[int, int]] = []
+    lo = 0
+    while lo < n:
+        hi = int(np.searchsorted(lengths, 2 * lengths[lo], side="right"))
+        hi = max(hi, min(lo + min_rows, n))
+        if n - hi < min_rows:  # no short run at the end
+            hi = n
+        runs.append((lo, hi))
+        lo = hi
+    return runs
 
 
 # ------------------------------------------------------------------------------ base class
@@ -284,10 +310,27 @@ class PrefixRecommender(Recommender):
         lengths: torch.Tensor,
         targets: torch.Tensor,
     ) -> torch.Tensor:
-        """The summed full-softmax cross-entropy of a padded batch of prefixes."""
+        """The summed full-softmax cross-entropy of a padded batch of prefixes.
+
+        On a CPU, rows sorted by length (as :class:`PrefixBatches` gives them) run in
+        :func:`length_runs`, each padded to its own longest prefix: the same sum, with far
+        less padded work. On a GPU one launch over the whole batch is faster.
+        """
+        import torch
         from torch.nn import functional
 
-        vectors = self._session_vectors(network, items, lengths)  # [B, e]
+        if items.device.type == "cpu" and items.shape[0] > 1:
+            sizes = lengths.numpy()
+            vectors = torch.cat(
+                [
+                    self._session_vectors(
+                        network, items[lo:hi, : int(sizes[lo:hi].max())], lengths[lo:hi]
+                    )
+                    for lo, hi in length_runs(sizes)
+                ]
+            )  # [B, e]
+        else:
+            vectors = self._session_vectors(network, items, lengths)  # [B, e]
         logits = vectors @ self._item_table(network).t()  # [B, n_items]
         return functional.cross_entropy(logits, targets, reduction="sum")
 
@@ -399,16 +442,19 @@ class PrefixRecommender(Recommender):
         """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
         does, and the number of those cases."""
         cases = make_cases(valid, "next")
-        targets = valid.items[cases.starts + cases.lengths].astype(np.int64)
+        # By length, so that each scoring chunk is padded little (the order changes no metric).
+        order = np.argsort(cases.lengths, kind="stable")
+        starts, case_lengths = cases.starts[order], cases.lengths[order]
+        targets = valid.items[starts + case_lengths].astype(np.int64)
 
         def validate() -> float:
             ranks = np.empty(len(cases), dtype=np.float64)
             for lo in range(0, len(cases), SCORE_CHUNK):
                 hi = min(lo + SCORE_CHUNK, len(cases))
-                lengths = cases.lengths[lo:hi]
+                lengths = case_lengths[lo:hi]
                 offsets = np.zeros(hi - lo + 1, dtype=np.int64)
                 np.cumsum(lengths, out=offsets[1:])
-                prefix = valid.items[gather_ranges(cases.starts[lo:hi], lengths)]
+                prefix = valid.items[gather_ranges(starts[lo:hi], lengths)]
                 scores = self.score(SessionBatch(offsets=offsets, items=prefix))
                 ranks[lo:hi] = rank_targets(scores, targets[lo:hi], "pessimistic")
             if self.selection_metric == "hr@20":
