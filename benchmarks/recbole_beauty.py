@@ -1,0 +1,201 @@
+"""SASRec beside RecBole 1.2.1 on Amazon Beauty: long user histories, leave-one-out.
+
+RecBole runs from its own virtual environment outside the repository (it needs numpy<2,
+pandas<3 and setuptools<81); nothing of it is copied here. This script writes RecBole's
+input and runs RecBole; our side is ``benchmarks/bench_sasrec.py --dataset amazon-beauty``,
+which splits the same file the same way. Two subcommands:
+
+- ``convert`` (any Python 3, standard library only): ``amazon-beauty/Beauty.txt`` (one user
+  per line, items in order) to a RecBole atomic file ``beauty.inter`` with ``user_id``,
+  ``item_id`` and ``timestamp`` = the item's position in the user's history (the file has
+  no times; the position keeps the order, which is all leave-one-out needs).
+- ``recbole`` (RecBole's environment): RecBole's SASRec with its default hyperparameters
+  (2 layers, 2 heads, hidden 64, FFN 256 GELU, dropout 0.5 / 0.5, CE over every item, Adam
+  0.001, batch 2048, 50 most recent items), RecBole's leave-one-out split (``LS:
+  valid_and_test``, ordered by the position, grouped by user: per user the last item is the
+  test target, the one before it the validation target, the rest trains, every prefix a
+  training case), full ranking, HR@10 and NDCG@10. It trains a fixed number of epochs
+  without validation in between (``eval_step: 0``) and tests the last epoch, as our side
+  does, then reports validation and test of that epoch.
+
+Commands (from the repository root; RecBole's venv at ``$RB``, see recbole_side_by_side.py)::
+
+    python3 benchmarks/recbole_beauty.py convert --out /tmp/recbole/data
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python benchmarks/recbole_beauty.py \
+        recbole --epochs 10 --data /tmp/recbole/data --work /tmp/recbole/work
+    # ours, with RecBole's settings where ours has the same knob
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset amazon-beauty \
+        --loss ce --epochs 10 --threads 1 --param hidden_size=64 --param n_heads=2 \
+        --param n_blocks=2 --param dropout=0.5 --param batch_size=2048 \
+        --param learning_rate=0.001 --param max_len=50
+
+Results: BENCHMARKS.md (section on the attention and graph models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DATA = Path(
+    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
+)
+SOURCE = DATA / "amazon-beauty/Beauty.txt"
+DATASET = "beauty"
+
+
+def load_avg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "n/a"
+
+
+def convert(args: argparse.Namespace) -> None:
+    out = Path(args.out) / DATASET
+    out.mkdir(parents=True, exist_ok=True)
+    users = events = 0
+    with (out / f"{DATASET}.inter").open("w") as handle:
+        handle.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        for line in args.source.read_text().splitlines():
+            fields = line.split()
+            if not fields:
+                continue
+            user, items = fields[0], fields[1:]
+            for position, item in enumerate(items):
+                handle.write(f"{user}\t{item}\t{position}\n")
+            users += 1
+            events += len(items)
+    print(json.dumps({"users": users, "events": events, "file": str(out / f"{DATASET}.inter")}))
+
+
+def recbole_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Only what the data and the comparison need; every model setting is RecBole's default."""
+    return {
+        "data_path": str(Path(args.data).resolve()),
+        "checkpoint_dir": str(Path(args.work).resolve() / "saved"),
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "eval_args": {
+            "split": {"LS": "valid_and_test"},
+            "order": "TO",
+            "group_by": "user",
+            "mode": "full",
+        },
+        "train_neg_sample_args": None,  # the CE loss (RecBole's default) takes no negatives
+        "metrics": ["Hit", "NDCG"],
+        "topk": [10],
+        "valid_metric": "NDCG@10",
+        "epochs": args.epochs,
+        "eval_step": 0,  # no validation between epochs: the last epoch is tested
+        "use_gpu": False,
+        "show_progress": False,
+        "seed": args.seed,
+        "reproducibility": True,
+    }
+
+
+def run_recbole(args: argparse.Namespace) -> None:
+    # RecBole 1.2.1 reloads its own checkpoint with a bare torch.load, which torch >= 2.6
+    # refuses by default (weights_only=True): allow it, in RecBole's environment only.
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import recbole
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.trainer import Trainer
+    from recbole.utils import get_model, init_seed
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # RecBole writes ./log and ./log_tensorboard under the working directory
+    config = Config(model="SASRec", dataset=DATASET, config_dict=recbole_config(args))
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = Trainer(config, model)
+    epochs: list[dict[str, Any]] = []
+    train_epoch = Trainer._train_epoch
+
+    def timed_epoch(self: Any, data: Any, epoch_idx: int, *rest: Any, **kw: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        loss = train_epoch(self, data, epoch_idx, *rest, **kw)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        cases = len(data._dataset)
+        epochs.append(
+            {
+                "epoch": epoch_idx + 1,
+                "seconds": round(wall, 1),
+                "cpu_seconds": round(cpu, 1),
+                "cases_per_second": round(cases / wall),
+                "loss": round(float(loss), 4),
+                "cases": cases,
+                "loadavg": load_avg(),
+            }
+        )
+        print(json.dumps(epochs[-1]), file=sys.stderr, flush=True)
+        return loss
+
+    Trainer._train_epoch = timed_epoch  # type: ignore[method-assign]
+    before = load_avg()
+    trainer.fit(train_data, valid_data=None, saved=True, show_progress=False)
+    valid = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
+    test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    walls = [e["seconds"] for e in epochs]
+    print(
+        json.dumps(
+            {
+                "side": "recbole",
+                "recbole": recbole.__version__,
+                "torch": torch.__version__,
+                "model": "SASRec",
+                "dataset": DATASET,
+                "users": int(dataset.user_num - 1),  # RecBole counts a padding user
+                "items": int(dataset.item_num - 1),
+                "epochs": epochs,
+                "seconds_per_epoch": round(sum(walls) / len(walls), 1),
+                "cpu_seconds_per_epoch": round(
+                    sum(e["cpu_seconds"] for e in epochs) / len(epochs), 1
+                ),
+                "cases_per_second": round(sum(e["cases"] for e in epochs) / sum(walls)),
+                "valid_hr@10": round(100 * float(valid["hit@10"]), 2),
+                "valid_ndcg@10": round(100 * float(valid["ndcg@10"]), 2),
+                "test_hr@10": round(100 * float(test["hit@10"]), 2),
+                "test_ndcg@10": round(100 * float(test["ndcg@10"]), 2),
+                "threads": torch.get_num_threads(),
+                "loadavg_before": before,
+                "loadavg_after": load_avg(),
+            }
+        ),
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    conv = commands.add_parser("convert", help="Beauty.txt -> RecBole atomic file")
+    conv.add_argument("--out", required=True, help="RecBole data_path (a folder is made in it)")
+    conv.add_argument("--source", type=Path, default=SOURCE, help="Beauty.txt")
+    rb = commands.add_parser("recbole", help="RecBole's SASRec, in its own environment")
+    rb.add_argument("--data", required=True, help="the folder given to convert --out")
+    rb.add_argument("--work", required=True, help="RecBole's working folder (logs, checkpoints)")
+    rb.add_argument("--seed", type=int, default=2020)  # RecBole's default seed
+    rb.add_argument("--epochs", type=int, default=10)
+    rb.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    {"convert": convert, "recbole": run_recbole}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
