@@ -37,23 +37,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from recbole_side_by_side import load_avg, time_recbole_epochs
 
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
 )
 SOURCE = DATA / "amazon-beauty/Beauty.txt"
 DATASET = "beauty"
-
-
-def load_avg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().strip()
-    except OSError:
-        return "n/a"
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -124,29 +117,7 @@ def run_recbole(args: argparse.Namespace) -> None:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = Trainer(config, model)
-    epochs: list[dict[str, Any]] = []
-    train_epoch = Trainer._train_epoch
-
-    def timed_epoch(self: Any, data: Any, epoch_idx: int, *rest: Any, **kw: Any) -> Any:
-        wall, cpu = time.perf_counter(), time.process_time()
-        loss = train_epoch(self, data, epoch_idx, *rest, **kw)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        cases = len(data._dataset)
-        epochs.append(
-            {
-                "epoch": epoch_idx + 1,
-                "seconds": round(wall, 1),
-                "cpu_seconds": round(cpu, 1),
-                "cases_per_second": round(cases / wall),
-                "loss": round(float(loss), 4),
-                "cases": cases,
-                "loadavg": load_avg(),
-            }
-        )
-        print(json.dumps(epochs[-1]), file=sys.stderr, flush=True)
-        return loss
-
-    Trainer._train_epoch = timed_epoch  # type: ignore[method-assign]
+    epochs = time_recbole_epochs()
     before = load_avg()
     trainer.fit(train_data, valid_data=None, saved=True, show_progress=False)
     valid = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)

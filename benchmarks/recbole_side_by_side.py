@@ -153,19 +153,13 @@ def recbole_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_recbole(args: argparse.Namespace) -> None:
-    # RecBole 1.2.1 reloads its own checkpoint (config object included) with a bare
-    # torch.load, which torch >= 2.6 refuses by default (weights_only=True): allow it.
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    import recbole
-    import torch
-    from recbole.quick_start import run_recbole as recbole_main
+def time_recbole_epochs() -> list[dict[str, Any]]:
+    """Time every RecBole training epoch (wall and CPU seconds), by wrapping its trainer.
+
+    Returns the list the epochs' records are appended to; each is also printed to stderr.
+    """
     from recbole.trainer import Trainer
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    os.chdir(work)  # RecBole writes ./log and ./log_tensorboard under the working directory
     epochs: list[dict[str, Any]] = []
     train_epoch = Trainer._train_epoch
 
@@ -189,6 +183,22 @@ def run_recbole(args: argparse.Namespace) -> None:
         return loss
 
     Trainer._train_epoch = timed_epoch  # type: ignore[method-assign]
+    return epochs
+
+
+def run_recbole(args: argparse.Namespace) -> None:
+    # RecBole 1.2.1 reloads its own checkpoint (config object included) with a bare
+    # torch.load, which torch >= 2.6 refuses by default (weights_only=True): allow it.
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import recbole
+    import torch
+    from recbole.quick_start import run_recbole as recbole_main
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # RecBole writes ./log and ./log_tensorboard under the working directory
+    epochs = time_recbole_epochs()
     before = load_avg()
     started = time.perf_counter()
     result = recbole_main(model=args.model, dataset=DATASET, config_dict=recbole_config(args))
