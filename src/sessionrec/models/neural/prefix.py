@@ -314,7 +314,9 @@ class PrefixRecommender(Recommender):
 
         On a CPU, rows sorted by length (as :class:`PrefixBatches` gives them) run in
         :func:`length_runs`, each padded to its own longest prefix: the same sum, with far
-        less padded work. On a GPU one launch over the whole batch is faster.
+        less padded work. On a GPU the batch runs whole: there padding costs parallel lanes
+        rather than time, and cutting runs would need the lengths on the host every step
+        (not measured: no GPU was available).
         """
         import torch
         from torch.nn import functional
