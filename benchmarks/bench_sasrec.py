@@ -30,6 +30,8 @@ validation and test HR@10/NDCG@10::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset amazon-beauty \
         --loss ce --epochs 10 --threads 1 --param max_len=50 --param dropout=0.5
+
+RecBole's SASRec on the same split, for the side by side: ``benchmarks/recbole_beauty.py``.
 """
 
 from __future__ import annotations
