@@ -40,7 +40,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recbole_side_by_side import load_avg, time_recbole_epochs
+from recbole_side_by_side import enter_recbole, load_avg, time_recbole_epochs
 
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
@@ -96,9 +96,7 @@ def recbole_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_recbole(args: argparse.Namespace) -> None:
-    # RecBole 1.2.1 reloads its own checkpoint with a bare torch.load, which torch >= 2.6
-    # refuses by default (weights_only=True): allow it, in RecBole's environment only.
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    enter_recbole(args.threads, args.work)
     import recbole
     import torch
     from recbole.config import Config
@@ -106,10 +104,6 @@ def run_recbole(args: argparse.Namespace) -> None:
     from recbole.trainer import Trainer
     from recbole.utils import get_model, init_seed
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    os.chdir(work)  # RecBole writes ./log and ./log_tensorboard under the working directory
     config = Config(model="SASRec", dataset=DATASET, config_dict=recbole_config(args))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)

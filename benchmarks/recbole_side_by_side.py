@@ -186,18 +186,26 @@ def time_recbole_epochs() -> list[dict[str, Any]]:
     return epochs
 
 
-def run_recbole(args: argparse.Namespace) -> None:
+def enter_recbole(threads: int, work: str) -> None:
+    """The process set-up of a RecBole run: torch threads, its working folder, checkpoints."""
     # RecBole 1.2.1 reloads its own checkpoint (config object included) with a bare
-    # torch.load, which torch >= 2.6 refuses by default (weights_only=True): allow it.
+    # torch.load, which torch >= 2.6 refuses by default (weights_only=True): allow it, in
+    # RecBole's environment only.
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    import torch
+
+    torch.set_num_threads(threads)
+    folder = Path(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chdir(folder)  # RecBole writes ./log and ./log_tensorboard under the working directory
+
+
+def run_recbole(args: argparse.Namespace) -> None:
+    enter_recbole(args.threads, args.work)
     import recbole
     import torch
     from recbole.quick_start import run_recbole as recbole_main
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    os.chdir(work)  # RecBole writes ./log and ./log_tensorboard under the working directory
     epochs = time_recbole_epochs()
     before = load_avg()
     started = time.perf_counter()
