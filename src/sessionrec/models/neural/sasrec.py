@@ -273,7 +273,7 @@ class SASRec(Recommender):
     """
 
     name = "sasrec"
-    artifact_version = 2  # 2: embedding layer norm, ffn_size
+    artifact_version = 2  # 2: layer-normed embeddings, post-norm blocks, ffn_size
     oldest_artifact_version = 2
     trains_distributed = True
 
