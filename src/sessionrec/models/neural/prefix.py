@@ -40,10 +40,7 @@ import numpy as np
 from sessionrec._errors import ConfigError, DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import _gather_ranges as gather_ranges
 from sessionrec.data.split import last_fraction_split
-from sessionrec.evaluation import metrics
-from sessionrec.evaluation.protocol import make_cases, rank_targets
 from sessionrec.models.base import (
     Recommender,
     SessionBatch,
@@ -52,6 +49,7 @@ from sessionrec.models.base import (
     check_param,
 )
 from sessionrec.models.neural import (
+    ValidationCases,
     check_state,
     check_training_params,
     fit_or_forget,
@@ -443,27 +441,8 @@ class PrefixRecommender(Recommender):
     def _validator(self, valid: SessionData) -> tuple[Any, int]:
         """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
         does, and the number of those cases."""
-        cases = make_cases(valid, "next")
-        # By length, so that each scoring chunk is padded little (the order changes no metric).
-        order = np.argsort(cases.lengths, kind="stable")
-        starts, case_lengths = cases.starts[order], cases.lengths[order]
-        targets = valid.items[starts + case_lengths].astype(np.int64)
-
-        def validate() -> float:
-            ranks = np.empty(len(cases), dtype=np.float64)
-            for lo in range(0, len(cases), SCORE_CHUNK):
-                hi = min(lo + SCORE_CHUNK, len(cases))
-                lengths = case_lengths[lo:hi]
-                offsets = np.zeros(hi - lo + 1, dtype=np.int64)
-                np.cumsum(lengths, out=offsets[1:])
-                prefix = valid.items[gather_ranges(starts[lo:hi], lengths)]
-                scores = self.score(SessionBatch(offsets=offsets, items=prefix))
-                ranks[lo:hi] = rank_targets(scores, targets[lo:hi], "pessimistic")
-            if self.selection_metric == "hr@20":
-                return 100.0 * metrics.hit_rate(ranks, 20)
-            return 100.0 * metrics.mrr(ranks, 20)
-
-        return validate, len(cases)
+        cases = ValidationCases(valid)
+        return lambda: cases.metric(self.score, self.selection_metric, SCORE_CHUNK), cases.n
 
     # ----------------------------------------------------------------------------- scoring
     @staticmethod

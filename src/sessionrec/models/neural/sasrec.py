@@ -94,6 +94,7 @@ from sessionrec.models.base import (
     check_param,
 )
 from sessionrec.models.neural import (
+    ValidationCases,
     check_state,
     check_training_params,
     fit_or_forget,
@@ -402,7 +403,7 @@ class SASRec(Recommender):
                 self.truncated_clicks_ = workers.total_cases(epoch.truncated_clicks)
             validate = None
             if valid is not None:
-                cases = _ValidationCases(valid, counts)
+                cases = ValidationCases(valid)
                 validate = distributed.validation(
                     workers, lambda: self._validation_score(cases), cases.n
                 )
@@ -428,20 +429,10 @@ class SASRec(Recommender):
             tensor.requires_grad_(False)
         record_history(self, reports, best)
 
-    def _validation_score(self, cases: _ValidationCases) -> float:
+    def _validation_score(self, cases: ValidationCases) -> float:
         """HR@20 or MRR@20 (percent) of the validation cases, ranked like the evaluation."""
-        from sessionrec.evaluation import metrics
-        from sessionrec.evaluation.protocol import rank_targets
-
         batch_size = max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(self.n_items, 1))))
-        ranks = np.empty(cases.n, dtype=np.float64)
-        for lo in range(0, cases.n, batch_size):
-            hi = min(lo + batch_size, cases.n)
-            scores = self.score(cases.batch(lo, hi))
-            ranks[lo:hi] = rank_targets(scores, cases.targets[lo:hi], "pessimistic")
-        if self.selection_metric == "hr@20":
-            return 100.0 * metrics.hit_rate(ranks, 20)
-        return 100.0 * metrics.mrr(ranks, 20)
+        return cases.metric(self.score, self.selection_metric, batch_size)
 
     # ----------------------------------------------------------------------------- scoring
     def _known_windows(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -540,33 +531,6 @@ class SASRec(Recommender):
             setattr(self, key + "_", np.asarray(state[key]))
         for key in self._COUNTERS:
             setattr(self, key + "_", int(state[key].reshape(-1)[0]))
-
-
-class _ValidationCases:
-    """The next-click cases of a validation split, sorted by prefix length.
-
-    Sorting keeps batches of similar length together, so little padding is computed; the
-    order does not change HR or MRR. Targets the model was not trained on stay in (misses).
-    """
-
-    def __init__(self, valid: SessionData, counts: np.ndarray) -> None:
-        from sessionrec.evaluation.protocol import make_cases
-
-        cases = make_cases(valid, "next")
-        order = np.argsort(cases.lengths, kind="stable")
-        self.starts = cases.starts[order]
-        self.lengths = cases.lengths[order]
-        self.items = np.asarray(valid.items, dtype=np.int64)
-        self.targets = self.items[self.starts + self.lengths]
-        self.n = int(order.size)
-
-    def batch(self, lo: int, hi: int) -> SessionBatch:
-        lengths = self.lengths[lo:hi]
-        offsets = np.zeros(hi - lo + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return SessionBatch(
-            offsets=offsets, items=self.items[gather_ranges(self.starts[lo:hi], lengths)]
-        )
 
 
 class _Epoch:
