@@ -253,8 +253,7 @@ def protocol(args: argparse.Namespace) -> None:
     spec = DATASETS[args.dataset]
     if "folder" not in spec:
         sys.exit("protocol runs use a benchmark folder (diginetica, yoochoose-1_64)")
-    params = {**PRESETS[spec["preset"]], **args.params}
-    params.update(device="cpu")
+    params = {**PRESETS[spec["preset"]], "device": "cpu", **args.params}  # --param device=cuda
     full = read_sessions_txt(DATA / spec["folder"] / "train_sessions.txt")
     test = read_sessions_txt(DATA / spec["folder"] / "test_sessions.txt")
     train, valid = last_fraction_split(full, 0.1)

@@ -79,6 +79,7 @@ def hr_at(model: Recommender, k: int) -> float:
         ("selection_metric", "auc"),
         ("seed", -3),
         ("device", "gpu"),
+        ("max_train_seconds", 0.0),
         ("constrained_embedding", 1),
     ],
 )

@@ -96,6 +96,8 @@ def fitted(cls: type[PrefixRecommender]) -> PrefixRecommender:
         (NARM, "seed", -1),
         (SRGNN, "device", "gpu"),
         (STAMP, "learning_rate", float("nan")),
+        (NARM, "max_train_seconds", 0),
+        (SRGNN, "max_train_seconds", "1h"),
     ],
 )
 def test_bad_hyperparameters_are_rejected_at_construction(
@@ -232,6 +234,14 @@ def test_learns_a_deterministic_successor(cls: type[PrefixRecommender]) -> None:
     assert model.epoch_losses_[-1] < model.epoch_losses_[0]
     assert len(model.epoch_seconds_) == len(model.epoch_examples_) == COMMON["n_epochs"]
     assert (model.epoch_examples_ == int((TRAIN.lengths - 1).sum())).all()
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.name)
+def test_a_spent_time_budget_stops_after_the_first_epoch(cls: type[PrefixRecommender]) -> None:
+    data = TRAIN.subset(np.arange(40))
+    model = small(cls, n_epochs=3, max_train_seconds=1e-9).fit(data, data)
+    assert len(model.epoch_losses_) == 1 and model.best_epoch_ == 1
+    assert len(small(cls, n_epochs=2, max_train_seconds=1e6).fit(data).epoch_losses_) == 2
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.name)

@@ -6,6 +6,7 @@ Known answers are worked out by hand or with plain numpy next to the test.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -278,6 +279,44 @@ def test_train_epochs_keeps_the_best_epoch_and_stops_early() -> None:
     # without validation every epoch runs and the last is selected
     reports, best = trainer.train_epochs(model="m", n_epochs=3, run_epoch=run_epoch)
     assert best == 3 and len(reports) == 3
+
+
+def test_train_epochs_stops_before_an_epoch_that_would_pass_the_time_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = {"now": 100.0}
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: clock["now"])
+    durations = {1: 10.0, 2: 30.0, 3: 10.0, 4: 10.0, 5: 10.0}  # epoch 2 is the longest
+
+    def run_epoch(epoch: int) -> tuple[float, int]:
+        clock["now"] += durations[epoch]
+        return 1.0, 1
+
+    def validate() -> float:
+        clock["now"] += 2.0  # validation counts towards the budget
+        return float(clock["now"])  # always improving: only the budget stops
+
+    def epochs_run(budget: float | None, agree: Any = None) -> int:
+        reports, _ = trainer.train_epochs(
+            model="m",
+            n_epochs=5,
+            run_epoch=run_epoch,
+            validate=validate,
+            max_seconds=budget,
+            agree=agree,
+        )
+        return len(reports)
+
+    # used 12 + 32 = 44 s after two epochs; the longest took 32: 76 <= 80 starts epoch 3,
+    # then 56 + 32 = 88 > 80 stops
+    assert epochs_run(80.0) == 3
+    assert epochs_run(75.0) == 2, "44 + 32 > 75"
+    assert epochs_run(1.0) == 1, "the first epoch always runs"
+    assert epochs_run(None) == 5
+    assert epochs_run(1e6, agree=lambda out_of_time: True) == 1, "another rank is out of time"
+    seen: list[bool] = []
+    assert epochs_run(80.0, agree=lambda flag: seen.append(flag) or flag) == 3
+    assert seen == [False, False, True], "every rank asked after each epoch but the last"
 
 
 def test_train_epochs_raises_on_a_non_finite_loss() -> None:

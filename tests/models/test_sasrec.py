@@ -66,6 +66,7 @@ def fitted() -> SASRec:
         ({"selection_metric": "ndcg@10"}, "selection_metric"),
         ({"seed": -1}, "seed"),
         ({"device": "tpu"}, "device"),
+        ({"max_train_seconds": -5.0}, "max_train_seconds"),
         ({"max_len": True}, "max_len"),
     ],
 )

@@ -49,6 +49,7 @@ def check_training_params(
     selection_metric: Any,
     seed: Any,
     device: Any,
+    max_train_seconds: Any = None,
 ) -> None:
     """Check the hyperparameters every neural model has, with the same messages."""
     check_int("n_epochs", n_epochs)
@@ -63,6 +64,8 @@ def check_training_params(
         isinstance(device, str) and bool(DEVICE_PATTERN.match(device)),
         "expected 'auto', 'cpu', 'cuda' or 'cuda:N'",
     )
+    if max_train_seconds is not None:
+        check_float("max_train_seconds", max_train_seconds, minimum=0.0, strict_min=True)
 
 
 def fit_or_forget(model: Any, fitted: tuple[str, ...], train: Callable[[], None]) -> None:

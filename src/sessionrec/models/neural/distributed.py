@@ -158,6 +158,10 @@ class Workers:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return int(tensor.item())
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any (a decision all ranks share)."""
+        return self.max_int(int(flag)) > 0
+
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over the ranks, in place."""
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

@@ -406,6 +406,8 @@ class GRU4Rec(Recommender):
       passed to ``fit`` or the chronologically last ``valid_fraction`` of the training
       sessions, keep the epoch with the best HR@20 or MRR@20 (full ranking, pessimistic ties)
       and stop after ``patience`` epochs without improvement (0: never stop early).
+    - ``max_train_seconds``: a time budget for training (None: none); see
+      :func:`~sessionrec.models.neural.trainer.train_epochs`.
     - ``seed``, ``device``: reproducibility, and ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
 
     Threads: torch uses every core by default. A step's matrices are small, so on a CPU shared
@@ -460,6 +462,7 @@ class GRU4Rec(Recommender):
         patience: int = 3,
         valid_fraction: float = 0.0,
         selection_metric: str = "hr@20",
+        max_train_seconds: float | None = None,
         seed: int = 42,
         device: str = "auto",
     ) -> None:
@@ -502,6 +505,7 @@ class GRU4Rec(Recommender):
             selection_metric=selection_metric,
             seed=seed,
             device=device,
+            max_train_seconds=max_train_seconds,
         )
         self.loss = loss
         self.hidden_size = hidden_size
@@ -522,6 +526,7 @@ class GRU4Rec(Recommender):
         self.patience = patience
         self.valid_fraction = valid_fraction
         self.selection_metric = selection_metric
+        self.max_train_seconds = max_train_seconds
         self.seed = seed
         self.device = device
 
@@ -579,6 +584,8 @@ class GRU4Rec(Recommender):
                 patience=self.patience,
                 snapshot=network.snapshot,
                 restore=network.restore,
+                max_seconds=self.max_train_seconds,
+                agree=None if workers is None else workers.any,
             )
         record_history(self, reports, best)
         self._scoring_bias = network.output_bias(counts)

@@ -69,6 +69,7 @@ class NARM(PrefixRecommender):
         patience: int = 3,
         valid_fraction: float = 0.0,
         selection_metric: str = "hr@20",
+        max_train_seconds: float | None = None,
         seed: int = 42,
         device: str = "auto",
     ) -> None:
@@ -92,6 +93,7 @@ class NARM(PrefixRecommender):
             patience=patience,
             valid_fraction=valid_fraction,
             selection_metric=selection_metric,
+            max_train_seconds=max_train_seconds,
             seed=seed,
             device=device,
         )

@@ -206,6 +206,8 @@ class PrefixRecommender(Recommender):
       training sessions, keep the epoch with the best HR@20 or MRR@20 of every validation
       prefix (full ranking, pessimistic ties, :mod:`sessionrec.evaluation`) and stop after
       ``patience`` epochs without improvement (0: never stop early).
+    - ``max_train_seconds``: a time budget for training (None: none); see
+      :func:`~sessionrec.models.neural.trainer.train_epochs`.
     - ``seed``, ``device``: reproducibility (initialisation, dropout, shuffling), and
       ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
 
@@ -253,6 +255,7 @@ class PrefixRecommender(Recommender):
         patience: int,
         valid_fraction: float,
         selection_metric: str,
+        max_train_seconds: float | None,
         seed: int,
         device: str,
     ) -> None:
@@ -271,6 +274,7 @@ class PrefixRecommender(Recommender):
             selection_metric=selection_metric,
             seed=seed,
             device=device,
+            max_train_seconds=max_train_seconds,
         )
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -282,6 +286,7 @@ class PrefixRecommender(Recommender):
         self.patience = patience
         self.valid_fraction = valid_fraction
         self.selection_metric = selection_metric
+        self.max_train_seconds = max_train_seconds
         self.seed = seed
         self.device = device
 
@@ -433,6 +438,8 @@ class PrefixRecommender(Recommender):
                 patience=self.patience,
                 snapshot=lambda: {k: v.detach().clone() for k, v in network.state_dict().items()},
                 restore=network.load_state_dict,
+                max_seconds=self.max_train_seconds,
+                agree=None if workers is None else workers.any,
             )
         network.eval()
         self._scoring_network = None

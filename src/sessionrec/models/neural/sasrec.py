@@ -266,6 +266,8 @@ class SASRec(Recommender):
       to ``fit`` or the chronologically last ``valid_fraction`` of the training sessions),
       keep the epoch with the best HR@20 or MRR@20 and stop after ``patience`` epochs
       without improvement (0: never stop early).
+    - ``max_train_seconds``: a time budget for training (None: none); see
+      :func:`~sessionrec.models.neural.trainer.train_epochs`.
     - ``seed``, ``device``: reproducibility; ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
 
     Fitted attributes: ``weights_`` (tensors by name), ``item_counts_``, the training history
@@ -315,6 +317,7 @@ class SASRec(Recommender):
         patience: int = 2,
         valid_fraction: float = 0.0,
         selection_metric: str = "mrr@20",
+        max_train_seconds: float | None = None,
         seed: int = 42,
         device: str = "auto",
     ) -> None:
@@ -345,6 +348,7 @@ class SASRec(Recommender):
             selection_metric=selection_metric,
             seed=seed,
             device=device,
+            max_train_seconds=max_train_seconds,
         )
         self.hidden_size = hidden_size
         self.n_heads = n_heads
@@ -362,6 +366,7 @@ class SASRec(Recommender):
         self.patience = patience
         self.valid_fraction = valid_fraction
         self.selection_metric = selection_metric
+        self.max_train_seconds = max_train_seconds
         self.seed = seed
         self.device = device
 
@@ -424,6 +429,8 @@ class SASRec(Recommender):
                 patience=self.patience,
                 snapshot=snapshot,
                 restore=restore,
+                max_seconds=self.max_train_seconds,
+                agree=None if workers is None else workers.any,
             )
         for tensor in weights.values():
             tensor.requires_grad_(False)

@@ -495,6 +495,8 @@ def train_epochs(
     patience: int = 0,
     snapshot: Callable[[], Any] | None = None,
     restore: Callable[[Any], None] | None = None,
+    max_seconds: float | None = None,
+    agree: Callable[[bool], bool] | None = None,
 ) -> tuple[list[EpochReport], int]:
     """The epoch loop shared by the neural models.
 
@@ -503,8 +505,15 @@ def train_epochs(
     epoch are kept (``snapshot``/``restore``) and training stops after ``patience`` epochs
     without improvement (``patience = 0``: run every epoch, still keep the best). Returns the
     per-epoch reports and the selected epoch (1-based; the last one without validation).
+
+    ``max_seconds`` is a time budget: the first epoch always runs, and no further epoch
+    starts when the time used so far plus the longest epoch so far (validation included)
+    would pass the budget, so a run ends within it unless one epoch alone is longer. In a
+    process group ``agree`` (any rank out of time) makes every rank stop at the same epoch.
     """
     reports: list[EpochReport] = []
+    began = time.perf_counter()
+    longest = 0.0
     stopper = EarlyStopping(patience=patience) if validate is not None else None
     best_state: Any = None
     for epoch in range(1, n_epochs + 1):
@@ -514,6 +523,7 @@ def train_epochs(
         if not math.isfinite(loss):
             raise ModelError(f"{model} diverged: mean training loss {loss} in epoch {epoch}")
         value = validate() if validate is not None else None
+        longest = max(longest, time.perf_counter() - started)
         report = EpochReport(epoch, loss, n_examples, seconds, value)
         reports.append(report)
         log.info(
@@ -531,6 +541,18 @@ def train_epochs(
                 best_state = snapshot()
             if patience > 0 and stopper.should_stop:
                 log.info("%s: no improvement for %d epochs, stopping", model, patience)
+                break
+        if max_seconds is not None and epoch < n_epochs:
+            out_of_time = time.perf_counter() - began + longest > max_seconds
+            if agree is not None:
+                out_of_time = agree(out_of_time)
+            if out_of_time:
+                log.info(
+                    "%s: another epoch (up to %.0fs) would pass max_train_seconds=%g, stopping",
+                    model,
+                    longest,
+                    max_seconds,
+                )
                 break
     if stopper is None:
         return reports, len(reports)
