@@ -10,6 +10,8 @@
 # slicing) and one CPU thread each, so their epoch times are those of a shared GPU, not of a
 # GPU alone. OUT_DIR gets progress.txt (every job's log so far, rewritten every 20 s) and,
 # at the end, results.txt (the JSON each job printed) and logs.txt. JOB names pick a subset;
+# NAME:key=value,key=value runs job NAME with those hyperparameters changed (a variant).
+# HARD_LIMIT_S (default 1.5 x BUDGET_S + 60) kills a job that is still running then.
 # DEVICE=cpu runs the same jobs on the CPU (a check of this script); PYTHON picks the
 # interpreter (default python3).
 set -u
@@ -46,6 +48,13 @@ declare -A JOBS=(
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${!JOBS[@]}")
+hard_limit=${HARD_LIMIT_S:-$((budget * 3 / 2 + 60))}
+command_of() {  # NAME or NAME:key=value,... -> the job's command line
+  local base=${1%%:*} changes=""
+  [ -n "${JOBS[$base]:-}" ] || return 1
+  [[ $1 == *:* ]] && changes=$(echo "${1#*:}" | tr ',' '\n' | sed 's/^/--param /')
+  echo ${JOBS[$base]} $changes
+}
 
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
 if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null; then
@@ -64,20 +73,20 @@ fi
 
 collect() {  # every job's log so far, in one file
   for n in "${names[@]}"; do
-    echo "=== $n: ${JOBS[$n]}" | tr -s ' \n' ' '
+    echo "=== $n: $(command_of "$n")"
     echo
     cat "$runs/$n.out" "$runs/$n.err" 2>/dev/null
   done >"$out/progress.tmp" && mv "$out/progress.tmp" "$out/progress.txt"
 }
 
 for n in "${names[@]}"; do
-  [ -n "${JOBS[$n]:-}" ] || { echo "unknown job $n (jobs: ${!JOBS[*]})"; exit 2; }
+  command_of "$n" >/dev/null || { echo "unknown job $n (jobs: ${!JOBS[*]})"; exit 2; }
 done
 started=$(date +%s)
 pids=()
 for n in "${names[@]}"; do
   # The budget bounds training; the hard limit leaves room for the test ranking after it.
-  timeout $((budget * 3 / 2 + 60)) ${JOBS[$n]} >"$runs/$n.out" 2>"$runs/$n.err" &
+  timeout "$hard_limit" $(command_of "$n") >"$runs/$n.out" 2>"$runs/$n.err" &
   pids+=($!)
 done
 running() { for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
