@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from successor_data import successor_sessions
 
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
@@ -26,17 +27,12 @@ N_ITEMS = 12
 VOCAB = ItemVocab([f"i{x}" for x in range(N_ITEMS)])
 
 
-def successor_sessions(n: int, seed: int) -> list[list[str]]:
-    rng = np.random.default_rng(seed)
-    sessions = []
-    for _ in range(n):
-        start, length = int(rng.integers(N_ITEMS)), int(rng.integers(2, 7))
-        sessions.append([f"i{(start + k) % N_ITEMS}" for k in range(length)])
-    return sessions
-
-
-TRAIN = SessionData.from_sequences(successor_sessions(300, 0), vocab=VOCAB)
-TEST = SessionData.from_sequences(successor_sessions(60, 1), vocab=VOCAB)
+TRAIN = SessionData.from_sequences(
+    successor_sessions(300, N_ITEMS, 0, longest=6, label="i{}"), vocab=VOCAB
+)
+TEST = SessionData.from_sequences(
+    successor_sessions(60, N_ITEMS, 1, longest=6, label="i{}"), vocab=VOCAB
+)
 
 PARAMS: dict[str, dict[str, Any]] = {
     "gru4rec": {"hidden_size": 32, "batch_size": 16, "n_sample": 8, "learning_rate": 0.1},

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import successor_data
 
 from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab, SessionData
@@ -40,12 +41,7 @@ SMALL: dict[str, Any] = {
 
 def successor_sessions(n: int, seed: int) -> list[list[int]]:
     """Sessions where the next item is always (item + 1) mod 30: learnable to 100%."""
-    rng = np.random.default_rng(seed)
-    sessions = []
-    for _ in range(n):
-        start, length = int(rng.integers(N_ITEMS)), int(rng.integers(2, 8))
-        sessions.append([(start + k) % N_ITEMS for k in range(length)])
-    return sessions
+    return successor_data.successor_sessions(n, N_ITEMS, seed, longest=7)
 
 
 VOCAB = ItemVocab([*range(N_ITEMS), 98, 99])  # 98, 99 never clicked

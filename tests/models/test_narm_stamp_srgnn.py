@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import successor_data
 
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
@@ -39,12 +40,7 @@ VOCAB = ItemVocab([*range(N_ITEMS), 98, 99])  # 98, 99 never clicked
 
 def successor_sessions(n: int, seed: int) -> list[list[int]]:
     """Sessions where the next item is always (item + 1) mod 20: learnable to 100%."""
-    rng = np.random.default_rng(seed)
-    sessions = []
-    for _ in range(n):
-        start, length = int(rng.integers(N_ITEMS)), int(rng.integers(2, 6))
-        sessions.append([(start + k) % N_ITEMS for k in range(length)])
-    return sessions
+    return successor_data.successor_sessions(n, N_ITEMS, seed, longest=5)
 
 
 TRAIN = SessionData.from_sequences(successor_sessions(200, 0), vocab=VOCAB)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import successor_data
 
 from sessionrec._errors import ConfigError
 from sessionrec.data.sessions import ItemVocab, SessionData
@@ -25,12 +26,7 @@ SMALL: dict[str, Any] = {"hidden_size": 16, "n_blocks": 2, "n_heads": 2, "device
 
 def cycle_sessions(n_sessions: int, n_items: int, seed: int) -> list[list[str]]:
     """Sessions that walk a cycle ``i -> i + 1 (mod n_items)`` from a random start."""
-    rng = np.random.default_rng(seed)
-    sessions = []
-    for _ in range(n_sessions):
-        start, length = int(rng.integers(n_items)), int(rng.integers(2, 7))
-        sessions.append([f"c{(start + j) % n_items}" for j in range(length)])
-    return sessions
+    return successor_data.successor_sessions(n_sessions, n_items, seed, longest=6, label="c{}")
 
 
 VOCAB = ItemVocab([f"c{i}" for i in range(8)] + ["never"])
