@@ -406,7 +406,8 @@ class GRU4Rec(Recommender):
       passed to ``fit`` or the chronologically last ``valid_fraction`` of the training
       sessions, keep the epoch with the best HR@20 or MRR@20 (full ranking, pessimistic ties)
       and stop after ``patience`` epochs without improvement (0: never stop early).
-    - ``max_train_seconds``: a time budget for training (None: none); see
+    - ``max_train_seconds``: a time budget in seconds for the epochs, validation included
+      (None: none): no epoch starts that would pass it; see
       :func:`~sessionrec.models.neural.trainer.train_epochs`.
     - ``seed``, ``device``: reproducibility, and ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
 

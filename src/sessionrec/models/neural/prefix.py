@@ -206,7 +206,8 @@ class PrefixRecommender(Recommender):
       training sessions, keep the epoch with the best HR@20 or MRR@20 of every validation
       prefix (full ranking, pessimistic ties, :mod:`sessionrec.evaluation`) and stop after
       ``patience`` epochs without improvement (0: never stop early).
-    - ``max_train_seconds``: a time budget for training (None: none); see
+    - ``max_train_seconds``: a time budget in seconds for the epochs, validation included
+      (None: none): no epoch starts that would pass it; see
       :func:`~sessionrec.models.neural.trainer.train_epochs`.
     - ``seed``, ``device``: reproducibility (initialisation, dropout, shuffling), and
       ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.

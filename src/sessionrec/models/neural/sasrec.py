@@ -266,7 +266,8 @@ class SASRec(Recommender):
       to ``fit`` or the chronologically last ``valid_fraction`` of the training sessions),
       keep the epoch with the best HR@20 or MRR@20 and stop after ``patience`` epochs
       without improvement (0: never stop early).
-    - ``max_train_seconds``: a time budget for training (None: none); see
+    - ``max_train_seconds``: a time budget in seconds for the epochs, validation included
+      (None: none): no epoch starts that would pass it; see
       :func:`~sessionrec.models.neural.trainer.train_epochs`.
     - ``seed``, ``device``: reproducibility; ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
 
