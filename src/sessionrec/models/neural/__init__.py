@@ -113,15 +113,10 @@ class ValidationCases:
         self.n = int(order.size)
 
     def batch(self, lo: int, hi: int) -> SessionBatch:
-        """Cases ``lo:hi`` as a batch of sessions."""
-        from sessionrec.data.sessions import _gather_ranges as gather_ranges
+        """Cases ``lo:hi`` as a batch of sessions, built as the evaluation builds them."""
+        from sessionrec.evaluation.protocol import _prefix_batch as prefix_batch
 
-        lengths = self.lengths[lo:hi]
-        offsets = np.zeros(hi - lo + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return SessionBatch(
-            offsets=offsets, items=self.items[gather_ranges(self.starts[lo:hi], lengths)]
-        )
+        return prefix_batch(self.items, None, self.starts[lo:hi], self.lengths[lo:hi])
 
     def metric(
         self, score: Callable[[SessionBatch], np.ndarray], selection_metric: str, chunk: int
