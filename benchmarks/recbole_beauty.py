@@ -40,7 +40,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recbole_side_by_side import enter_recbole, load_avg, time_recbole_epochs
+from recbole_side_by_side import (
+    add_recbole_commands,
+    enter_recbole,
+    epoch_summary,
+    load_avg,
+    time_recbole_epochs,
+)
 
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
@@ -116,7 +122,6 @@ def run_recbole(args: argparse.Namespace) -> None:
     trainer.fit(train_data, valid_data=None, saved=True, show_progress=False)
     valid = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
     test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
-    walls = [e["seconds"] for e in epochs]
     print(
         json.dumps(
             {
@@ -128,11 +133,7 @@ def run_recbole(args: argparse.Namespace) -> None:
                 "users": int(dataset.user_num - 1),  # RecBole counts a padding user
                 "items": int(dataset.item_num - 1),
                 "epochs": epochs,
-                "seconds_per_epoch": round(sum(walls) / len(walls), 1),
-                "cpu_seconds_per_epoch": round(
-                    sum(e["cpu_seconds"] for e in epochs) / len(epochs), 1
-                ),
-                "cases_per_second": round(sum(e["cases"] for e in epochs) / sum(walls)),
+                **epoch_summary(epochs),
                 "valid_hr@10": round(100 * float(valid["hit@10"]), 2),
                 "valid_ndcg@10": round(100 * float(valid["ndcg@10"]), 2),
                 "test_hr@10": round(100 * float(test["hit@10"]), 2),
@@ -149,13 +150,12 @@ def run_recbole(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    conv = commands.add_parser("convert", help="Beauty.txt -> RecBole atomic file")
-    conv.add_argument("--out", required=True, help="RecBole data_path (a folder is made in it)")
+    conv, rb = add_recbole_commands(
+        commands,
+        convert_help="Beauty.txt -> RecBole atomic file",
+        recbole_help="RecBole's SASRec, in its own environment",
+    )
     conv.add_argument("--source", type=Path, default=SOURCE, help="Beauty.txt")
-    rb = commands.add_parser("recbole", help="RecBole's SASRec, in its own environment")
-    rb.add_argument("--data", required=True, help="the folder given to convert --out")
-    rb.add_argument("--work", required=True, help="RecBole's working folder (logs, checkpoints)")
-    rb.add_argument("--seed", type=int, default=2020)  # RecBole's default seed
     rb.add_argument("--epochs", type=int, default=10)
     rb.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

@@ -186,6 +186,29 @@ def time_recbole_epochs() -> list[dict[str, Any]]:
     return epochs
 
 
+def epoch_summary(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean wall and CPU seconds per epoch and training cases per second of timed epochs."""
+    walls = [e["seconds"] for e in epochs]
+    return {
+        "seconds_per_epoch": round(sum(walls) / len(walls), 1),
+        "cpu_seconds_per_epoch": round(sum(e["cpu_seconds"] for e in epochs) / len(epochs), 1),
+        "cases_per_second": round(sum(e["cases"] for e in epochs) / sum(walls)),
+    }
+
+
+def add_recbole_commands(
+    commands: Any, *, convert_help: str, recbole_help: str
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``convert`` and ``recbole`` subcommands with the arguments both scripts share."""
+    conv = commands.add_parser("convert", help=convert_help)
+    conv.add_argument("--out", required=True, help="RecBole data_path (a folder is made in it)")
+    rb = commands.add_parser("recbole", help=recbole_help)
+    rb.add_argument("--data", required=True, help="the folder given to convert --out")
+    rb.add_argument("--work", required=True, help="RecBole's working folder (logs, checkpoints)")
+    rb.add_argument("--seed", type=int, default=2020)  # RecBole's default seed
+    return conv, rb
+
+
 def enter_recbole(threads: int, work: str) -> None:
     """The process set-up of a RecBole run: torch threads, its working folder, checkpoints."""
     # RecBole 1.2.1 reloads its own checkpoint (config object included) with a bare
@@ -212,7 +235,6 @@ def run_recbole(args: argparse.Namespace) -> None:
     result = recbole_main(model=args.model, dataset=DATASET, config_dict=recbole_config(args))
     total = time.perf_counter() - started
     test = result["test_result"]
-    walls = [e["seconds"] for e in epochs]
     print(
         json.dumps(
             {
@@ -221,11 +243,7 @@ def run_recbole(args: argparse.Namespace) -> None:
                 "torch": torch.__version__,
                 "model": args.model,
                 "epochs": epochs,
-                "seconds_per_epoch": round(sum(walls) / len(walls), 1),
-                "cpu_seconds_per_epoch": round(
-                    sum(e["cpu_seconds"] for e in epochs) / len(epochs), 1
-                ),
-                "cases_per_second": round(sum(e["cases"] for e in epochs) / sum(walls)),
+                **epoch_summary(epochs),
                 "best_valid": {
                     k: round(100 * float(v), 2) for k, v in result["best_valid_result"].items()
                 },
@@ -318,13 +336,12 @@ def run_ours(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    conv = commands.add_parser("convert", help="GRU4Rec TSV -> RecBole benchmark files")
-    conv.add_argument("--out", required=True, help="RecBole data_path (a folder is made in it)")
-    rb = commands.add_parser("recbole", help="RecBole, in its own environment")
+    conv, rb = add_recbole_commands(
+        commands,
+        convert_help="GRU4Rec TSV -> RecBole benchmark files",
+        recbole_help="RecBole, in its own environment",
+    )
     rb.add_argument("--model", choices=("SASRec", "SRGNN"), required=True)
-    rb.add_argument("--data", required=True, help="the folder given to convert --out")
-    rb.add_argument("--work", required=True, help="RecBole's working folder (logs, checkpoints)")
-    rb.add_argument("--seed", type=int, default=2020)  # RecBole's default seed
     ours = commands.add_parser("ours", help="our model, in this repository's .venv")
     ours.add_argument("--model", choices=("srgnn", "sasrec"), required=True)
     ours.add_argument("--seed", type=int, default=42)
