@@ -24,6 +24,9 @@ Commands (always pin the thread count: on a shared 2-core machine it changes spe
     # train on the first 90%, keep the epoch with the best validation HR@20, report test
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py protocol \
         --dataset diginetica --threads 1 [--param key=value ...]
+    # ... then train on the whole training file for the selected epochs and test that too
+    # (--refit), or only that for N epochs chosen by an earlier validation run
+    # (--refit-epochs N; benchmarks/protocol_refit.py)
 
 Both implementations get the same data in the same order (sessions by start time) and the
 same hyperparameters; both are timed per epoch (wall clock, and process CPU time, which is
@@ -58,6 +61,9 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.neural import gru4rec
 from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
 from sessionrec.models.registry import parse_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from protocol_refit import add_refit_arguments, refit
 
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
@@ -256,6 +262,11 @@ def protocol(args: argparse.Namespace) -> None:
     params = {**PRESETS[spec["preset"]], "device": "cpu", **args.params}  # --param device=cuda
     full = read_sessions_txt(DATA / spec["folder"] / "train_sessions.txt")
     test = read_sessions_txt(DATA / spec["folder"] / "test_sessions.txt")
+    if args.refit_epochs:
+        figures = refit(lambda p: GRU4Rec(**p), params, full, test, args.refit_epochs)
+        result = {"dataset": args.dataset, "threads": args.threads}
+        print(json.dumps(result | {"refit": figures}, indent=2))
+        return
     train, valid = last_fraction_split(full, 0.1)
     started = time.perf_counter()
     model = GRU4Rec(**params).fit(train, valid)
@@ -275,7 +286,11 @@ def protocol(args: argparse.Namespace) -> None:
         "test_mrr@20": metrics["mrr@20"],
         "serving": serving,
     }
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), flush=True)
+    if args.refit:  # printed on its own: the selection's figures are out if the refit dies
+        figures = refit(lambda p: GRU4Rec(**p), params, full, test, model.best_epoch_)
+        result["refit"] = figures
+        print(json.dumps({"dataset": args.dataset, "refit": figures}, indent=2))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -335,6 +350,8 @@ def main() -> None:
             p.add_argument("--epochs", type=int, default=5)
             p.add_argument("--official", type=Path, help="checkout of the official code")
             p.add_argument("--official-python", type=Path, default=Path(sys.executable))
+        if name == "protocol":
+            add_refit_arguments(p)
         if name == "serving":
             p.add_argument("--model-dir", type=Path, required=True, help="a saved gru4rec")
     args = parser.parse_args()

@@ -17,6 +17,9 @@ one JSON line per run. Commands (pin the threads: on a shared 2-core machine it 
         --model srgnn --dataset diginetica --epochs 1 --threads 1 \
         --train-sessions 10000 --valid-sessions 2000
     # any hyperparameter: --param key=value (e.g. --param batch_size=100 --param device=cuda)
+    # --refit: then train on the whole training file for the selected epochs and test that
+    # too; --refit-epochs N: only that, N chosen by an earlier validation run
+    # (benchmarks/protocol_refit.py)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,9 @@ from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.neural.prefix import PrefixRecommender
 from sessionrec.models.registry import create_model, parse_params
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from protocol_refit import add_refit_arguments, refit
+
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
 )
@@ -44,7 +51,8 @@ FOLDERS = {"diginetica": "diginetica/srgnn", "yoochoose-1_64": "yoochoose/srgnn-
 MODELS = ("narm", "stamp", "srgnn")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> None:
+    """The run of ``args``: one JSON line, and one more for the refit (``--refit``)."""
     torch.set_num_threads(args.threads)
     folder = BenchmarkFolder(DATA / FOLDERS[args.dataset])
     full = folder.train()
@@ -63,17 +71,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "patience": args.patience,
     }
-    model = create_model(args.model, params)
-    assert isinstance(model, PrefixRecommender)
+
+    def create(p: dict[str, Any]) -> PrefixRecommender:
+        model = create_model(args.model, p)
+        assert isinstance(model, PrefixRecommender)
+        return model
+
+    head = {"model": args.model, "dataset": args.dataset, "threads": args.threads}
+    if args.refit_epochs:
+        print(json.dumps(head | {"refit": refit(create, params, full, test, args.refit_epochs)}))
+        return
+    model = create(params)
     started, cpu_started = time.perf_counter(), time.process_time()
     model.fit(train, valid)
     fit_seconds = time.perf_counter() - started
     fit_cpu_seconds = time.process_time() - cpu_started
     result = evaluate(model, test, protocol="benchmark", cutoffs=(20,))
     scores = result.metrics()
-    return {
-        "model": args.model,
-        "dataset": args.dataset,
+    summary = {
+        **head,
         "train_sessions": train.n_sessions,
         "valid_sessions": valid.n_sessions,
         "params": model.get_params(),
@@ -93,9 +109,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "hr@20": round(scores["hr@20"], 2),
         "mrr@20": round(scores["mrr@20"], 2),
         "predict_seconds": round(result.predict_seconds, 1),
-        "threads": args.threads,
         "torch": torch.__version__,
     }
+    print(json.dumps(summary), flush=True)
+    if args.refit:  # a line of its own: the selection's figures are out if the refit dies
+        print(json.dumps(head | {"refit": refit(create, params, full, test, model.best_epoch_)}))
 
 
 def main() -> None:
@@ -109,9 +127,12 @@ def main() -> None:
     parser.add_argument("--train-sessions", type=int, default=0, help="most recent N only")
     parser.add_argument("--valid-sessions", type=int, default=0, help="first N only")
     parser.add_argument("--param", action="append", default=[], help="key=value")
+    add_refit_arguments(parser)
     args = parser.parse_args()
+    if args.train_sessions and (args.refit or args.refit_epochs):
+        parser.error("a refit trains on the whole training file: drop --train-sessions")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    print(json.dumps(run(args)))
+    run(args)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ Commands (pin the thread count: on the shared 2-core machine it changes speed ma
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset diginetica \
         --loss sampled --epochs 5 --threads 1 --param n_negatives=1024 --param sample_alpha=0
     # other hyperparameters: --param key=value (e.g. hidden_size=100, dropout=0.3)
+    # --refit: then train on the whole training file for the selected epochs and test that
+    # too; --refit-epochs N: only that, N chosen by an earlier validation run
+    # (benchmarks/protocol_refit.py)
 
 ``--dataset yoochoose-1_64`` runs the YooChoose 1/64 split the same way.
 
@@ -54,6 +57,9 @@ from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.neural.sasrec import SASRec
 from sessionrec.models.registry import parse_params
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from protocol_refit import add_refit_arguments, refit
+
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
 )
@@ -70,10 +76,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--param", action="append", default=[], help="key=value")
+    add_refit_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
     if args.dataset == "amazon-beauty":
+        if args.refit or args.refit_epochs:
+            parser.error("amazon-beauty selects no epochs: there is nothing to refit")
         leave_one_out(args)
         return
 
@@ -87,6 +96,12 @@ def main(argv: list[str] | None = None) -> None:
         "device": "cpu",
         **parse_params("sasrec", args.param),
     }
+    if args.refit_epochs:
+        figures = refit(
+            lambda p: SASRec(**p), params, full_train, test, args.refit_epochs, (10, 20)
+        )
+        print(json.dumps({"dataset": args.dataset, "threads": args.threads, "refit": figures}))
+        return
     model = SASRec(**params)
     started = time.perf_counter()
     model.fit(train, valid)
@@ -128,6 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         "evaluate_seconds": round(result.predict_seconds, 1),
     }
     print(json.dumps(summary), flush=True)
+    if args.refit:  # a line of its own: the selection's figures are out if the refit dies
+        figures = refit(
+            lambda p: SASRec(**p), params, full_train, test, model.best_epoch_, (10, 20)
+        )
+        print(json.dumps({"dataset": args.dataset, "threads": args.threads, "refit": figures}))
 
 
 def leave_one_out(args: argparse.Namespace) -> None:

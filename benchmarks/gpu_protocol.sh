@@ -10,7 +10,9 @@
 # slicing) and one CPU thread each, so their epoch times are those of a shared GPU, not of a
 # GPU alone. OUT_DIR gets progress.txt (every job's log so far, rewritten every 20 s) and,
 # at the end, results.txt (the JSON each job printed) and logs.txt. JOB names pick a subset;
-# NAME:key=value,key=value runs job NAME with those hyperparameters changed (a variant).
+# NAME:key=value,key=value runs job NAME with those hyperparameters changed (a variant);
+# among the changes, "refit" adds the refit on the whole training file after selection and
+# "refit_epochs=N" runs only a refit of N epochs (benchmarks/protocol_refit.py).
 # HARD_LIMIT_S (default 1.5 x BUDGET_S + 60) kills a job that is still running then.
 # DEVICE=cpu runs the same jobs on the CPU (a check of this script); PYTHON picks the
 # interpreter (default python3).
@@ -52,7 +54,8 @@ hard_limit=${HARD_LIMIT_S:-$((budget * 3 / 2 + 60))}
 command_of() {  # NAME or NAME:key=value,... -> the job's command line
   local base=${1%%:*} changes=""
   [ -n "${JOBS[$base]:-}" ] || return 1
-  [[ $1 == *:* ]] && changes=$(echo "${1#*:}" | tr ',' '\n' | sed 's/^/--param /')
+  [[ $1 == *:* ]] && changes=$(echo "${1#*:}" | tr ',' '\n' |
+    sed -e 's/^refit$/--refit/' -e 's/^refit_epochs=/--refit-epochs /' -e '/^--refit/!s/^/--param /')
   echo ${JOBS[$base]} $changes
 }
 
@@ -61,7 +64,9 @@ if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null; then
   # MPS lets the small kernels of many processes run side by side instead of taking turns.
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-  if nvidia-cuda-mps-control -d &&
+  # -d fails when the daemon of an earlier run on this machine is still up: that one serves.
+  nvidia-cuda-mps-control -d 2>/dev/null
+  if echo get_server_list | nvidia-cuda-mps-control >/dev/null 2>&1 &&
      timeout 60 "$py" -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
     echo "CUDA MPS on"
   else

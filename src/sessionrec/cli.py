@@ -49,9 +49,23 @@ def _fit(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
     from sessionrec.models.registry import create_model
 
     model = create_model(args.model, _model_params(args))
+    refit = getattr(args, "refit", False)
+    if refit and not model.get_params().get("valid_fraction"):
+        raise ConfigError(
+            "--refit trains again for the epochs a validation split chose: it needs a neural "
+            "model and --param valid_fraction=F (e.g. 0.1)"
+        )
     log.info("fitting %r on %s", model, train)
     started = time.perf_counter()
     model.fit(train)
+    if refit:
+        from sessionrec.models.neural import refit_params
+
+        # Every model with a valid_fraction (the neural ones) records the epoch it chose.
+        epochs = int(model.best_epoch_)  # type: ignore[attr-defined]
+        log.info("validation chose %d epoch(s): training again on all the sessions", epochs)
+        model = create_model(args.model, refit_params(model.get_params(), epochs))
+        model.fit(train)
     return model, time.perf_counter() - started
 
 
@@ -146,6 +160,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if bool(args.model) == bool(args.model_dir):
         raise ConfigError("evaluate needs exactly one of --model NAME or --model-dir DIR")
+    if args.model_dir and args.refit:
+        raise ConfigError("--refit fits the model again: it goes with --model, not --model-dir")
     cutoffs = _cutoffs(args.cutoffs)
     folder = BenchmarkFolder(Path(args.benchmark))
     train = folder.train()
@@ -326,6 +342,12 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool) -> None:
         help="hyperparameter (repeatable); typed by the model's default",
     )
     parser.add_argument("--params-file", help="JSON object of hyperparameters (e.g. from tune)")
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="neural models with valid_fraction: after validation chooses the epochs, train "
+        "again on all the training sessions for that many epochs",
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sessionrec.cli import main
@@ -89,6 +90,47 @@ def test_train_then_evaluate_saved_model_gives_same_numbers(bench, tmp_path, cap
     assert loaded["fit_seconds"] is None
     for key in ("n_cases", "hr@20", "mrr@20", "ndcg@5", "coverage@10"):
         assert loaded[key] == fitted[key]
+
+
+def test_train_refit_trains_again_for_the_epochs_validation_chose(bench, tmp_path, capsys):
+    pytest.importorskip("torch")
+    from sessionrec.data.formats import read_sessions_txt
+    from sessionrec.models.base import Recommender
+    from sessionrec.models.registry import create_model
+
+    params = {"n_epochs": 6, "patience": 6, "valid_fraction": 0.34, "embedding_size": 8}
+    params |= {"hidden_size": 8, "batch_size": 4, "learning_rate": 0.05}
+    train = read_sessions_txt(bench / "train_sessions.txt")
+    chosen = create_model("narm", params).fit(train).best_epoch_
+    assert 1 <= chosen < 6  # fewer than n_epochs: the refit's count tells where it came from
+    argv = [arg for key, value in params.items() for arg in ("--param", f"{key}={value}")]
+    out_dir = tmp_path / "refit"
+    code, _, _ = run(
+        capsys, "train", "--benchmark", str(bench), "--model", "narm", *argv, "--refit",
+        "--output", str(out_dir),
+    )  # fmt: skip
+    assert code == 0
+    refit = Recommender.load(out_dir)
+    assert refit.get_params()["n_epochs"] == chosen
+    assert refit.get_params()["valid_fraction"] == 0.0
+    assert len(refit.epoch_losses_) == chosen  # every session trained, no early stop
+    # the same model as one trained for that many epochs on everything from the start
+    direct = create_model("narm", params | {"n_epochs": chosen, "valid_fraction": 0.0})
+    direct.fit(train)
+    batch = direct.encode_sessions([["1", "2"], ["3"]])
+    np.testing.assert_array_equal(refit.score(batch), direct.score(batch))
+
+
+def test_refit_needs_a_validation_split_and_a_model_to_fit(bench, tmp_path, capsys):
+    for argv in (
+        ["train", "--model", "sr", "--refit", "--output", str(tmp_path / "m")],
+        ["train", "--model", "narm", "--refit", "--output", str(tmp_path / "m")],
+        ["evaluate", "--model-dir", str(tmp_path), "--refit"],
+    ):
+        code, _, err = run(capsys, argv[0], "--benchmark", str(bench), *argv[1:])
+        assert code != 0
+        assert "--refit" in err
+    assert not (tmp_path / "m").exists()
 
 
 def test_predictions_file(bench, tmp_path, capsys):

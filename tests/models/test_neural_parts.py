@@ -334,6 +334,50 @@ def test_pessimistic_ranks_match_the_evaluation() -> None:
     assert got[0] == np.inf
 
 
+def test_validation_metric_ranks_tensors_like_arrays() -> None:
+    # Validation on an accelerator ranks tensors there; the metric must not change with it.
+    from sessionrec.data.sessions import SessionData
+    from sessionrec.models.neural import ValidationCases
+
+    valid = SessionData.from_sequences([[0, 1, 2, 3], [4, 5], [1, 0, 2], [6, 6, 6, 6, 6]])
+    cases = ValidationCases(valid)
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, 3, size=(cases.n, valid.n_items)).astype(np.float32)  # ties
+    table[0, :] = -np.inf  # a case whose target is a miss
+    rows = {tuple(cases.batch(i, i + 1).items.tolist()): i for i in range(cases.n)}
+    assert len(rows) == cases.n  # every prefix tells its case
+
+    def as_array(batch: Any) -> np.ndarray:
+        prefixes = np.split(batch.items, np.cumsum(batch.lengths)[:-1])
+        return table[[rows[tuple(p.tolist())] for p in prefixes]]
+
+    ranks = rank_targets(table, cases.targets, "pessimistic")
+    for metric, expected in (
+        ("hr@20", 100 * np.mean(ranks <= 20)),
+        ("mrr@20", 100 * np.mean(np.where(ranks <= 20, 1 / ranks, 0))),
+    ):
+        from_arrays = cases.metric(as_array, metric, chunk=3)
+        from_tensors = cases.metric(lambda b: torch.tensor(as_array(b)), metric, chunk=3)
+        assert from_arrays == pytest.approx(expected)
+        assert from_tensors == pytest.approx(expected)
+    assert 0 < cases.metric(as_array, "mrr@20", 3) < cases.metric(as_array, "hr@20", 3) < 100
+
+
+def test_refit_params() -> None:
+    from sessionrec.models.neural import refit_params
+
+    chosen = {"n_epochs": 20, "valid_fraction": 0.1, "max_train_seconds": 300.0, "lr": 0.1}
+    assert refit_params(chosen, 7) == {
+        "n_epochs": 7,
+        "valid_fraction": 0.0,
+        "max_train_seconds": None,
+        "lr": 0.1,
+    }
+    assert chosen["n_epochs"] == 20  # the caller's dict is left alone
+    with pytest.raises(ConfigError, match="epochs"):
+        refit_params(chosen, 0)
+
+
 # ------------------------------------------------------------------------- devices, seeds
 def test_resolve_device() -> None:
     assert trainer.resolve_device("cpu") == CPU

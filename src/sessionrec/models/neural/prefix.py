@@ -31,6 +31,7 @@ from __future__ import annotations
 import abc
 import copy
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -450,7 +451,9 @@ class PrefixRecommender(Recommender):
         """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
         does, and the number of those cases."""
         cases = ValidationCases(valid)
-        return lambda: cases.metric(self.score, self.selection_metric, SCORE_CHUNK), cases.n
+        return lambda: cases.metric(
+            self._device_scores, self.selection_metric, SCORE_CHUNK
+        ), cases.n
 
     # ----------------------------------------------------------------------------- scoring
     @staticmethod
@@ -477,9 +480,11 @@ class PrefixRecommender(Recommender):
 
         counts = self.item_counts_
         self._scoring_network = None
-        self._fallback = np.where(counts > 0, counts.astype(np.float32), -np.inf).astype(np.float32)
         device = embedding_weight(self.network_).device
-        self._unseen = torch.as_tensor(counts <= 0, device=device)
+        fallback = np.where(counts > 0, counts.astype(np.float32), -np.inf).astype(np.float32)
+        self._fallback = torch.as_tensor(fallback, device=device)
+        # An index, not a mask: index_fill_ touches only those columns (7x faster here).
+        self._unseen = torch.as_tensor(np.flatnonzero(counts <= 0), device=device)
 
     def score(self, batch: SessionBatch) -> np.ndarray:
         """Every item's score for each session: the network's, or the popularity fallback.
@@ -488,11 +493,23 @@ class PrefixRecommender(Recommender):
         of more than ``max_len`` such clicks keeps the most recent ones; a session left empty
         gets the training clicks per item as scores.
         """
+        return self._scores(batch).cpu().numpy()
+
+    def _device_scores(self, batch: SessionBatch) -> Any:
+        """:meth:`score` left on the model's device when that is an accelerator (validation
+        ranks there), a numpy array on the CPU."""
+        scores = self._scores(batch)
+        return scores.numpy() if scores.device.type == "cpu" else scores
+
+    def _scores(self, batch: SessionBatch) -> torch.Tensor:
+        """:meth:`score` as a float32 tensor on the model's device."""
         import torch
 
         self._check_fitted()
         n = len(batch)
-        scores = np.empty((n, self.n_items), dtype=np.float32)
+        network = self._inference_network()
+        device = embedding_weight(network).device
+        scores = torch.empty((n, self.n_items), dtype=torch.float32, device=device)
         known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
         owner = np.repeat(np.arange(n), batch.lengths)[known]
         lengths = np.bincount(owner, minlength=n).astype(np.int64)
@@ -501,10 +518,9 @@ class PrefixRecommender(Recommender):
         kept = np.minimum(lengths, self.max_len)
         starts = ends - kept
         empty = kept == 0
-        scores[empty] = self._fallback
+        if empty.any():
+            scores[torch.as_tensor(empty, device=device)] = self._fallback
         rows = np.flatnonzero(~empty)
-        network = self._inference_network()
-        device = embedding_weight(network).device
         with torch.inference_mode():
             table = self._item_table(network)
             for lo in range(0, rows.size, SCORE_CHUNK):
@@ -515,8 +531,13 @@ class PrefixRecommender(Recommender):
                     torch.as_tensor(padded, device=device),
                     torch.as_tensor(kept[chunk], device=device),
                 )
-                logits = (vectors @ table.t()).masked_fill_(self._unseen, -np.inf)
-                scores[chunk] = logits.float().cpu().numpy()
+                logits = (vectors @ table.t()).index_fill_(1, self._unseen, -math.inf)
+                if chunk[-1] - chunk[0] + 1 == chunk.size:  # consecutive rows: the usual case
+                    # copy_ rounds to float32 in place; .float() would allocate a new matrix
+                    # first, which cost more than the ranking on the CPU.
+                    scores[int(chunk[0]) : int(chunk[-1]) + 1].copy_(logits)
+                else:
+                    scores.index_copy_(0, torch.as_tensor(chunk, device=device), logits.float())
         return scores
 
     # ------------------------------------------------------------------------- persistence

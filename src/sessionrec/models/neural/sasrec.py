@@ -76,7 +76,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -440,7 +440,7 @@ class SASRec(Recommender):
     def _validation_score(self, cases: ValidationCases) -> float:
         """HR@20 or MRR@20 (percent) of the validation cases, ranked like the evaluation."""
         batch_size = max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(self.n_items, 1))))
-        return cases.metric(self.score, self.selection_metric, batch_size)
+        return cases.metric(self._device_scores, self.selection_metric, batch_size)
 
     # ----------------------------------------------------------------------------- scoring
     def _known_windows(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -481,21 +481,34 @@ class SASRec(Recommender):
 
         Items without training clicks score ``-inf``.
         """
+        return self._scores(batch).cpu().numpy()
+
+    def _device_scores(self, batch: SessionBatch) -> Any:
+        """:meth:`score` left on the model's device when that is an accelerator (validation
+        ranks there), a numpy array on the CPU."""
+        scores = self._scores(batch)
+        return scores.numpy() if scores.device.type == "cpu" else scores
+
+    def _scores(self, batch: SessionBatch) -> torch.Tensor:
+        """:meth:`score` as a float32 tensor on the model's device."""
         self._check_fitted()
         n = len(batch)
-        unseen = self.item_counts_ <= 0
-        popularity = self.item_counts_.astype(np.float32)
-        popularity[unseen] = -np.inf
-        scores = np.tile(popularity, (n, 1))
-        if n == 0:
-            return scores
-        padded, lengths = self._known_windows(batch)
-        rows = np.flatnonzero(lengths > 0)
-        if rows.size == 0:
-            return scores
-        padded = padded[rows, : int(lengths[rows].max())]
         weights = self.weights_
         device = weights["item_embedding"].device
+        # An index, not a mask: index_fill_ touches only those columns (7x faster here).
+        unseen = torch.as_tensor(np.flatnonzero(self.item_counts_ <= 0), device=device)
+        popularity = torch.as_tensor(self.item_counts_, dtype=torch.float32, device=device)
+        popularity.index_fill_(0, unseen, -math.inf)
+        padded, lengths = self._known_windows(batch) if n else (None, np.zeros(0, np.int64))
+        rows = np.flatnonzero(lengths > 0)
+        if rows.size < n:
+            scores = popularity.repeat(n, 1)
+        else:
+            scores = torch.empty((n, self.n_items), dtype=torch.float32, device=device)
+        if rows.size == 0:
+            return scores
+        assert padded is not None
+        padded = padded[rows, : int(lengths[rows].max())]
         with torch.inference_mode():
             hidden = encode(
                 weights,
@@ -505,9 +518,12 @@ class SASRec(Recommender):
             )  # [m, T, d]
             last = torch.as_tensor(lengths[rows] - 1, device=device)
             top = hidden[torch.arange(rows.size, device=device), last]  # [m, d]
-            result = (top @ weights["item_embedding"].t()).cpu().numpy()  # [m, n_items]
-        result[:, unseen] = -np.inf
-        scores[rows] = result
+            result = top @ weights["item_embedding"].t()  # [m, n_items]
+            result.index_fill_(1, unseen, -math.inf)
+            if rows.size == n:
+                scores = result
+            else:
+                scores.index_copy_(0, torch.as_tensor(rows, device=device), result)
         return scores
 
     # ------------------------------------------------------------------------- persistence
