@@ -335,7 +335,9 @@ def test_pessimistic_ranks_match_the_evaluation() -> None:
 
 
 def test_validation_metric_ranks_tensors_like_arrays() -> None:
-    # Validation on an accelerator ranks tensors there; the metric must not change with it.
+    # Models hand over tensors; on an accelerator they are ranked there with
+    # pessimistic_ranks (checked against the evaluation above, and by the CUDA rows of
+    # test_devices.py), on the CPU by the evaluation's ranking. Same metric either way.
     from sessionrec.data.sessions import SessionData
     from sessionrec.models.neural import ValidationCases
 

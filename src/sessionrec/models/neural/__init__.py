@@ -135,10 +135,10 @@ class ValidationCases:
         """HR@20 or MRR@20 (percent, ``selection_metric``) of ``score``, ranked as the
         evaluation ranks (pessimistic ties), ``chunk`` cases at a time.
 
-        ``score`` returns a numpy array, ranked by the evaluation's own ranking, or a torch
-        tensor on an accelerator, ranked there: copying every score to the host and ranking
-        it on one CPU core cost four times the training time per epoch on a GPU. (On the CPU
-        the numpy ranking is the faster one, so models hand over arrays there.)
+        ``score`` returns a numpy array or a torch tensor. Tensors on an accelerator are
+        ranked there: copying every score to the host and ranking it on one CPU core cost
+        four times the training time per epoch on a GPU. Arrays and CPU tensors go to the
+        evaluation's own ranking, the faster one on the CPU.
         """
         from sessionrec.evaluation import metrics
         from sessionrec.evaluation.protocol import rank_targets
@@ -147,6 +147,8 @@ class ValidationCases:
         for lo in range(0, self.n, chunk):
             hi = min(lo + chunk, self.n)
             scores = score(self.batch(lo, hi))
+            if not isinstance(scores, np.ndarray) and scores.device.type == "cpu":
+                scores = scores.numpy()
             if isinstance(scores, np.ndarray):
                 ranks[lo:hi] = rank_targets(scores, self.targets[lo:hi], "pessimistic")
             else:

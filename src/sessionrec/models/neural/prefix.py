@@ -451,9 +451,7 @@ class PrefixRecommender(Recommender):
         """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
         does, and the number of those cases."""
         cases = ValidationCases(valid)
-        return lambda: cases.metric(
-            self._device_scores, self.selection_metric, SCORE_CHUNK
-        ), cases.n
+        return lambda: cases.metric(self._scores, self.selection_metric, SCORE_CHUNK), cases.n
 
     # ----------------------------------------------------------------------------- scoring
     @staticmethod
@@ -494,12 +492,6 @@ class PrefixRecommender(Recommender):
         gets the training clicks per item as scores.
         """
         return self._scores(batch).cpu().numpy()
-
-    def _device_scores(self, batch: SessionBatch) -> Any:
-        """:meth:`score` left on the model's device when that is an accelerator (validation
-        ranks there), a numpy array on the CPU."""
-        scores = self._scores(batch)
-        return scores.numpy() if scores.device.type == "cpu" else scores
 
     def _scores(self, batch: SessionBatch) -> torch.Tensor:
         """:meth:`score` as a float32 tensor on the model's device."""

@@ -76,7 +76,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -440,7 +440,7 @@ class SASRec(Recommender):
     def _validation_score(self, cases: ValidationCases) -> float:
         """HR@20 or MRR@20 (percent) of the validation cases, ranked like the evaluation."""
         batch_size = max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(self.n_items, 1))))
-        return cases.metric(self._device_scores, self.selection_metric, batch_size)
+        return cases.metric(self._scores, self.selection_metric, batch_size)
 
     # ----------------------------------------------------------------------------- scoring
     def _known_windows(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -482,12 +482,6 @@ class SASRec(Recommender):
         Items without training clicks score ``-inf``.
         """
         return self._scores(batch).cpu().numpy()
-
-    def _device_scores(self, batch: SessionBatch) -> Any:
-        """:meth:`score` left on the model's device when that is an accelerator (validation
-        ranks there), a numpy array on the CPU."""
-        scores = self._scores(batch)
-        return scores.numpy() if scores.device.type == "cpu" else scores
 
     def _scores(self, batch: SessionBatch) -> torch.Tensor:
         """:meth:`score` as a float32 tensor on the model's device."""
