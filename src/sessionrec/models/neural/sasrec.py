@@ -493,15 +493,12 @@ class SASRec(Recommender):
         unseen = torch.as_tensor(np.flatnonzero(self.item_counts_ <= 0), device=device)
         popularity = torch.as_tensor(self.item_counts_, dtype=torch.float32, device=device)
         popularity.index_fill_(0, unseen, -math.inf)
-        padded, lengths = self._known_windows(batch) if n else (None, np.zeros(0, np.int64))
+        if n == 0:
+            return popularity.repeat(0, 1)
+        padded, lengths = self._known_windows(batch)
         rows = np.flatnonzero(lengths > 0)
-        if rows.size < n:
-            scores = popularity.repeat(n, 1)
-        else:
-            scores = torch.empty((n, self.n_items), dtype=torch.float32, device=device)
         if rows.size == 0:
-            return scores
-        assert padded is not None
+            return popularity.repeat(n, 1)
         padded = padded[rows, : int(lengths[rows].max())]
         with torch.inference_mode():
             hidden = encode(
@@ -515,10 +512,9 @@ class SASRec(Recommender):
             result = top @ weights["item_embedding"].t()  # [m, n_items]
             result.index_fill_(1, unseen, -math.inf)
             if rows.size == n:
-                scores = result
-            else:
-                scores.index_copy_(0, torch.as_tensor(rows, device=device), result)
-        return scores
+                return result
+            scores = popularity.repeat(n, 1)  # the sessions without a known click keep these
+            return scores.index_copy_(0, torch.as_tensor(rows, device=device), result)
 
     # ------------------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
