@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
-from sessionrec.data.sessions import SessionData
+from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import Recommender
 from sessionrec.models.quantized import QuantizedTable
 from sessionrec.models.topk import select_top_k
@@ -64,28 +67,84 @@ def test_a_zero_row_is_quantized_without_dividing_by_zero() -> None:
     assert table.rows.tolist() == [[0, 0]] * 3 and np.all(table.scales == 1.0)
 
 
-@pytest.mark.parametrize("share", [0.125, 0.0])
-def test_gru4rec_serving_top_k_equals_the_dense_top_k(
-    share: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("torch")
-    from sessionrec.models import quantized
-    from sessionrec.models.neural import gru4rec
+# Every neural model serves a few live sessions through the int8 table (QuantizedServing).
+SERVED = {
+    "gru4rec": {"hidden_size": 32, "n_sample": 16, "n_epochs": 2},
+    "narm": {"embedding_size": 16, "hidden_size": 16, "n_epochs": 1},
+    "stamp": {"embedding_size": 16, "n_epochs": 1},
+    "srgnn": {"hidden_size": 16, "n_epochs": 1},
+    "sasrec": {"hidden_size": 16, "n_epochs": 1},
+}
+VOCAB = ItemVocab([f"i{i}" for i in range(260)])  # i200..i259 have no training clicks
 
-    monkeypatch.setattr(gru4rec, "QUANTIZED_MIN_SIZE", 0)  # a tiny model takes the int8 path
-    monkeypatch.setattr(quantized, "MAX_CANDIDATE_SHARE", share)  # 0: the dense fallback
-    rng = np.random.default_rng(3)
-    sessions = [list(rng.integers(0, 200, int(rng.integers(2, 9)))) for _ in range(400)]
-    train = SessionData.from_sequences(sessions)
-    params = {"hidden_size": 32, "n_sample": 16, "n_epochs": 2, "device": "cpu"}
-    model = gru4rec.GRU4Rec(**params).fit(train)
-    batch = model.encode_sessions([s[:4] for s in sessions[:6]] + [[99999]])
+
+def served_data(seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    return [[f"i{i}" for i in rng.integers(0, 200, int(rng.integers(2, 9)))] for _ in range(400)]
+
+
+def fit_served(name: str, sessions: list[list[str]], model: Recommender | None = None) -> Any:
+    from sessionrec.models.registry import create_model
+
+    model = model or create_model(name, {**SERVED[name], "device": "cpu"})
+    return model.fit(SessionData.from_sequences(sessions, vocab=VOCAB))
+
+
+def assert_serves_the_dense_top_k(model: Recommender, sessions: list[list[str]]) -> None:
+    """Live sessions (one with unseen items, one of unknown ids, one empty), top 10 with and
+    without exclusions, through the int8 path and the dense product."""
+    live = [s[:4] for s in sessions[:5]] + [["i3", "i250", "i7"], ["nope"], []]
+    batch = model.encode_sessions(live)
     excluded = [np.asarray(batch.session(i)) for i in range(len(batch))]
+    excluded[-1] = np.asarray([0, 1, 2])  # the empty session's fallback minus three items
     for exclude in (None, excluded):
         fast = model.top_k(batch, 10, exclude)
         dense = Recommender.top_k(model, batch, 10, exclude)
-        assert model.__dict__.get("_int8_table") is not None
         for (items, scores), (want_items, want_scores) in zip(fast, dense, strict=True):
-            np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-6)
             assert items.tolist() == want_items.tolist()
-    assert fast[-1][0].size == 0  # a session of unknown items: no evidence, nothing served
+            np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-6)
+            assert not np.isin(items, np.arange(200, 260)).any()  # never an unseen item
+    assert model.__dict__.get("_int8_table") is not None  # the int8 path answered
+
+
+@pytest.mark.parametrize("share", [0.125, 0.0])
+@pytest.mark.parametrize("name", sorted(SERVED))
+def test_serving_top_k_equals_the_dense_top_k(
+    name: str, share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from sessionrec.models import quantized
+    from sessionrec.models.neural import quantized_serving
+
+    monkeypatch.setattr(quantized_serving, "QUANTIZED_MIN_SIZE", 0)  # tiny models take it
+    monkeypatch.setattr(quantized, "MAX_CANDIDATE_SHARE", share)  # 0: the dense fallback
+    sessions = served_data(3)
+    model = fit_served(name, sessions)
+    assert_serves_the_dense_top_k(model, sessions)
+    fallback = model.top_k(model.encode_sessions([["nope"]]), 5)[0][0]
+    if name == "gru4rec":
+        assert fallback.size == 0  # no evidence, nothing served
+    else:  # the most clicked training items
+        counts = SessionData.from_sequences(sessions, vocab=VOCAB).item_counts()
+        assert fallback.tolist() == np.argsort(-counts, kind="stable")[:5].tolist()
+
+
+@pytest.mark.parametrize("name", sorted(SERVED))
+def test_the_int8_table_follows_a_new_fit_and_a_load(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    from sessionrec.models.neural import quantized_serving
+
+    monkeypatch.setattr(quantized_serving, "QUANTIZED_MIN_SIZE", 0)
+    first, second = served_data(3), served_data(4)
+    model = fit_served(name, first)
+    assert_serves_the_dense_top_k(model, first)
+    built = model.__dict__["_int8_table"]
+    assert_serves_the_dense_top_k(model, first)
+    assert model.__dict__["_int8_table"] is built  # kept while the weights stay
+    fit_served(name, second, model)  # the same object trained again on other sessions
+    assert_serves_the_dense_top_k(model, second)
+    assert model.__dict__["_int8_table"] is not built
+    loaded = Recommender.load(model.save(tmp_path / "model"))
+    assert_serves_the_dense_top_k(loaded, second)

@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -83,13 +82,10 @@ from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import hit_rate, mrr
 from sessionrec.models.base import (
     Reason,
-    Recommender,
     SessionBatch,
-    TopK,
     check_choice,
     check_float,
     check_int,
-    check_k,
     check_param,
     distinct_recent_first,
 )
@@ -101,8 +97,7 @@ from sessionrec.models.neural import (
     record_history,
     require_torch,
 )
-from sessionrec.models.quantized import QuantizedTable
-from sessionrec.models.topk import select_top_k
+from sessionrec.models.neural.quantized_serving import QuantizedServing
 
 if TYPE_CHECKING:
     import torch
@@ -165,12 +160,6 @@ def _bind_torch(model: str) -> None:
 
 
 log = logging.getLogger("sessionrec.models")
-
-QUANTIZED_MAX_BATCH = 8
-"""Top-k of at most this many sessions goes through the int8 table (serving sizes)."""
-QUANTIZED_MIN_SIZE = 1 << 20
-"""Output tables of fewer values (4 MB) stay in cache: the int8 copy would not pay."""
-_QUANTIZE_LOCK = threading.Lock()
 
 VALID_BATCH_SIZE = 512
 """Sessions scored in parallel when validating (the official evaluation's batch size)."""
@@ -384,7 +373,7 @@ class GRU4RecNetwork:
                 target.copy_(source)
 
 
-class GRU4Rec(Recommender):
+class GRU4Rec(QuantizedServing):
     """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018); see the module docstring.
 
     Hyperparameters (names follow the official code where it has them):
@@ -652,62 +641,14 @@ class GRU4Rec(Recommender):
                 scores[rows] = self.network_.score_all(top, self._scoring_bias).cpu().numpy()
         return scores
 
-    def top_k(
-        self,
-        batch: SessionBatch,
-        k: int,
-        exclude: Sequence[np.ndarray] | None = None,
-    ) -> list[TopK]:
-        """Exact top-``k``; a few live sessions on the CPU go through the int8 item table.
+    # Serving: a few live sessions find their top k through the int8 output table
+    # (QuantizedServing); evaluation batches take the dense product of score().
+    def _serving_table(self) -> tuple[object, torch.Tensor, torch.Tensor]:
+        network = self.network_  # replaced by every fit and load
+        return network, network.item_weights.detach(), self._scoring_bias
 
-        Large batches (evaluation) are fastest as one dense product; for serving, reading
-        the whole float32 output table per session is what costs, and
-        :class:`~sessionrec.models.quantized.QuantizedTable` finds the same items reading a
-        quarter of it (exact: see that module).
-        """
-        k = check_k(k)
-        table = self._quantized_table() if len(batch) <= QUANTIZED_MAX_BATCH else None
-        if table is None:
-            return super().top_k(batch, k, exclude)
-        rows, top = self._final_states(batch)
-        states = top.cpu().numpy()
-        bias = self._scoring_bias_numpy
-        weights = self.network_.item_weights
-        empty: TopK = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        results = [empty] * len(batch)
-        for state, row in zip(states, rows.tolist(), strict=True):
-            skip = None if exclude is None else np.asarray(exclude[row], dtype=np.int64)
-            found = table.candidates(state, k, skip)
-            with torch.inference_mode():
-                if found is None:  # a flat score distribution: the dense product is cheaper
-                    found = np.arange(self.n_items)
-                    exact = torch.mv(weights, torch.as_tensor(state))
-                else:
-                    picked = weights.index_select(0, torch.as_tensor(found))
-                    exact = torch.mv(picked, torch.as_tensor(state))
-            candidate_scores = exact.numpy() + bias[found]
-            if skip is not None and skip.size:
-                candidate_scores[np.isin(found, skip)] = -np.inf
-            ((best, values),) = select_top_k(candidate_scores[None, :], k)
-            results[row] = (found[best], values)
-        return results
-
-    def _quantized_table(self) -> QuantizedTable | None:
-        """The int8 copy of the output table, built on first use; ``None`` where not worth it."""
-        network = self.network_
-        if network.item_weights.device.type != "cpu":
-            return None
-        if network.item_weights.numel() < QUANTIZED_MIN_SIZE:
-            return None  # the float32 table fits in cache: nothing to save
-        table = self.__dict__.get("_int8_table")
-        if table is None:
-            with _QUANTIZE_LOCK:  # a served model is shared between threads
-                table = self.__dict__.get("_int8_table")
-                if table is None:
-                    self._scoring_bias_numpy = self._scoring_bias.numpy()
-                    table = QuantizedTable(network.item_weights.numpy(), self._scoring_bias_numpy)
-                    self._int8_table = table
-        return table
+    def _session_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
+        return self._final_states(batch)
 
     def _final_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
         """The top layer's state after each session's known clicks: (rows, ``[m, d]``).

@@ -43,7 +43,6 @@ from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import (
-    Recommender,
     SessionBatch,
     check_float,
     check_int,
@@ -57,6 +56,7 @@ from sessionrec.models.neural import (
     record_history,
     require_torch,
 )
+from sessionrec.models.neural.quantized_serving import QuantizedServing
 
 if TYPE_CHECKING:
     import torch
@@ -191,7 +191,7 @@ def embedding_weight(network: torch.nn.Module) -> torch.Tensor:
     return weight
 
 
-class PrefixRecommender(Recommender):
+class PrefixRecommender(QuantizedServing):
     """Base of the full-softmax prefix models; see the module docstring.
 
     Shared hyperparameters:
@@ -483,6 +483,8 @@ class PrefixRecommender(Recommender):
         self._fallback = torch.as_tensor(fallback, device=device)
         # An index, not a mask: index_fill_ touches only those columns (7x faster here).
         self._unseen = torch.as_tensor(np.flatnonzero(counts <= 0), device=device)
+        unseen_bias = np.where(counts > 0, 0.0, -np.inf).astype(np.float32)
+        self._serving_bias = torch.as_tensor(unseen_bias, device=device)
 
     def score(self, batch: SessionBatch) -> np.ndarray:
         """Every item's score for each session: the network's, or the popularity fallback.
@@ -502,13 +504,7 @@ class PrefixRecommender(Recommender):
         network = self._inference_network()
         device = embedding_weight(network).device
         scores = torch.empty((n, self.n_items), dtype=torch.float32, device=device)
-        known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
-        owner = np.repeat(np.arange(n), batch.lengths)[known]
-        lengths = np.bincount(owner, minlength=n).astype(np.int64)
-        shifted = batch.items[known].astype(np.int64) + 1
-        ends = np.cumsum(lengths)
-        kept = np.minimum(lengths, self.max_len)
-        starts = ends - kept
+        shifted, starts, kept = self._known_prefixes(batch)
         empty = kept == 0
         if empty.any():
             scores[torch.as_tensor(empty, device=device)] = self._fallback
@@ -531,6 +527,44 @@ class PrefixRecommender(Recommender):
                 else:
                     scores.index_copy_(0, torch.as_tensor(chunk, device=device), logits.float())
         return scores
+
+    def _known_prefixes(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each session's last ``max_len`` known clicks: (every known click shifted by one
+        for the padding row, each session's start among them, its kept length)."""
+        n = len(batch)
+        known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
+        owner = np.repeat(np.arange(n), batch.lengths)[known]
+        lengths = np.bincount(owner, minlength=n).astype(np.int64)
+        shifted = batch.items[known].astype(np.int64) + 1
+        kept = np.minimum(lengths, self.max_len)
+        return shifted, np.cumsum(lengths) - kept, kept
+
+    # Serving: a few live sessions find their top k through an int8 copy of the float64
+    # item table (QuantizedServing); evaluation batches take the dense product of _scores.
+    def _serving_table(self) -> tuple[object, torch.Tensor, torch.Tensor]:
+        network = self._inference_network()  # a new copy whenever the weights change
+        return network, self._item_table(network).detach(), self._serving_bias
+
+    def _session_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
+        import torch
+
+        network = self._inference_network()
+        device = embedding_weight(network).device
+        shifted, starts, kept = self._known_prefixes(batch)
+        rows = np.flatnonzero(kept > 0)
+        if rows.size == 0:
+            return rows, self._item_table(network)[:0]  # no vectors, the table's width
+        with torch.inference_mode():
+            padded = pad_prefixes(shifted, starts[rows], kept[rows])
+            vectors = self._session_vectors(
+                network,
+                torch.as_tensor(padded, device=device),
+                torch.as_tensor(kept[rows], device=device),
+            )
+        return rows, vectors
+
+    def _fallback_scores(self) -> np.ndarray:
+        return self._fallback.cpu().numpy()
 
     # ------------------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:

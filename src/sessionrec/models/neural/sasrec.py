@@ -86,7 +86,6 @@ from sessionrec.data.sessions import SessionData
 from sessionrec.data.sessions import _gather_ranges as gather_ranges
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import (
-    Recommender,
     SessionBatch,
     check_choice,
     check_float,
@@ -101,6 +100,7 @@ from sessionrec.models.neural import (
     record_history,
     require_torch,
 )
+from sessionrec.models.neural.quantized_serving import QuantizedServing
 
 if TYPE_CHECKING:
     import torch
@@ -246,7 +246,7 @@ def encode(
 
 
 # --------------------------------------------------------------------------------- model
-class SASRec(Recommender):
+class SASRec(QuantizedServing):
     """SASRec (Kang & McAuley 2018) with full or TRON-style sampled softmax; see the module.
 
     Hyperparameters:
@@ -283,6 +283,9 @@ class SASRec(Recommender):
 
     weights_: dict[str, torch.Tensor]
     item_counts_: np.ndarray
+    _fallback: torch.Tensor  # scoring caches of _prepare_scoring
+    _unseen: torch.Tensor
+    _serving_bias: torch.Tensor
     epoch_losses_: np.ndarray
     epoch_seconds_: np.ndarray
     epoch_examples_: np.ndarray
@@ -401,6 +404,7 @@ class SASRec(Recommender):
             weights = {name: torch.nn.Parameter(t) for name, t in weights.items()}
             self.weights_ = weights
             self.item_counts_ = counts
+            self._prepare_scoring()
             epoch = _Epoch(self, train, counts, generator, device, workers)
             self.truncated_sessions_ = epoch.truncated_sessions
             self.truncated_clicks_ = epoch.truncated_clicks
@@ -476,6 +480,21 @@ class SASRec(Recommender):
         self._check_fitted()
         return self._known_windows(batch)[1] == 0
 
+    def _prepare_scoring(self) -> None:
+        """Caches what the training counts decide, once per fit or load instead of per call.
+
+        ``_fallback``: the popularity row (training clicks per item, ``-inf`` for unseen
+        items) of sessions without a known click; ``_unseen``: the unseen items' columns.
+        """
+        counts = self.item_counts_
+        device = self.weights_["item_embedding"].device
+        fallback = np.where(counts > 0, counts.astype(np.float32), -np.inf).astype(np.float32)
+        self._fallback = torch.as_tensor(fallback, device=device)
+        # An index, not a mask: index_fill_ touches only those columns (7x faster here).
+        self._unseen = torch.as_tensor(np.flatnonzero(counts <= 0), device=device)
+        unseen_bias = np.where(counts > 0, 0.0, -np.inf).astype(np.float32)
+        self._serving_bias = torch.as_tensor(unseen_bias, device=device)
+
     def score(self, batch: SessionBatch) -> np.ndarray:
         """The last known click's output against every item; popularity for empty sessions.
 
@@ -487,18 +506,27 @@ class SASRec(Recommender):
         """:meth:`score` as a float32 tensor on the model's device."""
         self._check_fitted()
         n = len(batch)
+        popularity = self._fallback
+        rows, top = self._session_states(batch)
+        if rows.size == 0:
+            return popularity.repeat(n, 1)
+        device = top.device
+        with torch.inference_mode():
+            result = top @ self.weights_["item_embedding"].t()  # [m, n_items]
+            result.index_fill_(1, self._unseen, -math.inf)
+            if rows.size == n:
+                return result
+            scores = popularity.repeat(n, 1)  # the sessions without a known click keep these
+            return scores.index_copy_(0, torch.as_tensor(rows, device=device), result)
+
+    def _session_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
+        """The rows with a known click and the last known click's output ``[m, d]``."""
         weights = self.weights_
         device = weights["item_embedding"].device
-        # An index, not a mask: index_fill_ touches only those columns (7x faster here).
-        unseen = torch.as_tensor(np.flatnonzero(self.item_counts_ <= 0), device=device)
-        popularity = torch.as_tensor(self.item_counts_, dtype=torch.float32, device=device)
-        popularity.index_fill_(0, unseen, -math.inf)
-        if n == 0:
-            return popularity.repeat(0, 1)
         padded, lengths = self._known_windows(batch)
         rows = np.flatnonzero(lengths > 0)
         if rows.size == 0:
-            return popularity.repeat(n, 1)
+            return rows, torch.zeros((0, self.hidden_size), device=device)
         padded = padded[rows, : int(lengths[rows].max())]
         with torch.inference_mode():
             hidden = encode(
@@ -508,13 +536,16 @@ class SASRec(Recommender):
                 n_heads=self.n_heads,
             )  # [m, T, d]
             last = torch.as_tensor(lengths[rows] - 1, device=device)
-            top = hidden[torch.arange(rows.size, device=device), last]  # [m, d]
-            result = top @ weights["item_embedding"].t()  # [m, n_items]
-            result.index_fill_(1, unseen, -math.inf)
-            if rows.size == n:
-                return result
-            scores = popularity.repeat(n, 1)  # the sessions without a known click keep these
-            return scores.index_copy_(0, torch.as_tensor(rows, device=device), result)
+            return rows, hidden[torch.arange(rows.size, device=device), last]
+
+    # Serving: a few live sessions find their top k through an int8 copy of the item
+    # embeddings (QuantizedServing); evaluation batches take the dense product of _scores.
+    def _serving_table(self) -> tuple[object, torch.Tensor, torch.Tensor]:
+        weights = self.weights_  # a new dict for every fit and load
+        return weights, weights["item_embedding"].detach(), self._serving_bias
+
+    def _fallback_scores(self) -> np.ndarray:
+        return self._fallback.cpu().numpy()
 
     # ------------------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -545,6 +576,7 @@ class SASRec(Recommender):
             setattr(self, key + "_", np.asarray(state[key]))
         for key in self._COUNTERS:
             setattr(self, key + "_", int(state[key].reshape(-1)[0]))
+        self._prepare_scoring()
 
 
 class _Epoch:
