@@ -20,6 +20,8 @@ every item. They are trained the way the benchmark protocol evaluates
   supplies its network (:meth:`PrefixRecommender._build_network`) and how it turns a padded
   batch into session vectors (:meth:`PrefixRecommender._session_vectors`); every item is
   scored by the dot product of that vector with the item's embedding, shared with the input.
+  A few live sessions (a service request) find their top k through an int8 copy of that
+  table (:mod:`~sessionrec.models.neural.quantized_serving`), with the same answers.
 
 Padded batches hold ``item index + 1`` with 0 as padding, prefixes left-aligned: position
 ``j < length`` is a click, the rest padding. Every network's embedding table therefore has

@@ -69,6 +69,9 @@ Deviations from the paper and its reference code (kang205/SASRec):
   validation split (``fit(train, valid)`` or ``valid_fraction``) by HR@20 or MRR@20 with
   full ranking through :mod:`sessionrec.evaluation`, with early stopping after
   ``patience`` epochs without improvement; the reference code trains a fixed number.
+- A few live sessions (a service request) find their top k through an int8 copy of the
+  item embeddings (:mod:`~sessionrec.models.neural.quantized_serving`), with the same
+  answers as the dense product.
 """
 
 from __future__ import annotations
