@@ -31,6 +31,9 @@ import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_validation_scoring import as_whole_file_model
+
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
 )
@@ -58,10 +61,7 @@ def main() -> None:
     recent = train.subset(np.arange(train.n_sessions - 3000, train.n_sessions))
     for name in args.models.split(","):
         model = create_model(name, {"n_epochs": 1, "device": "cpu"}).fit(recent)
-        model.item_counts_ = np.maximum(model.item_counts_, 1)
-        model.item_counts_[::500] = 0
-        if hasattr(model, "_prepare_scoring"):
-            model._prepare_scoring()  # the models cache what the counts decide
+        model = as_whole_file_model(model)
         millis = measure_latency(model, test, n_calls=args.calls, k=20)
         answers = model.recommend([test.vocab.decode(test.session(0))], k=20)
         # The served lists against the dense product's, one session per call as served.

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    import torch
+
     from sessionrec.data.sessions import SessionData
 
 from sessionrec._errors import ConfigError, ModelError
@@ -77,6 +79,28 @@ def refit_params(params: Mapping[str, Any], epochs: int) -> dict[str, Any]:
     """
     check_int("epochs", epochs)
     return {**params, "n_epochs": int(epochs), "valid_fraction": 0.0, "max_train_seconds": None}
+
+
+def count_scoring(
+    counts: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the training clicks per item decide for scoring, as tensors on ``device``.
+
+    ``(fallback, unseen, bias)``: the popularity row that scores a session without a known
+    click (the counts, ``-inf`` for unseen items), the unseen items' indices (an index, not
+    a mask: ``index_fill_`` touches only those columns, 7x faster here), and the serving
+    bias of :mod:`~sessionrec.models.neural.quantized_serving` (0, ``-inf`` for unseen).
+    """
+    import torch
+
+    seen = counts > 0
+    fallback = np.where(seen, counts.astype(np.float32), -np.inf).astype(np.float32)
+    bias = np.where(seen, 0.0, -np.inf).astype(np.float32)
+    return (
+        torch.as_tensor(fallback, device=device),
+        torch.as_tensor(np.flatnonzero(~seen), device=device),
+        torch.as_tensor(bias, device=device),
+    )
 
 
 def fit_or_forget(model: Any, fitted: tuple[str, ...], train: Callable[[], None]) -> None:

@@ -635,7 +635,7 @@ class GRU4Rec(QuantizedServing):
         """Run each session's known clicks through the GRU and score every item."""
         self._check_fitted()
         scores = np.full((len(batch), self.n_items), -np.inf, dtype=np.float32)
-        rows, top = self._final_states(batch)
+        rows, top = self._session_states(batch)
         if rows.size:
             with torch.inference_mode():
                 scores[rows] = self.network_.score_all(top, self._scoring_bias).cpu().numpy()
@@ -648,9 +648,6 @@ class GRU4Rec(QuantizedServing):
         return network, network.item_weights.detach(), self._scoring_bias
 
     def _session_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
-        return self._final_states(batch)
-
-    def _final_states(self, batch: SessionBatch) -> tuple[np.ndarray, torch.Tensor]:
         """The top layer's state after each session's known clicks: (rows, ``[m, d]``).
 
         ``rows`` are the batch rows with at least one known click, in the order of the

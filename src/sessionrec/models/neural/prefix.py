@@ -54,6 +54,7 @@ from sessionrec.models.neural import (
     ValidationCases,
     check_state,
     check_training_params,
+    count_scoring,
     fit_or_forget,
     record_history,
     require_torch,
@@ -476,17 +477,9 @@ class PrefixRecommender(QuantizedServing):
         return network
 
     def _prepare_scoring(self) -> None:
-        import torch
-
-        counts = self.item_counts_
         self._scoring_network = None
         device = embedding_weight(self.network_).device
-        fallback = np.where(counts > 0, counts.astype(np.float32), -np.inf).astype(np.float32)
-        self._fallback = torch.as_tensor(fallback, device=device)
-        # An index, not a mask: index_fill_ touches only those columns (7x faster here).
-        self._unseen = torch.as_tensor(np.flatnonzero(counts <= 0), device=device)
-        unseen_bias = np.where(counts > 0, 0.0, -np.inf).astype(np.float32)
-        self._serving_bias = torch.as_tensor(unseen_bias, device=device)
+        self._fallback, self._unseen, self._serving_bias = count_scoring(self.item_counts_, device)
 
     def score(self, batch: SessionBatch) -> np.ndarray:
         """Every item's score for each session: the network's, or the popularity fallback.
