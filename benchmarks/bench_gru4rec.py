@@ -27,6 +27,9 @@ Commands (always pin the thread count: on a shared 2-core machine it changes spe
     # ... then train on the whole training file for the selected epochs and test that too
     # (--refit), or only that for N epochs chosen by an earlier validation run
     # (--refit-epochs N; benchmarks/protocol_refit.py)
+    # the setting chosen on validation for a folder, trained on all of train_sessions.txt
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py protocol \
+        --dataset yoochoose-1_64 --preset benchmark-yoochoose-1_64 --refit-epochs 20
 
 Both implementations get the same data in the same order (sessions by start time) and the
 same hyperparameters; both are timed per epoch (wall clock, and process CPU time, which is
@@ -259,7 +262,8 @@ def protocol(args: argparse.Namespace) -> None:
     spec = DATASETS[args.dataset]
     if "folder" not in spec:
         sys.exit("protocol runs use a benchmark folder (diginetica, yoochoose-1_64)")
-    params = {**PRESETS[spec["preset"]], "device": "cpu", **args.params}  # --param device=cuda
+    preset = args.preset or spec["preset"]
+    params = {**PRESETS[preset], "device": "cpu", **args.params}  # --param device=cuda
     full = read_sessions_txt(DATA / spec["folder"] / "train_sessions.txt")
     test = read_sessions_txt(DATA / spec["folder"] / "test_sessions.txt")
     if args.refit_epochs:
@@ -352,6 +356,11 @@ def main() -> None:
             p.add_argument("--official-python", type=Path, default=Path(sys.executable))
         if name == "protocol":
             add_refit_arguments(p)
+            p.add_argument(
+                "--preset",
+                choices=sorted(PRESETS),
+                help="the parameters --param overrides (default: the dataset's official file)",
+            )
         if name == "serving":
             p.add_argument("--model-dir", type=Path, required=True, help="a saved gru4rec")
     args = parser.parse_args()
