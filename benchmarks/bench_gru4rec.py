@@ -29,7 +29,7 @@ Commands (always pin the thread count: on a shared 2-core machine it changes spe
     # (--refit-epochs N; benchmarks/protocol_refit.py)
     # the setting chosen on validation for a folder, trained on all of train_sessions.txt
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py protocol \
-        --dataset yoochoose-1_64 --preset benchmark-yoochoose-1_64 --refit-epochs 20
+        --dataset yoochoose-1_64 --preset benchmark-yoochoose-1_64 --refit-epochs 23
 
 Both implementations get the same data in the same order (sessions by start time) and the
 same hyperparameters; both are timed per epoch (wall clock, and process CPU time, which is

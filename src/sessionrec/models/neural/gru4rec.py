@@ -246,7 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_sample": 4096,
         "sample_alpha": 0.5,
         "logq": 1.0,
-        "n_epochs": 20,
+        "n_epochs": 23,
     },
 }
 """Hyperparameter presets by dataset (``GRU4Rec(**PRESETS["diginetica"])``); the same are in
