@@ -77,6 +77,7 @@ def fitted(cls: type[PrefixRecommender]) -> PrefixRecommender:
         (NARM, "dropout_embed", 1.0),
         (NARM, "dropout_context", -0.1),
         (STAMP, "embedding_size", -1),
+        (STAMP, "formulation", "tensorflow"),
         (SRGNN, "hidden_size", 0),
         (SRGNN, "n_steps", 0),
         (SRGNN, "batch_size", 0),
@@ -110,6 +111,48 @@ def test_defaults_are_the_papers() -> None:
     assert (stamp.embedding_size, stamp.learning_rate, stamp.batch_size) == (100, 0.005, 512)
     assert (srgnn.hidden_size, srgnn.batch_size, srgnn.learning_rate) == (100, 100, 0.001)
     assert (srgnn.lr_decay, srgnn.lr_decay_every, srgnn.l2) == (0.1, 3, 1e-5)
+
+
+def test_stamp_authors_code_formulation_matches_a_hand_computation() -> None:
+    """No biases, the mean added to the memory, inputs clipped to norm 1.5 (module docstring)."""
+    model = STAMP(embedding_size=3, formulation="authors-code", device="cpu")
+    network = model._build_network(n_items=4).double()
+    assert not any(name.endswith("bias") for name, _ in network.named_parameters())
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        table = rng.normal(size=(5, 3))
+        table[0] = 0.0
+        table[2] *= 3.0 / np.linalg.norm(table[2])  # norm 3: clipped to 1.5
+        table[3] *= 0.5 / np.linalg.norm(table[3])  # norm 0.5: left alone
+        network["embedding"].weight.copy_(torch.from_numpy(table))
+        weights = {
+            key: rng.normal(size=(1 if key == "w0" else 3, 3))
+            for key in ("w0", "w1", "w2", "w3", "mlp_s", "mlp_t")
+        }
+        for key, value in weights.items():
+            network[key].weight.copy_(torch.from_numpy(value))
+    x = table[[3, 2]] * np.array([[1.0], [0.5]])  # the prefix [3, 2], item 2 clipped
+    last, mean = x[1], x.mean(axis=0)
+    sigmoid = 1.0 / (
+        1.0 + np.exp(-(x @ weights["w1"].T + last @ weights["w2"].T + mean @ weights["w3"].T))
+    )
+    alpha = sigmoid @ weights["w0"].T  # [2, 1], unnormalised
+    memory = (alpha * x).sum(axis=0) + mean
+    expected = np.tanh(weights["mlp_s"] @ memory) * np.tanh(weights["mlp_t"] @ last)
+    items = torch.tensor([[3, 2, 0]])  # padded to 3
+    got = model._session_vectors(network, items, torch.tensor([2]))
+    np.testing.assert_allclose(got[0].detach().numpy(), expected, rtol=1e-12)
+    paper = STAMP(embedding_size=3, device="cpu")._build_network(n_items=4)
+    assert sum(name.endswith("bias") for name, _ in paper.named_parameters()) == 3
+
+
+def test_stamp_authors_code_formulation_learns_and_round_trips(tmp_path: Path) -> None:
+    model = small(STAMP, formulation="authors-code").fit(TRAIN)
+    assert evaluate(model, TEST, protocol="next", cutoffs=(1,)).metrics()["hr@1"] == 100.0
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    assert loaded.get_params()["formulation"] == "authors-code"
+    batch = SessionBatch.from_sequences([[1, 2, 3], [5]])
+    np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
 
 
 # ---------------------------------------------------------------------------- prefix cases

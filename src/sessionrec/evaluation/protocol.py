@@ -27,6 +27,7 @@ import numpy as np
 
 from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
+from sessionrec._heap import reuse_freed_memory
 from sessionrec._progress import progress
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.data.sessions import UNKNOWN, SessionData
@@ -167,6 +168,7 @@ def rank_targets(scores: np.ndarray, targets: np.ndarray, ties: str) -> np.ndarr
     return ranks
 
 
+@reuse_freed_memory()
 def evaluate(
     model: Recommender,
     test: SessionData,

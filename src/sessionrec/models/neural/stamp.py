@@ -24,6 +24,12 @@ Deviations from the paper and its TensorFlow code:
   test set), and an optional step learning-rate decay and L2 (off by default).
 - Sessions without known items get the popularity fallback; items without training clicks
   score ``-inf``.
+- ``formulation="authors-code"`` builds the model of the authors' TensorFlow code instead of
+  the paper's equations (the published figures come from that code): no bias in any layer,
+  the session mean added to the attentive memory before its MLP
+  (``h_s = tanh(W_s (m_a + m_s))``), and every input embedding clipped to an L2 norm of at
+  most 1.5 as it is looked up (the output table, the same embeddings, is not clipped). The
+  code's gradient clipping (global norm 110) is left out. The default is the paper's.
 - Scoring runs a float64 copy of the trained (float32) weights, so that a session's scores
   do not depend on the batch it is scored in (float32 products round differently with the
   batch's shape).
@@ -36,18 +42,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sessionrec.models.base import check_int
+from sessionrec.models.base import check_choice, check_int
 from sessionrec.models.neural.prefix import PrefixRecommender
 
 if TYPE_CHECKING:
     import torch
 
+FORMULATIONS = ("paper", "authors-code")
+# The authors' code clips each looked-up input embedding to this L2 norm (``max_norm``).
+CODE_INPUT_MAX_NORM = 1.5
+
 
 class STAMP(PrefixRecommender):
     """STAMP (Liu et al. 2018); see the module docstring.
 
-    Own hyperparameter: ``embedding_size`` (the item embeddings and every hidden layer, as
-    in the paper). The shared ones are described in
+    Own hyperparameters: ``embedding_size`` (the item embeddings and every hidden layer, as
+    in the paper) and ``formulation`` (``"paper"`` or ``"authors-code"``, see the module
+    docstring). The shared ones are described in
     :class:`~sessionrec.models.neural.prefix.PrefixRecommender`; defaults follow the paper:
     embeddings 100, Adam 0.005, batch 512.
     """
@@ -58,6 +69,7 @@ class STAMP(PrefixRecommender):
         self,
         *,
         embedding_size: int = 100,
+        formulation: str = "paper",
         batch_size: int = 512,
         learning_rate: float = 0.005,
         lr_decay: float = 1.0,
@@ -73,7 +85,9 @@ class STAMP(PrefixRecommender):
         device: str = "auto",
     ) -> None:
         check_int("embedding_size", embedding_size)
+        check_choice("formulation", formulation, FORMULATIONS)
         self.embedding_size = embedding_size
+        self.formulation = formulation
         self._set_common(
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -95,15 +109,16 @@ class STAMP(PrefixRecommender):
         from torch import nn
 
         d = self.embedding_size
+        bias = self.formulation == "paper"
         network = nn.ModuleDict(
             {
                 "embedding": nn.Embedding(n_items + 1, d, padding_idx=0),
                 "w0": nn.Linear(d, 1, bias=False),
                 "w1": nn.Linear(d, d, bias=False),  # on every click
                 "w2": nn.Linear(d, d, bias=False),  # on the last click
-                "w3": nn.Linear(d, d),  # on the mean, with b_a
-                "mlp_s": nn.Linear(d, d),  # W_s, b_s
-                "mlp_t": nn.Linear(d, d),  # W_t, b_t
+                "w3": nn.Linear(d, d, bias=bias),  # on the mean, with b_a
+                "mlp_s": nn.Linear(d, d, bias=bias),  # W_s, b_s
+                "mlp_t": nn.Linear(d, d, bias=bias),  # W_t, b_t
             }
         )
         with torch.no_grad():
@@ -125,6 +140,9 @@ class STAMP(PrefixRecommender):
         net: Any = network  # a ModuleDict: its entries type as Tensor | Module
 
         embedded = net.embedding(items)  # [B, L, d]; padding rows are zero
+        if self.formulation == "authors-code":
+            norms = torch.linalg.vector_norm(embedded, dim=2, keepdim=True)
+            embedded = embedded * (CODE_INPUT_MAX_NORM / norms.clamp(min=CODE_INPUT_MAX_NORM))
         rows = torch.arange(items.shape[0], device=items.device)
         last = embedded[rows, lengths - 1]  # [B, d]: x_t = m_t
         mean = embedded.sum(dim=1) / lengths.unsqueeze(1).to(embedded.dtype)  # [B, d]: m_s
@@ -132,6 +150,8 @@ class STAMP(PrefixRecommender):
         attention = net.w0(torch.sigmoid(hidden))  # [B, L, 1]
         attention = attention * (items > 0).unsqueeze(2)  # padding weighs 0
         memory = (attention * embedded).sum(dim=1)  # [B, d]: m_a
+        if self.formulation == "authors-code":
+            memory = memory + mean
         h_s = torch.tanh(net.mlp_s(memory))
         h_t = torch.tanh(net.mlp_t(last))
         return h_s * h_t  # [B, d]: scores are (h_s * h_t) . x_i

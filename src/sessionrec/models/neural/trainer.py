@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from sessionrec._errors import ConfigError, ModelError
+from sessionrec._heap import reuse_freed_memory
 from sessionrec.models.neural import DEVICE_PATTERN
 
 log = logging.getLogger("sessionrec.models")
@@ -486,6 +487,7 @@ class EpochReport:
         return self.n_examples / self.seconds if self.seconds > 0 else math.inf
 
 
+@reuse_freed_memory()
 def train_epochs(
     *,
     model: str,

@@ -1,0 +1,90 @@
+"""Keep freed memory in the process heap while a loop allocates large arrays over and over.
+
+Why: glibc's malloc serves every request above its mmap threshold (at most 32 MiB) with a
+fresh ``mmap`` and returns it to the kernel on ``free``. Each page of a new mapping then costs
+a page fault and a zero-fill on first touch. Full-softmax training and full-ranking
+evaluation allocate several ``[batch, n_items]`` score arrays per step (88 MiB each for
+Diginetica's 43,097 items at batch 512). On this project's machines the page faults cost
+STAMP (one thread) 78 s of system time beside 122 s of user time (BENCHMARKS.md, "Host
+memory reuse").
+
+:func:`reuse_freed_memory` tells glibc to serve large blocks from the heap and not to trim
+it while the block runs, so a freed score array is handed out again to the next step
+without a page fault; on the way out it restores the defaults and returns the free heap to
+the kernel (``malloc_trim``). Elsewhere (musl, macOS, Windows) it does nothing.
+``SESSIONREC_REUSE_FREED_MEMORY=0`` turns it off (for A/B measurements).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# mallopt parameter numbers from glibc's <malloc.h>
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+# glibc's defaults, restored on the way out
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+# the largest value mallopt accepts (an int): free heap above 2 GiB is still trimmed
+_NO_TRIM = 2**31 - 1
+
+_lock = threading.Lock()
+_depth = 0
+_libc: Any = None
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc with ``mallopt`` and ``malloc_trim``, else None."""
+    global _libc
+    if _libc is None:
+        _libc = False
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            except OSError:
+                return None
+            if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim"):
+                lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                lib.malloc_trim.argtypes = [ctypes.c_size_t]
+                _libc = lib
+    return _libc or None
+
+
+def enabled() -> bool:
+    """Whether :func:`reuse_freed_memory` changes anything in this process."""
+    return os.environ.get("SESSIONREC_REUSE_FREED_MEMORY", "1") != "0" and _glibc() is not None
+
+
+@contextmanager
+def reuse_freed_memory() -> Iterator[None]:
+    """Serve large blocks from the heap and keep freed ones for reuse inside the block.
+
+    Nested and concurrent blocks share one setting: the defaults come back when the last
+    one ends.
+    """
+    global _depth
+    libc = _glibc() if enabled() else None
+    if libc is None:
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, _NO_TRIM)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
