@@ -116,9 +116,9 @@ class STAMP(PrefixRecommender):
                 "w0": nn.Linear(d, 1, bias=False),
                 "w1": nn.Linear(d, d, bias=False),  # on every click
                 "w2": nn.Linear(d, d, bias=False),  # on the last click
-                "w3": nn.Linear(d, d, bias=bias),  # on the mean, with b_a
-                "mlp_s": nn.Linear(d, d, bias=bias),  # W_s, b_s
-                "mlp_t": nn.Linear(d, d, bias=bias),  # W_t, b_t
+                "w3": nn.Linear(d, d, bias=bias),  # on the mean, with b_a (paper)
+                "mlp_s": nn.Linear(d, d, bias=bias),  # W_s, b_s (paper)
+                "mlp_t": nn.Linear(d, d, bias=bias),  # W_t, b_t (paper)
             }
         )
         with torch.no_grad():
