@@ -80,6 +80,7 @@ def fitted(cls: type[PrefixRecommender]) -> PrefixRecommender:
         (STAMP, "formulation", "tensorflow"),
         (SRGNN, "hidden_size", 0),
         (SRGNN, "n_steps", 0),
+        (SRGNN, "formulation", "pytorch"),
         (SRGNN, "batch_size", 0),
         (SRGNN, "learning_rate", 0.0),
         (STAMP, "lr_decay", 1.5),
@@ -262,6 +263,73 @@ def test_srgnn_session_graph_matches_the_hand_computed_matrices() -> None:
     np.testing.assert_allclose(a_out[1], self_loop)
     np.testing.assert_allclose(a_in[1], self_loop)
     assert not a_in[2].any() and not a_out[2].any()
+    # The authors' TensorFlow code: row j of a_in holds j's successors k weighted
+    # 1 / in-degree(k), row j of a_out its predecessors k weighted 1 / out-degree(k).
+    _, _, code_in, code_out = session_graphs(items, formulation="authors-code")
+    np.testing.assert_allclose(code_in[0], [[0, 0.5, 0, 0], [0, 0, 1, 1], [0, 0.5, 0, 0], [0] * 4])
+    np.testing.assert_allclose(code_out[0], [[0] * 4, [1, 0, 1, 0], [0, 0.5, 0, 0], [0, 0.5, 0, 0]])
+    np.testing.assert_allclose(code_in[1], self_loop)
+    np.testing.assert_allclose(code_out[1], self_loop)
+
+
+def test_srgnn_authors_code_formulation_matches_a_hand_computation() -> None:
+    """TensorFlow's GRU cell, no b_iah/b_oah, W_1 s_l in the readout (module docstring)."""
+    model = SRGNN(hidden_size=3, formulation="authors-code", device="cpu")
+    network = model._build_network(n_items=5).double()
+    assert {name for name, _ in network.named_parameters() if name.endswith(("bias", "c"))} == {
+        "edge_in.bias",
+        "edge_out.bias",
+        "gates.bias",
+        "candidate_input.bias",
+        "attention_bias.c",
+    }
+    torch.testing.assert_close(network["gates"].bias, torch.ones(6, dtype=torch.float64))
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        values = {name: rng.normal(size=tuple(p.shape)) for name, p in network.named_parameters()}
+        values["embedding.weight"][0] = 0.0
+        for name, parameter in network.named_parameters():
+            parameter.copy_(torch.from_numpy(values[name]))
+
+    def linear(name: str, x: np.ndarray) -> np.ndarray:
+        out = x @ values[f"{name}.weight"].T
+        return out + values[f"{name}.bias"] if f"{name}.bias" in values else out
+
+    def sigmoid(x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-x))
+
+    # The paper's Figure 2 session v1, v2, v3, v2, v4 as items 1, 2, 3, 2, 4 (ids + 1 in
+    # batches): edges v1->v2, v2->v3, v3->v2, v2->v4; in-degrees 0, 2, 1, 1 and out-degrees
+    # 1, 2, 1, 0. Successors go through W_in weighted by their in-degree, predecessors
+    # through W_out weighted by their out-degree.
+    h = values["embedding.weight"][[2, 3, 4, 5]]
+    successors = np.array([[0, 0.5, 0, 0], [0, 0, 1, 1], [0, 0.5, 0, 0], [0, 0, 0, 0]])
+    predecessors = np.array([[0, 0, 0, 0], [1, 0, 1, 0], [0, 0.5, 0, 0], [0, 0.5, 0, 0]])
+    a = np.concatenate(
+        [successors @ linear("edge_in", h), predecessors @ linear("edge_out", h)], axis=1
+    )
+    reset, update = np.split(sigmoid(linear("gates", np.concatenate([a, h], axis=1))), 2, axis=1)
+    candidate = np.tanh(linear("candidate_input", a) + linear("candidate_hidden", reset * h))
+    h = update * h + (1.0 - update) * candidate
+    clicks = h[[0, 1, 2, 1, 3]]
+    projected_last = linear("w_last", clicks[4])
+    alpha = linear(
+        "q", sigmoid(projected_last + linear("w_click", clicks) + values["attention_bias.c"])
+    )
+    pooled = (alpha * clicks).sum(axis=0)
+    expected = linear("w_out", np.concatenate([pooled, projected_last]))
+    items = torch.tensor([[2, 3, 4, 3, 5, 0]])  # padded to 6
+    got = model._session_vectors(network, items, torch.tensor([5]))
+    np.testing.assert_allclose(got[0].detach().numpy(), expected, rtol=1e-12)
+
+
+def test_srgnn_authors_code_formulation_learns_and_round_trips(tmp_path: Path) -> None:
+    model = small(SRGNN, formulation="authors-code").fit(TRAIN)
+    assert evaluate(model, TEST, protocol="next", cutoffs=(1,)).metrics()["hr@1"] == 100.0
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    assert loaded.get_params()["formulation"] == "authors-code"
+    batch = SessionBatch.from_sequences([[1, 2, 1, 3], [5]])
+    np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
 
 
 # ------------------------------------------------------------------------------ learning

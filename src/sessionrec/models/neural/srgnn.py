@@ -37,9 +37,20 @@ Deviations from the paper and the authors' code:
   do not depend on the batch it is scored in (float32 products round differently with the
   batch's shape).
 - Biases as in the paper's equations (6)-(7): the attention has one bias ``c`` and ``W_3``
-  none; the authors' code adds a second attention bias and one on ``W_3``.
+  none; the authors' PyTorch code adds a second attention bias and one on ``W_3``.
 - The padding row of the embedding table is zero (the authors' code has an item 0 with a
   trained embedding used by padding nodes; padding nodes never reach a real node's score).
+- ``formulation="authors-code"`` builds the model of the authors' TensorFlow code instead
+  (their first release; the default follows the paper's equations and their PyTorch
+  code). It differs in four places. (1) Its session graph weights each edge by the
+  degree of the node at its far end, not of the node being updated, and sends a node's
+  successors through ``W_in`` and its predecessors through ``W_out``
+  (:func:`session_graphs`). (2) The graph cell is TensorFlow's GRU cell: the reset gate
+  acts on the node vector before its matrix, ``h~ = tanh(W_o a + U_o (r * h) + b_o)``,
+  each gate has one bias, starting at 1, its matrices start Glorot-uniform, and there are
+  no ``b_iah``/``b_oah``. (3) The last click enters the readout through the attention's
+  matrix: ``s_h = W_3 [s_g ; W_1 v_n]`` (``W_1`` without ``c``, which the attention adds
+  on its own). (4) ``c`` starts at zero.
 
 Defaults are the paper's: hidden size 100, one propagation step, Adam 0.001 decayed by 0.1
 every 3 epochs, L2 1e-5, batch 100, initialisation ``U(±1/sqrt(hidden_size))``.
@@ -49,15 +60,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sessionrec.models.base import check_int
+from sessionrec.models.base import check_choice, check_int
 from sessionrec.models.neural.prefix import PrefixRecommender, embedding_weight
 
 if TYPE_CHECKING:
     import torch
 
+FORMULATIONS = ("paper", "authors-code")
+
 
 def session_graphs(
-    items: torch.Tensor, dtype: torch.dtype | None = None
+    items: torch.Tensor, dtype: torch.dtype | None = None, formulation: str = "paper"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The session graphs of a padded batch, built together.
 
@@ -71,6 +84,12 @@ def session_graphs(
       weighted ``1 / out-degree(j)``; an edge repeated in the session counts once.
 
     ``dtype``: of the two matrices (default float32).
+
+    ``formulation="authors-code"``: the matrices of the authors' TensorFlow code, which
+    divide each edge by the degree of the node at its other end and swap the neighbours:
+    row ``j`` of ``a_in`` holds node ``j``'s out-neighbours ``k`` weighted
+    ``1 / in-degree(k)``, row ``j`` of ``a_out`` its in-neighbours ``k`` weighted
+    ``1 / out-degree(k)``.
     """
     import torch
 
@@ -92,16 +111,21 @@ def session_graphs(
     adjacency[row_of[:, 1:][edge], alias[:, :-1][edge], alias[:, 1:][edge]] = 1.0
     out_degree = adjacency.sum(dim=2).clamp(min=1.0)  # [B, N]
     in_degree = adjacency.sum(dim=1).clamp(min=1.0)  # [B, N]
-    a_out = adjacency / out_degree.unsqueeze(2)
-    a_in = adjacency.transpose(1, 2) / in_degree.unsqueeze(2)
+    if formulation == "authors-code":
+        a_in = adjacency / in_degree.unsqueeze(1)
+        a_out = adjacency.transpose(1, 2) / out_degree.unsqueeze(1)
+    else:
+        a_out = adjacency / out_degree.unsqueeze(2)
+        a_in = adjacency.transpose(1, 2) / in_degree.unsqueeze(2)
     return nodes, alias, a_in, a_out
 
 
 class SRGNN(PrefixRecommender):
     """SR-GNN (Wu et al. 2019); see the module docstring.
 
-    Own hyperparameters: ``hidden_size`` (item embeddings and node vectors) and ``n_steps``
-    (propagation steps of the gated graph cell). The shared ones are described in
+    Own hyperparameters: ``hidden_size`` (item embeddings and node vectors), ``n_steps``
+    (propagation steps of the gated graph cell) and ``formulation`` (``"paper"`` or
+    ``"authors-code"``, see the module docstring). The shared ones are described in
     :class:`~sessionrec.models.neural.prefix.PrefixRecommender`.
     """
 
@@ -112,6 +136,7 @@ class SRGNN(PrefixRecommender):
         *,
         hidden_size: int = 100,
         n_steps: int = 1,
+        formulation: str = "paper",
         batch_size: int = 100,
         learning_rate: float = 0.001,
         lr_decay: float = 0.1,
@@ -128,8 +153,10 @@ class SRGNN(PrefixRecommender):
     ) -> None:
         check_int("hidden_size", hidden_size)
         check_int("n_steps", n_steps)
+        check_choice("formulation", formulation, FORMULATIONS)
         self.hidden_size = hidden_size
         self.n_steps = n_steps
+        self.formulation = formulation
         self._set_common(
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -147,6 +174,8 @@ class SRGNN(PrefixRecommender):
         )
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
+        if self.formulation == "authors-code":
+            return self._build_code_network(n_items)
         import torch
         from torch import nn
 
@@ -177,6 +206,45 @@ class SRGNN(PrefixRecommender):
             embedding_weight(network)[0].zero_()
         return network
 
+    def _build_code_network(self, n_items: int) -> torch.nn.Module:
+        """The authors' TensorFlow model (module docstring), with its initialisation."""
+        import torch
+        from torch import nn
+
+        d = self.hidden_size
+        network = nn.ModuleDict(
+            {
+                "embedding": nn.Embedding(n_items + 1, d, padding_idx=0),
+                "edge_in": nn.Linear(d, d),  # W_in, b_in
+                "edge_out": nn.Linear(d, d),  # W_out, b_out
+                "gates": nn.Linear(3 * d, 2 * d),  # [a ; h] -> reset, update (one bias each)
+                "candidate_input": nn.Linear(2 * d, d),  # W_o a + b_o
+                "candidate_hidden": nn.Linear(d, d, bias=False),  # U_o (r * h)
+                "w_last": nn.Linear(d, d, bias=False),  # W_1
+                "w_click": nn.Linear(d, d, bias=False),  # W_2
+                "q": nn.Linear(d, 1, bias=False),
+                "w_out": nn.Linear(2 * d, d, bias=False),  # W_3
+            }
+        )
+        network["attention_bias"] = nn.ParameterDict({"c": nn.Parameter(torch.zeros(d))})
+        bound = 1.0 / d**0.5
+        with torch.no_grad():
+            for parameter in network.parameters():
+                parameter.uniform_(-bound, bound)
+            embedding_weight(network)[0].zero_()
+            # TensorFlow's GRU cell: Glorot-uniform matrices over its stacked [a ; h] input,
+            # gate biases 1, candidate bias 0.
+            net: Any = network  # a ModuleDict: its entries type as Tensor | Module
+            gate_bound = (6.0 / (3 * d + 2 * d)) ** 0.5
+            candidate_bound = (6.0 / (3 * d + d)) ** 0.5
+            net.gates.weight.uniform_(-gate_bound, gate_bound)
+            net.gates.bias.fill_(1.0)
+            net.candidate_input.weight.uniform_(-candidate_bound, candidate_bound)
+            net.candidate_hidden.weight.uniform_(-candidate_bound, candidate_bound)
+            net.candidate_input.bias.zero_()
+            net.attention_bias.c.zero_()
+        return network
+
     def _session_vectors(
         self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
@@ -185,28 +253,42 @@ class SRGNN(PrefixRecommender):
         net: Any = network  # a ModuleDict: its entries type as Tensor | Module
 
         table = net.embedding.weight
-        nodes, alias, a_in, a_out = session_graphs(items, table.dtype)
+        nodes, alias, a_in, a_out = session_graphs(items, table.dtype, self.formulation)
         hidden = net.embedding(nodes)  # [B, N, d]
-        bias = net.aggregate_bias
+        code = self.formulation == "authors-code"
         for _ in range(self.n_steps):
-            incoming = a_in @ net.edge_in(hidden) + bias.incoming  # [B, N, d]
-            outgoing = a_out @ net.edge_out(hidden) + bias.outgoing  # [B, N, d]
-            gates_a = net.gate_input(torch.cat([incoming, outgoing], dim=2))  # [B, N, 3d]
-            gates_h = net.gate_hidden(hidden)  # [B, N, 3d]
-            a_r, a_z, a_o = gates_a.chunk(3, dim=2)
-            h_r, h_z, h_o = gates_h.chunk(3, dim=2)
-            reset = torch.sigmoid(a_r + h_r)
-            update = torch.sigmoid(a_z + h_z)
-            candidate = torch.tanh(a_o + reset * h_o)
+            incoming = a_in @ net.edge_in(hidden)  # [B, N, d]
+            outgoing = a_out @ net.edge_out(hidden)  # [B, N, d]
+            if code:
+                a = torch.cat([incoming, outgoing], dim=2)  # [B, N, 2d]
+                gates = torch.sigmoid(net.gates(torch.cat([a, hidden], dim=2)))
+                reset, update = gates.chunk(2, dim=2)
+                candidate = torch.tanh(
+                    net.candidate_input(a) + net.candidate_hidden(reset * hidden)
+                )
+            else:
+                incoming = incoming + net.aggregate_bias.incoming
+                outgoing = outgoing + net.aggregate_bias.outgoing
+                gates_a = net.gate_input(torch.cat([incoming, outgoing], dim=2))  # [B, N, 3d]
+                gates_h = net.gate_hidden(hidden)  # [B, N, 3d]
+                a_r, a_z, a_o = gates_a.chunk(3, dim=2)
+                h_r, h_z, h_o = gates_h.chunk(3, dim=2)
+                reset = torch.sigmoid(a_r + h_r)
+                update = torch.sigmoid(a_z + h_z)
+                candidate = torch.tanh(a_o + reset * h_o)
             hidden = candidate + update * (hidden - candidate)
         d = hidden.shape[2]
         clicks = hidden.gather(1, alias.unsqueeze(2).expand(-1, -1, d))  # [B, L, d]
         rows = torch.arange(items.shape[0], device=items.device)
         last = clicks[rows, lengths - 1]  # [B, d]: s_l
-        attention = net.q(
-            torch.sigmoid(net.w_last(last).unsqueeze(1) + net.w_click(clicks))
-        )  # [B, L, 1]
+        projected_last = net.w_last(last)  # W_1 s_l (+ c in the paper's formulation)
+        if code:
+            scores = projected_last.unsqueeze(1) + net.w_click(clicks) + net.attention_bias.c
+        else:
+            scores = projected_last.unsqueeze(1) + net.w_click(clicks)
+        attention = net.q(torch.sigmoid(scores))  # [B, L, 1]
         attention = attention * (items > 0).unsqueeze(2)  # padding weighs 0
         pooled = (attention * clicks).sum(dim=1)  # [B, d]: s_g
-        result: torch.Tensor = net.w_out(torch.cat([pooled, last], dim=1))  # [B, d]: s_h
+        readout_last = projected_last if code else last
+        result: torch.Tensor = net.w_out(torch.cat([pooled, readout_last], dim=1))  # s_h
         return result
