@@ -66,6 +66,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sessionrec.models")
 
+# A model's ``formulation``: its paper's equations, or the model of its authors' code where
+# the two differ (STAMP, SR-GNN; each model's docstring lists how).
+FORMULATIONS = ("paper", "authors-code")
+
 SCORE_CHUNK = 512
 """Prefixes run through the network at once when scoring (bounds the activations' memory)."""
 

@@ -61,12 +61,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sessionrec.models.base import check_choice, check_int
-from sessionrec.models.neural.prefix import PrefixRecommender, embedding_weight
+from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender, embedding_weight
 
 if TYPE_CHECKING:
     import torch
-
-FORMULATIONS = ("paper", "authors-code")
 
 
 def session_graphs(
@@ -174,75 +172,60 @@ class SRGNN(PrefixRecommender):
         )
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
-        if self.formulation == "authors-code":
-            return self._build_code_network(n_items)
         import torch
         from torch import nn
 
         d = self.hidden_size
-        network = nn.ModuleDict(
-            {
-                "embedding": nn.Embedding(n_items + 1, d, padding_idx=0),
-                "edge_in": nn.Linear(d, d),  # W_in, b_in
-                "edge_out": nn.Linear(d, d),  # W_out, b_out
-                "gate_input": nn.Linear(2 * d, 3 * d),  # W_r, W_z, W_o on a
-                "gate_hidden": nn.Linear(d, 3 * d),  # U_r, U_z, U_o on h
-                "w_last": nn.Linear(d, d),  # W_1 (with c)
-                "w_click": nn.Linear(d, d, bias=False),  # W_2
-                "q": nn.Linear(d, 1, bias=False),
-                "w_out": nn.Linear(2 * d, d, bias=False),  # W_3
-            }
-        )
-        network["aggregate_bias"] = nn.ParameterDict(
-            {
-                "incoming": nn.Parameter(torch.zeros(d)),  # b_iah
-                "outgoing": nn.Parameter(torch.zeros(d)),  # b_oah
-            }
-        )
-        bound = 1.0 / d**0.5
-        with torch.no_grad():
-            for parameter in network.parameters():
-                parameter.uniform_(-bound, bound)
-            embedding_weight(network)[0].zero_()
-        return network
-
-    def _build_code_network(self, n_items: int) -> torch.nn.Module:
-        """The authors' TensorFlow model (module docstring), with its initialisation."""
-        import torch
-        from torch import nn
-
-        d = self.hidden_size
-        network = nn.ModuleDict(
-            {
-                "embedding": nn.Embedding(n_items + 1, d, padding_idx=0),
-                "edge_in": nn.Linear(d, d),  # W_in, b_in
-                "edge_out": nn.Linear(d, d),  # W_out, b_out
+        code = self.formulation == "authors-code"
+        if code:  # TensorFlow's GRU cell (module docstring)
+            cell = {
                 "gates": nn.Linear(3 * d, 2 * d),  # [a ; h] -> reset, update (one bias each)
                 "candidate_input": nn.Linear(2 * d, d),  # W_o a + b_o
                 "candidate_hidden": nn.Linear(d, d, bias=False),  # U_o (r * h)
-                "w_last": nn.Linear(d, d, bias=False),  # W_1
+            }
+        else:
+            cell = {
+                "gate_input": nn.Linear(2 * d, 3 * d),  # W_r, W_z, W_o on a
+                "gate_hidden": nn.Linear(d, 3 * d),  # U_r, U_z, U_o on h
+            }
+        network = nn.ModuleDict(
+            {
+                "embedding": nn.Embedding(n_items + 1, d, padding_idx=0),
+                "edge_in": nn.Linear(d, d),  # W_in, b_in
+                "edge_out": nn.Linear(d, d),  # W_out, b_out
+                **cell,
+                "w_last": nn.Linear(d, d, bias=not code),  # W_1 (with c in the paper's)
                 "w_click": nn.Linear(d, d, bias=False),  # W_2
                 "q": nn.Linear(d, 1, bias=False),
                 "w_out": nn.Linear(2 * d, d, bias=False),  # W_3
             }
         )
-        network["attention_bias"] = nn.ParameterDict({"c": nn.Parameter(torch.zeros(d))})
+        if code:
+            network["attention_bias"] = nn.ParameterDict({"c": nn.Parameter(torch.zeros(d))})
+        else:
+            network["aggregate_bias"] = nn.ParameterDict(
+                {
+                    "incoming": nn.Parameter(torch.zeros(d)),  # b_iah
+                    "outgoing": nn.Parameter(torch.zeros(d)),  # b_oah
+                }
+            )
         bound = 1.0 / d**0.5
         with torch.no_grad():
             for parameter in network.parameters():
                 parameter.uniform_(-bound, bound)
             embedding_weight(network)[0].zero_()
-            # TensorFlow's GRU cell: Glorot-uniform matrices over its stacked [a ; h] input,
-            # gate biases 1, candidate bias 0.
-            net: Any = network  # a ModuleDict: its entries type as Tensor | Module
-            gate_bound = (6.0 / (3 * d + 2 * d)) ** 0.5
-            candidate_bound = (6.0 / (3 * d + d)) ** 0.5
-            net.gates.weight.uniform_(-gate_bound, gate_bound)
-            net.gates.bias.fill_(1.0)
-            net.candidate_input.weight.uniform_(-candidate_bound, candidate_bound)
-            net.candidate_hidden.weight.uniform_(-candidate_bound, candidate_bound)
-            net.candidate_input.bias.zero_()
-            net.attention_bias.c.zero_()
+            if code:
+                # TensorFlow's GRU cell: Glorot-uniform matrices over its stacked [a ; h]
+                # input, gate biases 1, candidate bias 0; the attention bias starts at 0.
+                net: Any = network  # a ModuleDict: its entries type as Tensor | Module
+                gate_bound = (6.0 / (3 * d + 2 * d)) ** 0.5
+                candidate_bound = (6.0 / (3 * d + d)) ** 0.5
+                net.gates.weight.uniform_(-gate_bound, gate_bound)
+                net.gates.bias.fill_(1.0)
+                net.candidate_input.weight.uniform_(-candidate_bound, candidate_bound)
+                net.candidate_hidden.weight.uniform_(-candidate_bound, candidate_bound)
+                net.candidate_input.bias.zero_()
+                net.attention_bias.c.zero_()
         return network
 
     def _session_vectors(
@@ -282,10 +265,9 @@ class SRGNN(PrefixRecommender):
         rows = torch.arange(items.shape[0], device=items.device)
         last = clicks[rows, lengths - 1]  # [B, d]: s_l
         projected_last = net.w_last(last)  # W_1 s_l (+ c in the paper's formulation)
+        scores = projected_last.unsqueeze(1) + net.w_click(clicks)
         if code:
-            scores = projected_last.unsqueeze(1) + net.w_click(clicks) + net.attention_bias.c
-        else:
-            scores = projected_last.unsqueeze(1) + net.w_click(clicks)
+            scores = scores + net.attention_bias.c
         attention = net.q(torch.sigmoid(scores))  # [B, L, 1]
         attention = attention * (items > 0).unsqueeze(2)  # padding weighs 0
         pooled = (attention * clicks).sum(dim=1)  # [B, d]: s_g

@@ -43,12 +43,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sessionrec.models.base import check_choice, check_int
-from sessionrec.models.neural.prefix import PrefixRecommender
+from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender
 
 if TYPE_CHECKING:
     import torch
 
-FORMULATIONS = ("paper", "authors-code")
 # The authors' code clips each looked-up input embedding to this L2 norm (``max_norm``).
 CODE_INPUT_MAX_NORM = 1.5
 
