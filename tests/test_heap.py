@@ -4,13 +4,20 @@ Page faults are counted with getrusage (minor faults), not timed: a 64 MiB block
 once is 16,384 pages, so the counts differ by orders of magnitude between the two cases.
 The blocks come from the C library's own malloc, so numpy's and torch's allocators (which
 may ask for huge pages) do not change what is counted.
+
+Each count is taken in a fresh interpreter. In a long-lived process (the test suite) an
+earlier test may have left a large free chunk in the heap below a live allocation; glibc
+then serves later large requests from that chunk, without a new mapping, whatever the
+setting, and the "outside" counts would say nothing about this module.
 """
 
 from __future__ import annotations
 
-import ctypes
-import resource
-from collections.abc import Iterator
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -22,47 +29,77 @@ pytestmark = pytest.mark.skipif(_heap._glibc() is None, reason="needs glibc's ma
 BLOCK = 64 * 2**20
 PAGES = BLOCK // 4096
 
+# Defines faults_per_block() in the child; each scenario below appends its steps.
+_CHILD_PRELUDE = f"""
+import ctypes, json, resource
+from sessionrec import _heap
+from sessionrec._heap import reuse_freed_memory
 
-def faults_per_block(rounds: int = 4) -> float:
-    """Minor page faults per malloc-touch-free round of one 64 MiB block, after a warm-up."""
-    libc = _heap._glibc()
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
+libc = _heap._glibc()
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
 
-    def one_round() -> None:
-        pointer = libc.malloc(BLOCK)
-        assert pointer
-        ctypes.memset(pointer, 1, BLOCK)
-        libc.free(pointer)
 
-    one_round()
+def one_round():
+    pointer = libc.malloc({BLOCK})
+    assert pointer
+    ctypes.memset(pointer, 1, {BLOCK})
+    libc.free(pointer)
+
+
+def faults_per_block(rounds=4):
+    one_round()  # warm-up
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(rounds):
         one_round()
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / rounds
 
 
+counts = {{}}
+"""
+
+
+def run_child(steps: str, **env: str) -> dict[str, float]:
+    """Run ``steps`` after the prelude in a fresh interpreter; return its ``counts``."""
+    script = _CHILD_PRELUDE + textwrap.dedent(steps) + "\nprint(json.dumps(counts))\n"
+    child_env = {k: v for k, v in os.environ.items() if k != "SESSIONREC_REUSE_FREED_MEMORY"}
+    child_env.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=child_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    counts: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return counts
+
+
 @pytest.fixture(autouse=True)
-def enabled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def enabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SESSIONREC_REUSE_FREED_MEMORY", raising=False)
-    yield
-    assert _heap._depth == 0
 
 
 def test_freed_blocks_are_reused_inside_and_returned_after() -> None:
-    assert faults_per_block() > PAGES / 2  # glibc's default: a fresh mapping every time
-    with reuse_freed_memory():
-        assert faults_per_block() < PAGES / 50
-    assert faults_per_block() > PAGES / 2  # defaults restored
+    counts = run_child("""
+        counts["before"] = faults_per_block()
+        with reuse_freed_memory():
+            counts["inside"] = faults_per_block()
+        counts["after"] = faults_per_block()
+    """)
+    assert counts["before"] > PAGES / 2  # glibc's default: a fresh mapping every time
+    assert counts["inside"] < PAGES / 50
+    assert counts["after"] > PAGES / 2  # defaults restored
 
 
 def test_nested_blocks_keep_the_setting_until_the_outer_one_ends() -> None:
-    with reuse_freed_memory():
+    counts = run_child("""
         with reuse_freed_memory():
-            pass
-        assert faults_per_block() < PAGES / 50
-    assert faults_per_block() > PAGES / 2
+            with reuse_freed_memory():
+                pass
+            counts["inner ended"] = faults_per_block()
+        counts["outer ended"] = faults_per_block()
+    """)
+    assert counts["inner ended"] < PAGES / 50
+    assert counts["outer ended"] > PAGES / 2
 
 
 def test_works_as_a_decorator_and_restores_after_an_exception() -> None:
@@ -74,7 +111,20 @@ def test_works_as_a_decorator_and_restores_after_an_exception() -> None:
     with pytest.raises(ValueError, match="inside"):
         fails()
     assert _heap._depth == 0
-    assert faults_per_block() > PAGES / 2
+
+    counts = run_child("""
+        @reuse_freed_memory()
+        def fails():
+            raise ValueError("inside")
+
+        try:
+            fails()
+        except ValueError:
+            counts["depth"] = _heap._depth
+        counts["after"] = faults_per_block()
+    """)
+    assert counts["depth"] == 0
+    assert counts["after"] > PAGES / 2
 
 
 def test_the_environment_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +132,40 @@ def test_the_environment_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) 
     assert not _heap.enabled()
     with reuse_freed_memory():
         assert _heap._depth == 0
-        assert faults_per_block() > PAGES / 2
+
+    counts = run_child(
+        """
+        with reuse_freed_memory():
+            counts["depth"] = _heap._depth
+            counts["inside"] = faults_per_block()
+        """,
+        SESSIONREC_REUSE_FREED_MEMORY="0",
+    )
+    assert counts["depth"] == 0
+    assert counts["inside"] > PAGES / 2
+
+
+def test_a_large_free_chunk_left_below_a_live_block_serves_later_requests() -> None:
+    # Why the counts above are taken in a fresh interpreter, and what the block leaves behind:
+    # memory freed inside it below a still-live allocation stays in the heap (malloc_trim
+    # hands its pages back to the kernel) and serves later large requests from there.
+    counts = run_child("""
+        def resident_mib():
+            return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+        counts["resident before"] = resident_mib()
+        with reuse_freed_memory():
+            big = libc.malloc(4 * 64 * 2**20)
+            ctypes.memset(big, 1, 4 * 64 * 2**20)
+            above = libc.malloc(8 * 2**20)  # lands above big, so big cannot be trimmed away
+            libc.free(big)
+        counts["resident after"] = resident_mib()
+        counts["faults after"] = faults_per_block()
+        libc.free(above)
+    """)
+    assert counts["faults after"] < PAGES / 50
+    # the 256 MiB freed inside were handed back to the kernel on the way out
+    assert counts["resident after"] - counts["resident before"] < 32
 
 
 def test_training_and_evaluation_loops_run_inside_it() -> None:

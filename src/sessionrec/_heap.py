@@ -11,7 +11,10 @@ memory reuse").
 :func:`reuse_freed_memory` tells glibc to serve large blocks from the heap and not to trim
 it while the block runs, so a freed score array is handed out again to the next step
 without a page fault; on the way out it restores the defaults and returns the free heap to
-the kernel (``malloc_trim``). Elsewhere (musl, macOS, Windows) it does nothing.
+the kernel (``malloc_trim``). Memory freed inside the block below a still-live allocation
+stays in the heap as a free chunk (its pages handed back by ``malloc_trim``), so a large
+request after the block may still be served from there, without a new mapping. Elsewhere
+(musl, macOS, Windows) it does nothing.
 ``SESSIONREC_REUSE_FREED_MEMORY=0`` turns it off (for A/B measurements).
 """
 
