@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
@@ -63,10 +64,12 @@ counts = {{}}
 def run_child(steps: str, **env: str) -> dict[str, float]:
     """Run ``steps`` after the prelude in a fresh interpreter; return its ``counts``."""
     script = _CHILD_PRELUDE + textwrap.dedent(steps) + "\nprint(json.dumps(counts))\n"
-    child_env = {k: v for k, v in os.environ.items() if k != "SESSIONREC_REUSE_FREED_MEMORY"}
-    child_env.update(env)
     done = subprocess.run(
-        [sys.executable, "-c", script], env=child_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},  # the fixture below has cleared the switch unless a test set it
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     counts: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
@@ -74,8 +77,10 @@ def run_child(steps: str, **env: str) -> dict[str, float]:
 
 
 @pytest.fixture(autouse=True)
-def enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+def enabled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("SESSIONREC_REUSE_FREED_MEMORY", raising=False)
+    yield
+    assert _heap._depth == 0
 
 
 def test_freed_blocks_are_reused_inside_and_returned_after() -> None:
