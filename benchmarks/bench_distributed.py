@@ -58,7 +58,7 @@ from typing import Any
 import torch
 
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
-from sessionrec.models.persist import load_model
+from sessionrec.models.registry import load_model
 from sessionrec.models.registry import MODELS as REGISTRY
 
 DATA = Path(

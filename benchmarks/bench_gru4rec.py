@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from sessionrec.data.events import read_events
+from sessionrec.models.registry import load_model
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
@@ -332,7 +333,7 @@ def serving_latency(model: GRU4Rec, test: SessionData, n: int = 300) -> dict[str
 
 def serving(args: argparse.Namespace) -> None:
     """Serving latency of a saved model on a benchmark folder's test sessions."""
-    model = Recommender.load(args.model_dir)
+    model = load_model(args.model_dir)
     if not isinstance(model, GRU4Rec):
         sys.exit(f"{args.model_dir} is not a GRU4Rec model")
     test = read_sessions_txt(DATA / DATASETS[args.dataset]["folder"] / "test_sessions.txt")

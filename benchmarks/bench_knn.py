@@ -85,7 +85,7 @@ def load_params(params_dir: Path | None, dataset: str, model: str) -> dict[str, 
 def run(
     dataset: str, label: str, name: str, params: dict[str, Any], data: Any, args: Any
 ) -> dict[str, Any]:
-    from sessionrec.data.sessions import _gather_ranges
+    from sessionrec.data.sessions import gather_ranges
     from sessionrec.evaluation import metrics
     from sessionrec.evaluation.protocol import evaluate, make_cases
     from sessionrec.models.base import SessionBatch
@@ -108,7 +108,7 @@ def run(
 
     def prefix_batch(lo: int, hi: int) -> SessionBatch:
         lengths = cases.lengths[lo:hi]
-        click = _gather_ranges(cases.starts[lo:hi], lengths)
+        click = gather_ranges(cases.starts[lo:hi], lengths)
         items = mapped[click]
         keep = items >= 0
         owner = np.repeat(np.arange(hi - lo), lengths)[keep]

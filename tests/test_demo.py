@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from sessionrec._errors import ConfigError
+from sessionrec.models.registry import load_model
 from sessionrec.cli import main
 from sessionrec.data.synthetic import generate_shop
 from sessionrec.demo import (
@@ -34,7 +35,7 @@ def test_demo_runs_the_whole_loop_and_saves_two_models_and_the_catalog(tmp_path)
         (recs,) = result.models[name].recommend([session], k=10, exclude_seen=True)
         assert len(recs) == 10
         assert category_share(recs, shop.catalog, "sportswear/fitness") >= 0.9
-        loaded = Recommender.load(folder / "models" / name)
+        loaded = load_model(folder / "models" / name)
         assert loaded.recommend([session], k=10, exclude_seen=True) == [recs]
     (recs,) = model.recommend([session], k=10, exclude_seen=True)
     assert recs == result.models["sr"].recommend([session], k=10, exclude_seen=True)[0]

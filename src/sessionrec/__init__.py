@@ -11,8 +11,6 @@ The public API (everything else is internal and may change):
 - evaluation: :func:`evaluate` (full ranking, pessimistic ties) and its result.
 """
 
-__version__ = "0.1.0"
-
 from sessionrec._errors import (
     ConfigError,
     DataError,
@@ -34,8 +32,9 @@ from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.data.split import last_fraction_split, restrict_items, temporal_split
 from sessionrec.data.synthetic import generate_clicks, generate_shop, make_catalog
 from sessionrec.evaluation.protocol import BenchmarkFolder, EvaluationResult, evaluate
+from sessionrec._version import __version__
 from sessionrec.models.base import Reason, Recommender, ScoredItem, SessionBatch
-from sessionrec.models.persist import load_model
+from sessionrec.models.registry import load_model
 from sessionrec.models.registry import MODELS, create_model
 
 __all__ = [

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sessionrec import __version__
+from sessionrec._version import __version__
+from sessionrec.models.registry import load_model
 from sessionrec._errors import ConfigError, SessionrecError
 
 log = logging.getLogger("sessionrec")
@@ -167,7 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     train = folder.train()
     fit_seconds: float | None = None
     if args.model_dir:
-        model = Recommender.load(args.model_dir)
+        model = load_model(args.model_dir)
     else:
         model, fit_seconds = _fit(args, train)
     if args.latency_calls < 0:
@@ -252,7 +253,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from sessionrec.models.base import Recommender
 
-    model = Recommender.load(args.model_dir)
+    model = load_model(args.model_dir)
     known = [item for item in args.items if item in model.vocab_]
     if len(known) < len(args.items):
         log.warning(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sessionrec.cli import main
+from sessionrec.models.registry import load_model
 from sessionrec.models.persist import MANIFEST
 
 TRAIN = ["1 2 3", "2 3 4", "1 2 3 4", "3 4", "2 3", "1 2"]
@@ -110,7 +111,7 @@ def test_train_refit_trains_again_for_the_epochs_validation_chose(bench, tmp_pat
         "--output", str(out_dir),
     )  # fmt: skip
     assert code == 0
-    refit = Recommender.load(out_dir)
+    refit = load_model(out_dir)
     assert refit.get_params()["n_epochs"] == chosen
     assert refit.get_params()["valid_fraction"] == 0.0
     assert len(refit.epoch_losses_) == chosen  # every session trained, no early stop

@@ -4,7 +4,7 @@ import pytest
 
 from sessionrec._errors import DataError
 from sessionrec.data.formats import read_sessions_txt, write_sessions_txt
-from sessionrec.data.sessions import UNKNOWN, ItemVocab, SessionData, _gather_ranges
+from sessionrec.data.sessions import UNKNOWN, ItemVocab, SessionData, gather_ranges
 
 
 def test_vocab_int_lookup_accepts_text_forms():
@@ -109,10 +109,10 @@ def test_from_frame_without_time_keeps_file_order():
         SessionData.from_frame(pl.DataFrame({"session_id": [1]}))
 
 
-def test_gather_ranges():
-    got = _gather_ranges(np.array([5, 0, 2, 9]), np.array([2, 0, 3, 1]))
+def testgather_ranges():
+    got = gather_ranges(np.array([5, 0, 2, 9]), np.array([2, 0, 3, 1]))
     np.testing.assert_array_equal(got, [5, 6, 2, 3, 4, 9])
-    assert _gather_ranges(np.array([3]), np.array([0])).size == 0
+    assert gather_ranges(np.array([3]), np.array([0])).size == 0
 
 
 def test_sessions_txt_round_trip(tmp_path):

@@ -3,13 +3,9 @@ import pytest
 
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
-from sessionrec.evaluation.protocol import (
-    evaluate,
-    make_cases,
-    rank_targets,
-    write_predictions,
-)
+from sessionrec.evaluation.protocol import evaluate, make_cases, write_predictions
 from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.models.topk import rank_targets
 
 
 class FixedScores(Recommender):

@@ -16,6 +16,7 @@ import pytest
 from successor_data import successor_sessions
 
 from sessionrec.data.sessions import ItemVocab, SessionData
+from sessionrec.models.registry import load_model
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST
@@ -85,6 +86,6 @@ def test_trains_validates_and_serves_from_the_cpu(name: str, device: str, tmp_pa
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["params"]["device"] = "cpu"
     (path / MANIFEST).write_text(json.dumps(manifest))
-    loaded = Recommender.load(path)
+    loaded = load_model(path)
     batch = model.encode_sessions([["i1", "i2", "i3"], ["i7"], ["i9", "i10", "i9", "i10"]])
     np.testing.assert_allclose(loaded.score(batch), model.score(batch), rtol=1e-4, atol=1e-4)

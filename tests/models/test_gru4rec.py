@@ -18,6 +18,7 @@ import pytest
 import successor_data
 
 from sessionrec._errors import ConfigError, ModelError
+from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender, SessionBatch
@@ -173,7 +174,7 @@ def test_n_sample_larger_than_the_catalog_is_clamped_with_a_warning() -> None:
 def test_save_load_gives_identical_scores(params: dict[str, Any], tmp_path: Path) -> None:
     model = GRU4Rec(**{**SMALL, "n_epochs": 1, **params}).fit(TRAIN)
     batch = SessionBatch.from_sequences([[1, 2, 3], [29], [5, 6, 7, 8, 9]])
-    loaded = Recommender.load(model.save(tmp_path / "m"))
+    loaded = load_model(model.save(tmp_path / "m"))
     assert isinstance(loaded, GRU4Rec)
     np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
     np.testing.assert_array_equal(loaded.epoch_losses_, model.epoch_losses_)
@@ -186,12 +187,12 @@ def test_load_refuses_weights_that_do_not_match_the_manifest(tmp_path: Path) -> 
     manifest["params"]["hidden_size"] = 64  # the weights are 32 wide
     (path / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match=r"item_weights.*shape \(32, 64\)"):
-        Recommender.load(path)
+        load_model(path)
     manifest["params"]["hidden_size"] = 32
     manifest["params"]["n_layers"] = 2  # no weights for a second layer
     (path / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="missing"):
-        Recommender.load(path)
+        load_model(path)
 
 
 # ------------------------------------------------------------------------------ no torch
@@ -227,5 +228,5 @@ def test_cuda_training_serves_on_the_cpu(tmp_path: Path) -> None:
     (path / MANIFEST).write_text(json.dumps(manifest))
     batch = SessionBatch.from_sequences([[1, 2, 3]])
     np.testing.assert_allclose(
-        Recommender.load(path).score(batch), model.score(batch), rtol=1e-4, atol=1e-4
+        load_model(path).score(batch), model.score(batch), rtol=1e-4, atol=1e-4
     )

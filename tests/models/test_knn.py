@@ -20,7 +20,7 @@ from sessionrec._errors import ConfigError, DataError, ModelError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import (
     BenchmarkFolder,
-    _prefix_batch,
+    prefix_batch,
     evaluate,
     make_cases,
     rank_targets,
@@ -418,7 +418,7 @@ def test_vsknn_yardstick(shared_data: Path, name: str, n_cases: int, hr: float, 
     ranks = np.concatenate(
         [
             model.target_ranks(
-                _prefix_batch(
+                prefix_batch(
                     mapped, None, cases.starts[lo : lo + 8192], cases.lengths[lo : lo + 8192]
                 ),
                 targets[lo : lo + 8192],

@@ -17,6 +17,7 @@ import pytest
 import successor_data
 
 from sessionrec._errors import ConfigError, DataError
+from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender, SessionBatch
@@ -150,7 +151,7 @@ def test_stamp_authors_code_formulation_matches_a_hand_computation() -> None:
 def test_stamp_authors_code_formulation_learns_and_round_trips(tmp_path: Path) -> None:
     model = small(STAMP, formulation="authors-code").fit(TRAIN)
     assert evaluate(model, TEST, protocol="next", cutoffs=(1,)).metrics()["hr@1"] == 100.0
-    loaded = Recommender.load(model.save(tmp_path / "m"))
+    loaded = load_model(model.save(tmp_path / "m"))
     assert loaded.get_params()["formulation"] == "authors-code"
     batch = SessionBatch.from_sequences([[1, 2, 3], [5]])
     np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
@@ -326,7 +327,7 @@ def test_srgnn_authors_code_formulation_matches_a_hand_computation() -> None:
 def test_srgnn_authors_code_formulation_learns_and_round_trips(tmp_path: Path) -> None:
     model = small(SRGNN, formulation="authors-code").fit(TRAIN)
     assert evaluate(model, TEST, protocol="next", cutoffs=(1,)).metrics()["hr@1"] == 100.0
-    loaded = Recommender.load(model.save(tmp_path / "m"))
+    loaded = load_model(model.save(tmp_path / "m"))
     assert loaded.get_params()["formulation"] == "authors-code"
     batch = SessionBatch.from_sequences([[1, 2, 1, 3], [5]])
     np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
@@ -406,7 +407,7 @@ def test_save_load_round_trip_gives_identical_scores(
     cls: type[PrefixRecommender], tmp_path: Path
 ) -> None:
     model = fitted(cls)
-    loaded = Recommender.load(model.save(tmp_path / "m"))
+    loaded = load_model(model.save(tmp_path / "m"))
     assert isinstance(loaded, cls)
     batch = SessionBatch.from_sequences([[1, 2, 3], [], [5], [4, 4, 6, 2]])
     np.testing.assert_array_equal(loaded.score(batch), model.score(batch))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sessionrec.data.sessions import ItemVocab, SessionData
+from sessionrec.models.registry import load_model
 from sessionrec.models.base import Recommender
 from sessionrec.models.quantized import QuantizedTable
 from sessionrec.models.topk import select_top_k
@@ -146,5 +147,5 @@ def test_the_int8_table_follows_a_new_fit_and_a_load(
     fit_served(name, second, model)  # the same object trained again on other sessions
     assert_serves_the_dense_top_k(model, second)
     assert model.__dict__["_int8_table"] is not built
-    loaded = Recommender.load(model.save(tmp_path / "model"))
+    loaded = load_model(model.save(tmp_path / "model"))
     assert_serves_the_dense_top_k(loaded, second)

@@ -11,6 +11,7 @@ import pytest
 import successor_data
 
 from sessionrec._errors import ConfigError
+from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.models.neural.sasrec import SASRec
@@ -184,7 +185,7 @@ def test_validation_selects_the_epoch_with_the_evaluation_module() -> None:
 
 # ------------------------------------------------------------------- persistence, fallback
 def test_save_load_gives_identical_scores(fitted: SASRec, tmp_path: Path) -> None:
-    loaded = Recommender.load(fitted.save(tmp_path / "model"))
+    loaded = load_model(fitted.save(tmp_path / "model"))
     assert isinstance(loaded, SASRec)
     batch = fitted.encode_sessions([["c1", "c2"], ["c7"], [], ["c3", "c4", "c5", "c6", "c7"]])
     np.testing.assert_array_equal(loaded.score(batch), fitted.score(batch))

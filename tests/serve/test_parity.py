@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from sessionrec.cli import main as sessionrec_main
+from sessionrec.models.registry import load_model
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.base import Recommender
 from sessionrec.models.registry import MODELS
@@ -105,9 +106,7 @@ def served(request, split: Path, tmp_path_factory) -> Iterator[tuple[str, Path, 
 def test_replay_equals_offline_evaluation(served, split):
     _, model_dir, url = served
     folder = BenchmarkFolder(split)
-    offline = evaluate(
-        Recommender.load(model_dir), folder.test(), protocol="benchmark", cutoffs=(K,)
-    )
+    offline = evaluate(load_model(model_dir), folder.test(), protocol="benchmark", cutoffs=(K,))
     online = replay_file(split / "test_sessions.txt", url, k=K, concurrency=4)
     assert online.errors == 0
     assert online.n_cases == offline.n_cases

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sessionrec.models.base import Recommender
+from sessionrec.models.registry import load_model
 from sessionrec.serve.app import create_app
 from sessionrec.serve.config import ServeConfig, VariantSpec, parse_variant
 from sessionrec.serve.registry import ModelLoader, ModelRegistry, stable_fraction
@@ -232,7 +233,7 @@ def test_watcher_reloads_a_replaced_folder_and_refuses_a_broken_one(make_config,
 
 
 def test_loaded_model_equals_a_direct_load(shop):
-    model = Recommender.load(shop.sr_dir)
+    model = load_model(shop.sr_dir)
     config = ServeConfig(variants=(VariantSpec("default", str(shop.sr_dir)),), reload_interval=0)
     loaded = ModelLoader(config).load("default", str(shop.sr_dir))
     direct = model.recommend([["1", "5"]], k=5)[0]

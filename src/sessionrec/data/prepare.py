@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sessionrec import __version__
+from sessionrec._version import __version__
 from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.cleaning import _ordered, clean, sessionize

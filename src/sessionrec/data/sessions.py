@@ -262,7 +262,7 @@ class SessionData:
         lengths = self.lengths[idx]
         offsets = np.zeros(idx.size + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        click = _gather_ranges(self.offsets[idx], lengths)
+        click = gather_ranges(self.offsets[idx], lengths)
         return SessionData(
             offsets=offsets,
             items=self.items[click],
@@ -584,7 +584,7 @@ def _check_type_count(names: tuple[str, ...]) -> None:
         raise DataError(f"too many distinct event types ({len(names)} > 127)")
 
 
-def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + n)`` for every (s, n): CSR row gathering."""
     total = int(lengths.sum())
     if total == 0:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numba
 import numpy as np
 
 from sessionrec._atomic import atomic_file
@@ -30,11 +29,10 @@ from sessionrec._errors import ConfigError, DataError
 from sessionrec._heap import reuse_freed_memory
 from sessionrec._progress import progress
 from sessionrec.data.formats import read_sessions_txt
-from sessionrec.data.sessions import UNKNOWN, SessionData
-from sessionrec.data.sessions import _gather_ranges as gather_ranges
+from sessionrec.data.sessions import UNKNOWN, SessionData, gather_ranges
 from sessionrec.evaluation import metrics
 from sessionrec.models.base import Recommender, SessionBatch
-from sessionrec.models.topk import select_top_k
+from sessionrec.models.topk import rank_targets, select_top_k
 
 log = logging.getLogger("sessionrec.evaluation")
 
@@ -120,54 +118,6 @@ class EvaluationResult:
         return metrics.by_length(self.ranks, self.prefix_lengths, k or max(self.cutoffs))
 
 
-@numba.njit(cache=True, nogil=True)
-def _count_above_and_tied(
-    scores: np.ndarray, targets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Per row: how many items score above the target, and how many others tie with it."""
-    n, m = scores.shape
-    above = np.zeros(n, dtype=np.int64)
-    tied = np.zeros(n, dtype=np.int64)
-    for r in range(n):
-        t = targets[r]
-        if t < 0:
-            continue
-        s = scores[r, t]
-        a = 0
-        e = 0
-        for j in range(m):
-            v = scores[r, j]
-            if v > s:
-                a += 1
-            elif v == s:
-                e += 1
-        above[r] = a
-        tied[r] = e - 1
-    return above, tied
-
-
-def rank_targets(scores: np.ndarray, targets: np.ndarray, ties: str) -> np.ndarray:
-    """1-based ranks of ``targets`` in each row of ``scores``; ``inf`` for a miss.
-
-    One compiled pass per row: two numpy comparisons over the whole score matrix cost
-    twice the memory traffic of the model's own scoring.
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    if scores.dtype not in (np.float32, np.float64):
-        scores = scores.astype(np.float64)
-    above, tied = _count_above_and_tied(np.ascontiguousarray(scores), targets)
-    ranks = 1.0 + above.astype(np.float64)
-    if ties == "pessimistic":
-        ranks += tied
-    elif ties == "average":
-        ranks += tied / 2.0
-    known = targets >= 0
-    target_scores = np.full(targets.shape, -np.inf)
-    target_scores[known] = scores[np.flatnonzero(known), targets[known]]
-    ranks[~(target_scores > -np.inf)] = np.inf  # unknown target, -inf or NaN score: a miss
-    return ranks
-
-
 @reuse_freed_memory()
 def evaluate(
     model: Recommender,
@@ -212,7 +162,7 @@ def evaluate(
     batches = range(0, n, batch_size)
     for lo in progress(batches, total=len(batches), desc=f"evaluate {model.name}", unit="batch"):
         hi = min(lo + batch_size, n)
-        batch = _prefix_batch(mapped, times, cases.starts[lo:hi], cases.lengths[lo:hi])
+        batch = prefix_batch(mapped, times, cases.starts[lo:hi], cases.lengths[lo:hi])
         scores = model.score(batch)
         if scores.shape != (hi - lo, n_items):
             raise DataError(
@@ -241,7 +191,7 @@ def evaluate(
     )
 
 
-def _prefix_batch(
+def prefix_batch(
     items: np.ndarray, times: np.ndarray | None, starts: np.ndarray, lengths: np.ndarray
 ) -> SessionBatch:
     """The prefixes of a slice of cases as a batch, with unknown items dropped."""

@@ -152,7 +152,7 @@ def build_results(
     latency_seed: int | None = None,
 ) -> dict[str, Any]:
     """The results-file dict of one evaluated model (see the module docstring)."""
-    from sessionrec import __version__
+    from sessionrec._version import __version__
 
     if REPORT_K not in result.cutoffs:
         raise ConfigError(

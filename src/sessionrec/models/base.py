@@ -1,4 +1,4 @@
-"""The model contract every recommender follows (see DESIGN.md, "The model contract").
+"""The model contract every recommender follows (``docs/architecture.md``, "The model contract").
 
 - ``__init__`` stores keyword hyperparameters unchanged and rejects values out of range.
 - ``fit(train, valid=None)`` learns from :class:`SessionData` and returns ``self``; learned
@@ -8,7 +8,12 @@
   override with a faster exact search), so offline numbers describe the served model.
 - :meth:`Recommender.recommend` speaks external ids, is batched and stateless; a fitted model
   is read-only and may be shared between threads.
-- ``save``/``load`` write a JSON manifest and ``.npz`` arrays, never pickles.
+- ``save`` (and :func:`sessionrec.models.registry.load_model`) write and read a JSON manifest
+  and ``.npz`` arrays, never pickles.
+- What callers may ask beyond scoring is declared here with a default, never probed with
+  ``getattr``: :meth:`Recommender.target_ranks` (the fast path of validation),
+  :meth:`Recommender.fallback_mask` (which sessions got the model's own popularity
+  fallback) and :meth:`Recommender.training_history` (per-epoch figures of trained models).
 - :meth:`Recommender.explain` gives one :class:`Reason` per recommended item. It is a
   separate, slower path (the default scores the session once per distinct item), never
   called by ``recommend``/``score``.
@@ -27,7 +32,7 @@ import numpy as np
 
 from sessionrec._errors import ConfigError, DataError, ModelError, NotFittedError
 from sessionrec.data.sessions import UNKNOWN, ItemId, ItemVocab, SessionData
-from sessionrec.models.topk import select_top_k
+from sessionrec.models.topk import rank_targets, select_top_k
 
 
 class ScoredItem(NamedTuple):
@@ -133,6 +138,24 @@ class Reason:
             raise ModelError(f"unknown reason kind {self.kind!r}; expected one of {REASON_KINDS}")
 
 
+@dataclass(frozen=True)
+class TrainingHistory:
+    """What a model's training did, epoch by epoch (models trained in epochs only).
+
+    ``losses``, ``seconds`` and ``examples`` have one entry per epoch run; ``valid`` holds
+    the validation metric (``valid_metric``, e.g. ``"hr@20"``, in percent) per epoch, NaN
+    for an epoch without validation; ``best_epoch`` (1-based) is the epoch whose weights
+    the model kept.
+    """
+
+    losses: np.ndarray
+    seconds: np.ndarray
+    examples: np.ndarray
+    valid: np.ndarray
+    valid_metric: str
+    best_epoch: int
+
+
 def distinct_recent_first(session: np.ndarray) -> np.ndarray:
     """The distinct items of a session (internal indices), most recently clicked first."""
     backwards = np.asarray(session, dtype=np.int64)[::-1]
@@ -202,10 +225,24 @@ class Recommender(abc.ABC):
             raise DataError(f"valid must be SessionData, got {type(valid).__name__}")
         if valid is not None and valid.vocab != train.vocab:
             valid = valid.with_vocab(train.vocab)
+        self._forget()  # a refit replaces the whole state, never a part of it
         self.vocab_ = train.vocab
         self.data_fingerprint_ = train.fingerprint()
-        self._fit(train, valid)
+        try:
+            self._fit(train, valid)
+        except BaseException:
+            # A diverged or interrupted fit leaves no half-trained model behind to evaluate
+            # or save: the model is unfitted again, as before its first fit.
+            self._forget()
+            raise
         return self
+
+    def _forget(self) -> None:
+        """Drop every learned attribute: the names ending in ``_`` that are not
+        hyperparameters (``ItemKNN(lambda_=...)``)."""
+        params = set(self.get_params())
+        for name in [n for n in vars(self) if n.endswith("_") and n not in params]:
+            delattr(self, name)
 
     @abc.abstractmethod
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
@@ -233,6 +270,30 @@ class Recommender(abc.ABC):
         never recommended and ranks last in evaluation. Returns a new array the caller may
         modify.
         """
+
+    def target_ranks(self, batch: SessionBatch, targets: np.ndarray) -> np.ndarray:
+        """Pessimistic 1-based rank of each session's target (internal index), ``inf`` for a
+        miss (unknown target, ``-inf`` score).
+
+        The ranks of :meth:`score`'s rows, as the evaluation protocol ranks them; models with
+        sparse scores override this with an exact search that builds no dense rows.
+        """
+        targets = np.asarray(targets, dtype=np.int64)
+        if targets.shape != (len(batch),):
+            raise DataError(f"expected one target per session ({len(batch)}), got {targets.shape}")
+        return rank_targets(self.score(batch), targets, "pessimistic")
+
+    def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
+        """True for every session whose scores are the model's own fallback (popularity) rather
+        than an answer to its clicks; serving reports those as ``fallback``.
+
+        The default says none: models with an internal fallback override it.
+        """
+        return np.zeros(len(batch), dtype=bool)
+
+    def training_history(self) -> TrainingHistory | None:
+        """Per-epoch figures of the last fit; ``None`` for models not trained in epochs."""
+        return None
 
     def top_k(
         self,
@@ -390,53 +451,9 @@ class Recommender(abc.ABC):
 
         return save_model(self, path, metrics=metrics)
 
-    @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Read a model folder written by :meth:`save` (any registered model class)."""
-        from sessionrec.models.persist import load_model
-
-        model = load_model(path)
-        if cls is not Recommender and not isinstance(model, cls):
-            raise ConfigError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
-
 
 def check_k(k: object) -> int:
     """Reject a non-positive or non-integer ``k`` with a clear message."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     return int(k)
-
-
-def check_param(name: str, value: Any, ok: bool, expectation: str) -> None:
-    """Raise :class:`ConfigError` naming the hyperparameter when ``ok`` is false."""
-    if not ok:
-        raise ConfigError(f"hyperparameter {name}={value!r} is invalid: {expectation}")
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> None:
-    """Accept only integers >= ``minimum``."""
-    check_param(
-        name,
-        value,
-        isinstance(value, (int, np.integer))
-        and not isinstance(value, bool)
-        and bool(value >= minimum),
-        f"expected an integer >= {minimum}",
-    )
-
-
-def check_float(
-    name: str, value: Any, minimum: float | None = None, strict_min: bool = False
-) -> None:
-    """Accept only finite real numbers, optionally above a bound."""
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    ok = ok and bool(np.isfinite(value))
-    if ok and minimum is not None:
-        ok = value > minimum if strict_min else value >= minimum
-    bound = "" if minimum is None else (f" {'>' if strict_min else '>='} {minimum}")
-    check_param(name, value, ok, f"expected a finite number{bound}")
-
-
-def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
-    check_param(name, value, value in choices, f"expected one of {sorted(choices)}")

@@ -35,7 +35,7 @@ import numpy as np
 from scipy import sparse
 
 from sessionrec.data.sessions import SessionData
-from sessionrec.models.base import check_choice, check_float, check_int, check_param
+from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.rules import LastItemModel, keep_top_per_row
 
 

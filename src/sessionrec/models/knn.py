@@ -73,21 +73,11 @@ import numpy as np
 
 from sessionrec._errors import DataError, ModelError
 from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import _gather_ranges as gather_ranges
+from sessionrec.data.sessions import gather_ranges
 from sessionrec.models import _knn_kernels as kernels
 from sessionrec.models._knn_kernels import KernelConfig, KnnIndex, KnnWeights
-from sessionrec.models.base import (
-    Reason,
-    Recommender,
-    SessionBatch,
-    TopK,
-    check_choice,
-    check_float,
-    check_int,
-    check_k,
-    check_param,
-    ranked_rows,
-)
+from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k, ranked_rows
+from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
 POSITION_WEIGHTS: dict[str, int] = {
     "same": kernels.W_SAME,

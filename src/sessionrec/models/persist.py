@@ -8,7 +8,8 @@ Layout of a model folder::
     state.npz       the model's learned arrays
 
 The folder is written with :func:`sessionrec._atomic.atomic_folder`, so a reader (a serving
-process hot-reloading it) never sees half a model.
+process hot-reloading it) never sees half a model. Reading one back as a model needs the
+class its manifest names: :func:`sessionrec.models.registry.load_model`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sessionrec import __version__
+from sessionrec._version import __version__
 from sessionrec._atomic import atomic_folder
-from sessionrec._errors import ConfigError, ModelError
-from sessionrec.data.sessions import ItemVocab
+from sessionrec._errors import ModelError
 
 if TYPE_CHECKING:
     from sessionrec.models.base import Recommender
@@ -122,28 +122,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_model(path: str | Path) -> Recommender:
-    """Load any registered model from its folder, verifying versions and checksums."""
-    from sessionrec.models.registry import model_class
-
+def read_arrays(
+    path: str | Path, manifest: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The external item ids and the state arrays of a model folder, checksums verified."""
     folder = Path(path)
-    manifest = read_manifest(folder)
-    try:
-        cls = model_class(manifest["model"])
-    except ConfigError as exc:
-        raise ModelError(f"{folder / MANIFEST}: field 'model': {exc}") from exc
-    if manifest["artifact_version"] > cls.artifact_version:
-        raise ModelError(
-            f"{folder / MANIFEST}: field 'artifact_version' is {manifest['artifact_version']}, "
-            f"this sessionrec reads {cls.name} artifacts up to {cls.artifact_version}; "
-            "upgrade sessionrec"
-        )
-    if manifest["artifact_version"] < cls.oldest_artifact_version:
-        raise ModelError(
-            f"{folder / MANIFEST}: field 'artifact_version' is {manifest['artifact_version']}, "
-            f"this sessionrec reads {cls.name} artifacts from version "
-            f"{cls.oldest_artifact_version} on (the network changed); train the model again"
-        )
     files = manifest["files"]
     for name in ("vocab.npz", "state.npz"):
         file = folder / name
@@ -151,11 +134,4 @@ def load_model(path: str | Path) -> Recommender:
             raise ModelError(f"{folder}: missing file {name}")
         if _sha256(file) != files.get(name):
             raise ModelError(f"{file}: checksum mismatch (the file is corrupt or was modified)")
-    try:
-        model = cls(**manifest["params"])
-    except (TypeError, ConfigError) as exc:
-        raise ModelError(f"{folder / MANIFEST}: field 'params': {exc}") from exc
-    model.vocab_ = ItemVocab(_read_npz(folder / "vocab.npz")["ids"])
-    model.data_fingerprint_ = str(manifest.get("data_fingerprint") or "")
-    model._set_state(_read_npz(folder / "state.npz"))
-    return model
+    return _read_npz(folder / "vocab.npz")["ids"], _read_npz(folder / "state.npz")

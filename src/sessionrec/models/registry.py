@@ -1,4 +1,5 @@
-"""The explicit list of model names (``--model NAME``) and their classes.
+"""The explicit list of model names (``--model NAME``) and their classes, and loading a saved
+model folder as the class its manifest names.
 
 A plain dict rather than import-time self-registration: what exists is visible in one place
 and importing a module never changes it.
@@ -10,7 +11,10 @@ import inspect
 import json
 from typing import Any
 
-from sessionrec._errors import ConfigError
+from pathlib import Path
+
+from sessionrec._errors import ConfigError, ModelError
+from sessionrec.data.sessions import ItemVocab
 from sessionrec.models.base import Recommender
 from sessionrec.models.itemknn import ItemKNN
 from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
@@ -19,6 +23,7 @@ from sessionrec.models.neural.narm import NARM
 from sessionrec.models.neural.sasrec import SASRec
 from sessionrec.models.neural.srgnn import SRGNN
 from sessionrec.models.neural.stamp import STAMP
+from sessionrec.models.persist import MANIFEST, read_arrays, read_manifest
 from sessionrec.models.popular import Pop, SessionPop
 from sessionrec.models.rules import Markov, SequentialRules
 
@@ -115,3 +120,34 @@ def parse_params(name: str, pairs: list[str] | None) -> dict[str, Any]:
             raise ConfigError(f"--param expects key=value, got {pair!r}")
         out[key.strip()] = parse_param(name, key.strip(), value)
     return out
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load any registered model from its folder, verifying versions and checksums."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    try:
+        cls = model_class(manifest["model"])
+    except ConfigError as exc:
+        raise ModelError(f"{folder / MANIFEST}: field 'model': {exc}") from exc
+    if manifest["artifact_version"] > cls.artifact_version:
+        raise ModelError(
+            f"{folder / MANIFEST}: field 'artifact_version' is {manifest['artifact_version']}, "
+            f"this sessionrec reads {cls.name} artifacts up to {cls.artifact_version}; "
+            "upgrade sessionrec"
+        )
+    if manifest["artifact_version"] < cls.oldest_artifact_version:
+        raise ModelError(
+            f"{folder / MANIFEST}: field 'artifact_version' is {manifest['artifact_version']}, "
+            f"this sessionrec reads {cls.name} artifacts from version "
+            f"{cls.oldest_artifact_version} on (the network changed); train the model again"
+        )
+    vocab_ids, state = read_arrays(folder, manifest)
+    try:
+        model = cls(**manifest["params"])
+    except (TypeError, ConfigError) as exc:
+        raise ModelError(f"{folder / MANIFEST}: field 'params': {exc}") from exc
+    model.vocab_ = ItemVocab(vocab_ids)
+    model.data_fingerprint_ = str(manifest.get("data_fingerprint") or "")
+    model._set_state(state)
+    return model

@@ -25,13 +25,8 @@ from scipy import sparse
 
 from sessionrec._errors import ModelError
 from sessionrec.data.sessions import SessionData
-from sessionrec.models.base import (
-    Reason,
-    Recommender,
-    SessionBatch,
-    check_choice,
-    check_int,
-)
+from sessionrec.models.base import Reason, Recommender, SessionBatch
+from sessionrec.models.params import check_choice, check_int
 
 WEIGHTINGS: dict[str, Callable[[int], float]] = {
     "div": lambda d: 1.0 / d,

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec._errors import ConfigError, ModelError, SessionrecError
+from sessionrec.models.registry import load_model
 from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST, read_manifest
 from sessionrec.serve.config import ServeConfig, VariantSpec
@@ -163,7 +164,7 @@ class ModelLoader:
         signature = folder_signature(path)
         try:
             manifest = read_manifest(path)
-            model = Recommender.load(path)
+            model = load_model(path)
         except SessionrecError:
             raise
         except Exception as exc:  # damage that load_model does not wrap (a bad zip, ...)

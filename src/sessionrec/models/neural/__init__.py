@@ -25,13 +25,8 @@ if TYPE_CHECKING:
     from sessionrec.data.sessions import SessionData
 
 from sessionrec._errors import ConfigError, ModelError
-from sessionrec.models.base import (
-    SessionBatch,
-    check_choice,
-    check_float,
-    check_int,
-    check_param,
-)
+from sessionrec.models.base import SessionBatch
+from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
 LOSSES: tuple[str, ...] = ("cross-entropy", "bpr-max")
 """Training losses of the sampled-score models (see :mod:`~sessionrec.models.neural.losses`)."""
@@ -149,7 +144,7 @@ class ValidationCases:
 
     def batch(self, lo: int, hi: int) -> SessionBatch:
         """Cases ``lo:hi`` as a batch of sessions, built as the evaluation builds them."""
-        from sessionrec.evaluation.protocol import _prefix_batch as prefix_batch
+        from sessionrec.evaluation.protocol import prefix_batch
 
         return prefix_batch(self.items, None, self.starts[lo:hi], self.lengths[lo:hi])
 
@@ -165,7 +160,7 @@ class ValidationCases:
         evaluation's own ranking, the faster one on the CPU.
         """
         from sessionrec.evaluation import metrics
-        from sessionrec.evaluation.protocol import rank_targets
+        from sessionrec.models.topk import rank_targets
 
         ranks = np.empty(self.n, dtype=np.float64)
         for lo in range(0, self.n, chunk):

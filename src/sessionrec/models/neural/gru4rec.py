@@ -77,18 +77,11 @@ import numpy as np
 from sessionrec._errors import DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import _gather_ranges as gather_ranges
+from sessionrec.data.sessions import gather_ranges
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import hit_rate, mrr
-from sessionrec.models.base import (
-    Reason,
-    SessionBatch,
-    check_choice,
-    check_float,
-    check_int,
-    check_param,
-    distinct_recent_first,
-)
+from sessionrec.models.base import Reason, SessionBatch, distinct_recent_first
+from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.neural import (
     LOSSES,
     check_state,

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sessionrec.models.base import check_float, check_int, check_param
+from sessionrec.models.params import check_float, check_int, check_param
 from sessionrec.models.neural.prefix import PrefixRecommender
 
 if TYPE_CHECKING:

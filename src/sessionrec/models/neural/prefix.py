@@ -44,12 +44,8 @@ from sessionrec._errors import ConfigError, DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
-from sessionrec.models.base import (
-    SessionBatch,
-    check_float,
-    check_int,
-    check_param,
-)
+from sessionrec.models.base import SessionBatch
+from sessionrec.models.params import check_float, check_int, check_param
 from sessionrec.models.neural import (
     ValidationCases,
     check_state,

@@ -86,15 +86,10 @@ import numpy as np
 from sessionrec._errors import DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import _gather_ranges as gather_ranges
+from sessionrec.data.sessions import gather_ranges
 from sessionrec.data.split import last_fraction_split
-from sessionrec.models.base import (
-    SessionBatch,
-    check_choice,
-    check_float,
-    check_int,
-    check_param,
-)
+from sessionrec.models.base import SessionBatch
+from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.neural import (
     ValidationCases,
     check_state,

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sessionrec.models.base import check_choice, check_int
+from sessionrec.models.params import check_choice, check_int
 from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ One implementation of each concern, shared by the neural models:
 - :class:`LossTracker` averages the loss and raises :class:`ModelError` when it diverges.
 - :func:`train_epochs` is the one epoch loop: train, validate, keep the best epoch, stop early.
 - :func:`pessimistic_ranks` ranks validation targets on the training device with the same
-  full ranking and tie rule as :func:`sessionrec.evaluation.protocol.rank_targets` (on CUDA
+  full ranking and tie rule as :func:`sessionrec.models.topk.rank_targets` (on CUDA
   this avoids copying every ``[n, n_items]`` score matrix to the host); the metrics of the
   ranks come from :mod:`sessionrec.evaluation.metrics`.
 """
@@ -569,7 +569,7 @@ def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 
     ``scores``: ``[n, n_items]``, ``-inf`` for items without evidence. ``targets``: ``[n]``.
     A target scored ``-inf`` (or NaN) is a miss (rank ``inf``), as in
-    :func:`sessionrec.evaluation.protocol.rank_targets`.
+    :func:`sessionrec.models.topk.rank_targets`.
     """
     target_scores = scores.gather(1, targets.unsqueeze(1))  # [n, 1]
     ranks = (scores >= target_scores).sum(dim=1).to(torch.float64)  # [n]
