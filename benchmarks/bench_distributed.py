@@ -58,8 +58,8 @@ from typing import Any
 import torch
 
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
-from sessionrec.models.registry import load_model
 from sessionrec.models.registry import MODELS as REGISTRY
+from sessionrec.models.registry import load_model
 
 DATA = Path(
     os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")

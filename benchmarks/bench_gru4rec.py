@@ -56,7 +56,6 @@ import numpy as np
 import torch
 
 from sessionrec.data.events import read_events
-from sessionrec.models.registry import load_model
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
@@ -64,7 +63,7 @@ from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.base import Recommender
 from sessionrec.models.neural import gru4rec
 from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
-from sessionrec.models.registry import parse_params
+from sessionrec.models.registry import load_model, parse_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from protocol_refit import add_refit_arguments, refit

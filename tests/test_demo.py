@@ -5,7 +5,6 @@ import polars as pl
 import pytest
 
 from sessionrec._errors import ConfigError
-from sessionrec.models.registry import load_model
 from sessionrec.cli import main
 from sessionrec.data.synthetic import generate_shop
 from sessionrec.demo import (
@@ -16,7 +15,7 @@ from sessionrec.demo import (
     demo_config,
     run_demo,
 )
-from sessionrec.models.base import Recommender
+from sessionrec.models.registry import load_model
 
 
 def test_demo_runs_the_whole_loop_and_saves_two_models_and_the_catalog(tmp_path):

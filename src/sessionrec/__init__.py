@@ -18,6 +18,7 @@ from sessionrec._errors import (
     NotFittedError,
     SessionrecError,
 )
+from sessionrec._version import __version__
 from sessionrec.data.cleaning import filter_sessions, remove_consecutive_repeats, sessionize
 from sessionrec.data.events import read_events
 from sessionrec.data.formats import read_sessions_txt, write_sessions_txt
@@ -32,10 +33,8 @@ from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.data.split import last_fraction_split, restrict_items, temporal_split
 from sessionrec.data.synthetic import generate_clicks, generate_shop, make_catalog
 from sessionrec.evaluation.protocol import BenchmarkFolder, EvaluationResult, evaluate
-from sessionrec._version import __version__
 from sessionrec.models.base import Reason, Recommender, ScoredItem, SessionBatch
-from sessionrec.models.registry import load_model
-from sessionrec.models.registry import MODELS, create_model
+from sessionrec.models.registry import MODELS, create_model, load_model
 
 __all__ = [
     "MODELS",

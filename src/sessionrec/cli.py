@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sessionrec._errors import ConfigError, SessionrecError
 from sessionrec._version import __version__
 from sessionrec.models.registry import load_model
-from sessionrec._errors import ConfigError, SessionrecError
 
 log = logging.getLogger("sessionrec")
 
@@ -157,7 +157,6 @@ def _train_distributed(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate, write_predictions
-    from sessionrec.models.base import Recommender
 
     if bool(args.model) == bool(args.model_dir):
         raise ConfigError("evaluate needs exactly one of --model NAME or --model-dir DIR")
@@ -251,7 +250,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from sessionrec.models.base import Recommender
 
     model = load_model(args.model_dir)
     known = [item for item in args.items if item in model.vocab_]

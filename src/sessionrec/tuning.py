@@ -32,8 +32,7 @@ import numpy as np
 from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.formats import read_sessions_txt
-from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import gather_ranges
+from sessionrec.data.sessions import SessionData, gather_ranges
 from sessionrec.evaluation import metrics
 from sessionrec.evaluation.protocol import evaluate, make_cases
 from sessionrec.models.base import Recommender, SessionBatch

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from sessionrec.cli import main
-from sessionrec.models.registry import load_model
 from sessionrec.models.persist import MANIFEST
+from sessionrec.models.registry import load_model
 
 TRAIN = ["1 2 3", "2 3 4", "1 2 3 4", "3 4", "2 3", "1 2"]
 TEST = ["1 2 3", "2 3 9", "4 1"]
@@ -96,7 +96,6 @@ def test_train_then_evaluate_saved_model_gives_same_numbers(bench, tmp_path, cap
 def test_train_refit_trains_again_for_the_epochs_validation_chose(bench, tmp_path, capsys):
     pytest.importorskip("torch")
     from sessionrec.data.formats import read_sessions_txt
-    from sessionrec.models.base import Recommender
     from sessionrec.models.registry import create_model
 
     params = {"n_epochs": 6, "patience": 6, "valid_fraction": 0.34, "embedding_size": 8}

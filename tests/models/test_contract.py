@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 
 from sessionrec._errors import ConfigError, ModelError, NotFittedError
-from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import Recommender, ScoredItem, SessionBatch
 from sessionrec.models.persist import FORMAT_VERSION, MANIFEST
-from sessionrec.models.registry import MODELS, create_model, model_params
+from sessionrec.models.registry import MODELS, create_model, load_model, model_params
 from sessionrec.models.topk import select_top_k
 
 CONTRACT_PARAMS: dict[str, dict[str, Any]] = {

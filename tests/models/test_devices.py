@@ -16,11 +16,9 @@ import pytest
 from successor_data import successor_sessions
 
 from sessionrec.data.sessions import ItemVocab, SessionData
-from sessionrec.models.registry import load_model
 from sessionrec.evaluation.protocol import evaluate
-from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST
-from sessionrec.models.registry import create_model
+from sessionrec.models.registry import create_model, load_model
 
 torch = pytest.importorskip("torch")
 

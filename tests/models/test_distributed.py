@@ -26,9 +26,8 @@ from sessionrec.cli import main  # noqa: E402
 from sessionrec.data.sessions import SessionData  # noqa: E402
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate  # noqa: E402
 from sessionrec.models.neural.distributed import ReplicaMismatch, current  # noqa: E402
-from sessionrec.models.persist import read_manifest
-from sessionrec.models.registry import load_model  # noqa: E402
-from sessionrec.models.registry import create_model  # noqa: E402
+from sessionrec.models.persist import read_manifest  # noqa: E402
+from sessionrec.models.registry import create_model, load_model  # noqa: E402
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 

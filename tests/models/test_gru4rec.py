@@ -18,13 +18,13 @@ import pytest
 import successor_data
 
 from sessionrec._errors import ConfigError, ModelError
-from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.models.neural import gru4rec as gru4rec_module
 from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
 from sessionrec.models.persist import MANIFEST
+from sessionrec.models.registry import load_model
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # tiny tensors: two OpenMP threads only add waiting on a shared box

@@ -20,9 +20,9 @@ from sessionrec._errors import ConfigError, DataError, ModelError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import (
     BenchmarkFolder,
-    prefix_batch,
     evaluate,
     make_cases,
+    prefix_batch,
     rank_targets,
 )
 from sessionrec.models.base import Recommender, SessionBatch

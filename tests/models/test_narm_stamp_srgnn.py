@@ -17,10 +17,9 @@ import pytest
 import successor_data
 
 from sessionrec._errors import ConfigError, DataError
-from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
-from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.models.base import SessionBatch
 from sessionrec.models.neural.narm import NARM
 from sessionrec.models.neural.prefix import (
     PrefixBatches,
@@ -31,6 +30,7 @@ from sessionrec.models.neural.prefix import (
 )
 from sessionrec.models.neural.srgnn import SRGNN, session_graphs
 from sessionrec.models.neural.stamp import STAMP
+from sessionrec.models.registry import load_model
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # tiny tensors: two OpenMP threads only add waiting on a shared box

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from sessionrec.data.sessions import ItemVocab, SessionData
-from sessionrec.models.registry import load_model
 from sessionrec.models.base import Recommender
 from sessionrec.models.quantized import QuantizedTable
+from sessionrec.models.registry import load_model
 from sessionrec.models.topk import select_top_k
 
 

@@ -11,10 +11,10 @@ import pytest
 import successor_data
 
 from sessionrec._errors import ConfigError
-from sessionrec.models.registry import load_model
 from sessionrec.data.sessions import ItemVocab, SessionData
-from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.models.base import SessionBatch
 from sessionrec.models.neural.sasrec import SASRec
+from sessionrec.models.registry import load_model
 
 torch = pytest.importorskip("torch")
 

@@ -18,10 +18,8 @@ import pytest
 import uvicorn
 
 from sessionrec.cli import main as sessionrec_main
-from sessionrec.models.registry import load_model
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
-from sessionrec.models.base import Recommender
-from sessionrec.models.registry import MODELS
+from sessionrec.models.registry import MODELS, load_model
 from sessionrec.serve.app import create_app
 from sessionrec.serve.cli import main as serve_main
 from sessionrec.serve.config import ServeConfig, VariantSpec

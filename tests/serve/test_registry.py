@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from sessionrec.models.base import Recommender
 from sessionrec.models.registry import load_model
 from sessionrec.serve.app import create_app
 from sessionrec.serve.config import ServeConfig, VariantSpec, parse_variant

@@ -63,9 +63,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sessionrec._version import __version__
 from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, DataError
+from sessionrec._version import __version__
 from sessionrec.data.cleaning import _ordered, clean, sessionize
 from sessionrec.data.events import OnBadRows, Preset, read_events
 from sessionrec.data.formats import write_sessions_txt

@@ -72,8 +72,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from sessionrec._errors import DataError, ModelError
-from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import gather_ranges
+from sessionrec.data.sessions import SessionData, gather_ranges
 from sessionrec.models import _knn_kernels as kernels
 from sessionrec.models._knn_kernels import KernelConfig, KnnIndex, KnnWeights
 from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k, ranked_rows

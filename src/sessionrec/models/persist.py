@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sessionrec._version import __version__
 from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ModelError
+from sessionrec._version import __version__
 
 if TYPE_CHECKING:
     from sessionrec.models.base import Recommender

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab

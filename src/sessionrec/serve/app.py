@@ -64,8 +64,8 @@ from pydantic import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sessionrec._version import __version__
 from sessionrec._errors import ConfigError, ModelError, SessionrecError
+from sessionrec._version import __version__
 from sessionrec.serve.config import ServeConfig
 from sessionrec.serve.demo_page import add_demo_page
 from sessionrec.serve.metrics import ServiceMetrics

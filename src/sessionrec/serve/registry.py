@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 
 from sessionrec._errors import ConfigError, ModelError, SessionrecError
-from sessionrec.models.registry import load_model
 from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST, read_manifest
+from sessionrec.models.registry import load_model
 from sessionrec.serve.config import ServeConfig, VariantSpec
 from sessionrec.serve.rules import (
     Catalog,

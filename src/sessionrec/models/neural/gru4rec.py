@@ -76,12 +76,10 @@ import numpy as np
 
 from sessionrec._errors import DataError
 from sessionrec._progress import progress
-from sessionrec.data.sessions import SessionData
-from sessionrec.data.sessions import gather_ranges
+from sessionrec.data.sessions import SessionData, gather_ranges
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import hit_rate, mrr
 from sessionrec.models.base import Reason, SessionBatch, distinct_recent_first
-from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.neural import (
     LOSSES,
     check_state,
@@ -91,6 +89,7 @@ from sessionrec.models.neural import (
     require_torch,
 )
 from sessionrec.models.neural.quantized_serving import QuantizedServing
+from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
 if TYPE_CHECKING:
     import torch

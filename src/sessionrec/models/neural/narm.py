@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sessionrec.models.params import check_float, check_int, check_param
 from sessionrec.models.neural.prefix import PrefixRecommender
+from sessionrec.models.params import check_float, check_int, check_param
 
 if TYPE_CHECKING:
     import torch

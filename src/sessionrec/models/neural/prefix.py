@@ -45,7 +45,6 @@ from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import SessionBatch
-from sessionrec.models.params import check_float, check_int, check_param
 from sessionrec.models.neural import (
     ValidationCases,
     check_state,
@@ -56,6 +55,7 @@ from sessionrec.models.neural import (
     require_torch,
 )
 from sessionrec.models.neural.quantized_serving import QuantizedServing
+from sessionrec.models.params import check_float, check_int, check_param
 
 if TYPE_CHECKING:
     import torch

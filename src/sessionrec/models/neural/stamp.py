@@ -42,8 +42,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sessionrec.models.params import check_choice, check_int
 from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender
+from sessionrec.models.params import check_choice, check_int
 
 if TYPE_CHECKING:
     import torch
