@@ -18,6 +18,7 @@ import pytest
 from sessionrec._errors import ConfigError
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.data.sessions import SessionData
+from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.registry import create_model, model_params
 from sessionrec.tuning import SEARCH_SPACES, Choice, split_validation, tune, validation_ranks
@@ -119,6 +120,17 @@ def test_validation_is_the_chronologically_last_sessions() -> None:
     for bad in (0.0, 1.0, -0.1, 0.01):
         with pytest.raises(ConfigError, match="valid_fraction"):
             split_validation(data, bad)
+
+
+def test_tuning_validates_on_the_split_the_neural_models_use() -> None:
+    # 25 sessions at 10%: round(25 * 0.9) = 22 training sessions, 3 for validation, as
+    # last_fraction_split (SR-GNN's rounding) cuts it. Tuning used to hold out round(2.5) = 2.
+    data = SessionData.from_sequences([[i, i + 1] for i in range(25)])
+    fit_part, valid = split_validation(data, 0.1)
+    neural_fit, neural_valid = last_fraction_split(data, 0.1)
+    assert (fit_part.n_sessions, valid.n_sessions) == (22, 3)
+    np.testing.assert_array_equal(valid.items, neural_valid.items)
+    np.testing.assert_array_equal(fit_part.items, neural_fit.items)
 
 
 @pytest.mark.parametrize("name", ["vstan", "pop"])

@@ -32,10 +32,11 @@ import numpy as np
 from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.formats import read_sessions_txt
-from sessionrec.data.sessions import SessionData, gather_ranges
+from sessionrec.data.sessions import SessionData
+from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation import metrics
-from sessionrec.evaluation.protocol import evaluate, make_cases
-from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch, score_batch_size
+from sessionrec.models.base import Recommender
 from sessionrec.models.registry import create_model, model_params
 
 if TYPE_CHECKING:
@@ -143,15 +144,16 @@ sessions (about 0.1 to 10,000 days on Diginetica)."""
 
 # ---------------------------------------------------------------------------- evaluation
 def split_validation(train: SessionData, valid_fraction: float) -> tuple[SessionData, SessionData]:
-    """(first part, chronologically last ``valid_fraction`` of the sessions)."""
-    n = train.n_sessions
-    n_valid = round(n * valid_fraction)
-    if not 0.0 < valid_fraction < 1.0 or n_valid < 1 or n_valid >= n:
+    """(first part, chronologically last ``valid_fraction`` of the sessions): the one
+    validation split of the product, :func:`~sessionrec.data.split.last_fraction_split`, with
+    an error that names the tuning option."""
+    try:
+        return last_fraction_split(train, valid_fraction)
+    except (ConfigError, DataError) as exc:
         raise ConfigError(
             f"valid_fraction={valid_fraction!r} must leave both parts non-empty "
-            f"({n} training sessions)"
-        )
-    return train.subset(np.arange(n - n_valid)), train.subset(np.arange(n - n_valid, n))
+            f"({train.n_sessions} training sessions): {exc}"
+        ) from None
 
 
 def parse_metric(metric: str) -> tuple[Callable[[np.ndarray, int], float], int]:
@@ -163,27 +165,25 @@ def parse_metric(metric: str) -> tuple[Callable[[np.ndarray, int], float], int]:
     return functions[name], int(cutoff)
 
 
-def validation_ranks(model: Recommender, valid: SessionData, batch_size: int = 4096) -> np.ndarray:
+def validation_ranks(
+    model: Recommender, valid: SessionData, batch_size: int | None = None
+) -> np.ndarray:
     """Pessimistic target ranks of every ``s[:i] -> s[i]`` case of ``valid``.
 
-    Models with a sparse ``target_ranks`` (the session-kNN family) skip the dense score rows;
-    others go through :func:`sessionrec.evaluation.protocol.evaluate`, which ranks the same.
+    The cases, batches and ranks of :func:`sessionrec.evaluation.protocol.evaluate`, through
+    :meth:`Recommender.target_ranks`: the session-kNN family ranks there without dense score
+    rows, and every model ranks exactly as the evaluation does.
     """
-    ranker = getattr(model, "target_ranks", None)
-    if ranker is None:
-        return evaluate(model, valid, protocol="next", cutoffs=(1,)).ranks
     cases = make_cases(valid, "next")
-    items = valid.items
-    targets = items[cases.starts + cases.lengths].astype(np.int64)
+    items = items_for(model, valid)
+    targets = items[cases.starts + cases.lengths]
+    if batch_size is None:
+        batch_size = score_batch_size(model.n_items)
     ranks = np.empty(len(cases), dtype=np.float64)
     for lo in range(0, len(cases), batch_size):
         hi = min(lo + batch_size, len(cases))
-        lengths = cases.lengths[lo:hi]
-        offsets = np.zeros(hi - lo + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        click = gather_ranges(cases.starts[lo:hi], lengths)
-        batch = SessionBatch(offsets=offsets, items=items[click].astype(np.int32))
-        ranks[lo:hi] = ranker(batch, targets[lo:hi])
+        batch = prefix_batch(items, valid.times, cases.starts[lo:hi], cases.lengths[lo:hi])
+        ranks[lo:hi] = model.target_ranks(batch, targets[lo:hi])
     return ranks
 
 

@@ -1,4 +1,5 @@
-"""The model contract (DESIGN.md, "The model contract"), run by every registered model.
+"""The model contract (``docs/architecture.md``, "The model contract"), run by every
+registered model.
 
 Parametrized over :data:`sessionrec.models.registry.MODELS`, so a model added to the registry
 runs this suite without touching it. What is checked holds for any model: recommendations are
@@ -20,10 +21,10 @@ import pytest
 
 from sessionrec._errors import ConfigError, ModelError, NotFittedError
 from sessionrec.data.sessions import ItemVocab, SessionData
-from sessionrec.models.base import Recommender, ScoredItem, SessionBatch
+from sessionrec.models.base import Recommender, ScoredItem, SessionBatch, TrainingHistory
 from sessionrec.models.persist import FORMAT_VERSION, MANIFEST
 from sessionrec.models.registry import MODELS, create_model, load_model, model_params
-from sessionrec.models.topk import select_top_k
+from sessionrec.models.topk import rank_targets, select_top_k
 
 CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
     "gru4rec": {"hidden_size": 16, "batch_size": 8, "n_sample": 8, "n_epochs": 2},
@@ -165,6 +166,25 @@ def test_not_fitted_model_raises(name: str, tmp_path: Path) -> None:
     with pytest.raises(NotFittedError):
         model.save(tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_a_failed_refit_leaves_the_model_unfitted(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = build(name).fit(TRAIN)
+    other = SessionData.from_sequences([["x1", "x2"], ["x2", "x3"]])
+
+    def diverge(train: SessionData, valid: SessionData | None) -> None:
+        raise FloatingPointError("loss is NaN")
+
+    monkeypatch.setattr(model, "_fit", diverge)
+    with pytest.raises(FloatingPointError):
+        model.fit(other)
+    # Neither the new vocabulary over the old state nor any part of the old state is left.
+    assert not model.is_fitted
+    assert not [attr for attr in vars(model) if attr.endswith("_") and attr != "lambda_"]
+    with pytest.raises(NotFittedError):
+        model.recommend([["i01"]], k=3)
 
 
 # ------------------------------------------------------------------------------- scoring
@@ -327,3 +347,40 @@ def test_load_rejects_artifact_versions_it_cannot_read(model: Recommender, tmp_p
         (path / MANIFEST).write_text(json.dumps(manifest))
         with pytest.raises(ModelError, match=f"artifact_version.*{message}"):
             load_model(path)
+
+
+# ---------------------------------------------------------------- what callers may ask
+def test_target_ranks_are_the_pessimistic_ranks_of_score(model: Recommender) -> None:
+    batch = model.encode_sessions(QUERIES)
+    rng = np.random.default_rng(3)
+    targets = rng.integers(0, model.n_items, size=len(batch))
+    expected = rank_targets(model.score(batch), targets, "pessimistic")
+    np.testing.assert_array_equal(model.target_ranks(batch, targets), expected)
+    with pytest.raises(Exception, match="one target per session"):
+        model.target_ranks(batch, targets[:-1])
+
+
+def test_fallback_mask_flags_only_sessions_answered_without_their_clicks(
+    model: Recommender,
+) -> None:
+    batch = model.encode_sessions(QUERIES)
+    mask = model.fallback_mask(batch)
+    assert mask.dtype == np.bool_ and mask.shape == (len(batch),)
+    # The empty session has nothing but the fallback to go on, whatever the model; and a
+    # fallback row does not depend on the session: the same for every session that gets it.
+    scores = model.score(batch)
+    for row in np.flatnonzero(mask):
+        np.testing.assert_array_equal(scores[row], scores[np.flatnonzero(mask)[0]])
+
+
+def test_training_history_describes_the_epochs_run(model: Recommender) -> None:
+    history = model.training_history()
+    if history is None:
+        return  # models without epochs (neighbourhoods, rules, popularity)
+    assert isinstance(history, TrainingHistory)
+    n_epochs = len(history.losses)
+    assert n_epochs == int(model.get_params()["n_epochs"])
+    for values in (history.seconds, history.examples, history.valid):
+        assert len(values) == n_epochs
+    assert 1 <= history.best_epoch <= n_epochs
+    assert np.isfinite(history.losses).all() and (history.examples > 0).all()

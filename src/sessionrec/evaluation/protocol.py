@@ -144,16 +144,13 @@ def evaluate(
     cases = make_cases(test, protocol_cases)
     if len(cases) == 0:
         raise DataError("the test set gives no evaluation cases (every session has < 2 clicks)")
-    if test.vocab == model.vocab_:
-        mapped = test.items.astype(np.int64)
-    else:
-        mapped = model.vocab_.encode(test.vocab.ids).astype(np.int64)[test.items]
+    mapped = items_for(model, test)
     times = test.times if use_times else None
     targets = mapped[cases.starts + cases.lengths]
     n_items = model.n_items
     max_k = cutoffs[-1]
     if batch_size is None:
-        batch_size = max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(n_items, 1))))
+        batch_size = score_batch_size(n_items)
     n = len(cases)
     ranks = np.empty(n, dtype=np.float64)
     top_items = np.full((n, max_k), -1, dtype=np.int64)
@@ -189,6 +186,19 @@ def evaluate(
         n_items=n_items,
         predict_seconds=elapsed,
     )
+
+
+def items_for(model: Recommender, data: SessionData) -> np.ndarray:
+    """The clicks of ``data`` as the model's internal indices (int64, :data:`UNKNOWN` for an
+    item the model was not trained on)."""
+    if data.vocab == model.vocab_:
+        return data.items.astype(np.int64)
+    return model.vocab_.encode(data.vocab.ids).astype(np.int64)[data.items]
+
+
+def score_batch_size(n_items: int) -> int:
+    """Cases per batch so that one batch of dense scores stays within the memory budget."""
+    return max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(n_items, 1))))
 
 
 def prefix_batch(

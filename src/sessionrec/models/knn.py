@@ -247,6 +247,7 @@ class SessionKNN(Recommender):
     artifact_version: ClassVar[int] = 1
     k: int
     sample_size: int
+    last_n_clicks: int  # every member of the family takes these three hyperparameters
 
     index_: KnnIndex
     session_source_: np.ndarray
@@ -264,7 +265,7 @@ class SessionKNN(Recommender):
         self.config_ = KernelConfig(
             k=int(self.k),
             sample_size=int(self.sample_size),
-            last_n=int(getattr(self, "last_n_clicks", 0)),
+            last_n=int(self.last_n_clicks),
             weighting=int(scoring.weighting),
             weighting_lambda=float(scoring.weighting_lambda),
             similarity=int(scoring.similarity),
