@@ -366,8 +366,7 @@ def test_fallback_mask_flags_only_sessions_answered_without_their_clicks(
     batch = model.encode_sessions(QUERIES)
     mask = model.fallback_mask(batch)
     assert mask.dtype == np.bool_ and mask.shape == (len(batch),)
-    # The empty session has nothing but the fallback to go on, whatever the model; and a
-    # fallback row does not depend on the session: the same for every session that gets it.
+    # A fallback row does not depend on the session: the same for every session that gets it.
     scores = model.score(batch)
     for row in np.flatnonzero(mask):
         np.testing.assert_array_equal(scores[row], scores[np.flatnonzero(mask)[0]])
