@@ -22,7 +22,8 @@ from sessionrec._errors import ConfigError
 from sessionrec.data.prepare import PreparedData, prepare, read_prepared, write_prepared
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import DAY
-from sessionrec.models.knn import VMISKNN, build_index
+from sessionrec.models.knn import VMISKNN
+from sessionrec.models.knn_index import build_index
 
 REQUIRE = os.environ.get("SESSIONREC_REQUIRE_SERVICES") == "1"
 _MISSING = (

@@ -21,10 +21,11 @@ from sessionrec._errors import ConfigError, DataError, ModelError, NotFittedErro
 from sessionrec.data.sessions import SessionData
 from sessionrec.models.base import REASON_KINDS, Reason, Recommender
 from sessionrec.models.itemknn import ItemKNN
-from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN, SessionKNN
+from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
 from sessionrec.models.popular import Pop, SessionPop
 from sessionrec.models.registry import MODELS, create_model
 from sessionrec.models.rules import Markov, SequentialRules
+from sessionrec.models.session_knn import SessionKNN
 
 TRAIN = SessionData.from_sequences([[1, 2, 3], [2, 3], [1, 3, 4], [4, 5]])
 

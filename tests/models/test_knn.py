@@ -26,8 +26,10 @@ from sessionrec.evaluation.protocol import (
     rank_targets,
 )
 from sessionrec.models.base import Recommender, SessionBatch
-from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN, SessionKNN, build_index
+from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
+from sessionrec.models.knn_index import build_index
 from sessionrec.models.registry import create_model
+from sessionrec.models.session_knn import SessionKNN
 
 # Five training sessions, oldest first; "age" = number of more recent sessions (4 .. 0).
 #   s0 a b c | s1 b d | s2 a e | s3 c b f | s4 d e a a
@@ -338,7 +340,7 @@ def test_load_rejects_a_corrupt_index(tmp_path: Path) -> None:
 
 
 def test_kth_largest_handles_ties() -> None:
-    from sessionrec.models._knn_kernels import kth_largest
+    from sessionrec.models.knn_kernels import kth_largest
 
     rng = np.random.default_rng(5)
     for trial in range(500):

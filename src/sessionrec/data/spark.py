@@ -65,8 +65,8 @@ from sessionrec.data.split import DAY, RestrictReport
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from sessionrec.models._knn_kernels import KnnIndex
     from sessionrec.models.knn import VMISKNN
+    from sessionrec.models.knn_kernels import KnnIndex
 
 __all__ = [
     "DEFAULT_MASTER",
@@ -767,8 +767,8 @@ def build_vmis_index_spark(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from sessionrec.models._knn_kernels import KnnIndex
     from sessionrec.models.knn import check_sampling
+    from sessionrec.models.knn_kernels import KnnIndex
 
     check_sampling(sample_size, sample_size)
     spark = spark or spark_session()

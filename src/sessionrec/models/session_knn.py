@@ -1,0 +1,241 @@
+"""The estimator shared by the session-kNN models (:mod:`sessionrec.models.knn`): fit builds
+the index, scoring runs the Numba pipeline, persistence saves the index arrays.
+
+A subclass only says how its hyperparameters set up the pipeline (:meth:`SessionKNN._scoring`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from sessionrec._errors import DataError, ModelError
+from sessionrec.data.sessions import SessionData, gather_ranges
+from sessionrec.models import knn_kernels as kernels
+from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k, ranked_rows
+from sessionrec.models.knn_index import Scoring, build_index, index_from_state, make_weights
+from sessionrec.models.knn_kernels import KernelConfig, KnnIndex, KnnWeights
+
+
+class SessionKNN(Recommender):
+    """Shared machinery of the session-kNN models; subclasses define :meth:`_scoring`.
+
+    Learned state: ``index_`` (a :class:`KnnIndex`), ``session_source_`` (the training session
+    behind every kept session number) and ``popularity_`` (training clicks per item, for the
+    fallback). ``config_`` and ``weights_`` are derived from them and the hyperparameters.
+    """
+
+    artifact_version: ClassVar[int] = 1
+    k: int
+    sample_size: int
+    last_n_clicks: int  # every member of the family takes these three hyperparameters
+
+    index_: KnnIndex
+    session_source_: np.ndarray
+    popularity_: np.ndarray
+    config_: KernelConfig
+    weights_: KnnWeights
+
+    @abc.abstractmethod
+    def _scoring(self) -> Scoring:
+        """How this model's hyperparameters set up the shared pipeline."""
+
+    def _prepare(self) -> None:
+        """Derive the kernel settings and precomputed factors (after fit or load)."""
+        scoring = self._scoring()
+        self.config_ = KernelConfig(
+            k=int(self.k),
+            sample_size=int(self.sample_size),
+            last_n=int(self.last_n_clicks),
+            weighting=int(scoring.weighting),
+            weighting_lambda=float(scoring.weighting_lambda),
+            similarity=int(scoring.similarity),
+            match_decay=int(scoring.match_decay),
+            match_lambda=float(scoring.match_lambda),
+        )
+        self.weights_ = make_weights(self.index_, scoring)
+
+    # ------------------------------------------------------------------- fit
+    def _fit(self, train: SessionData, valid: SessionData | None) -> None:
+        # ``valid`` is unused: a neighbourhood model has no epochs to select.
+        self.index_, self.session_source_ = build_index(train, int(self.sample_size))
+        self._set_popularity(train.item_counts())
+        self._prepare()
+
+    def _set_popularity(self, popularity: np.ndarray) -> None:
+        self.popularity_ = popularity.astype(np.int64)
+        values = self.popularity_.astype(np.float32)
+        self._pop_scores = values
+        # Best first, ties by lower index: the fallback's top-k list.
+        self._pop_order = np.lexsort((np.arange(values.size), -values)).astype(np.int64)
+        # Pessimistic rank of every item in the fallback row: items scoring >= it.
+        ascending = np.sort(values)
+        self._pop_rank = (values.size - np.searchsorted(ascending, values, side="left")).astype(
+            np.float64
+        )
+
+    # --------------------------------------------------------------- scoring
+    def _batch_arrays(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Validated CSR arrays: the kernels index without bounds checks."""
+        self._check_fitted()
+        offsets = np.ascontiguousarray(batch.offsets, dtype=np.int64)
+        items = np.ascontiguousarray(batch.items, dtype=np.int32)
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise DataError(f"session items must be internal indices in [0, {self.n_items})")
+        if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != items.size:
+            raise DataError("batch offsets must start at 0 and end at the number of items")
+        return offsets, items
+
+    def score(self, batch: SessionBatch) -> np.ndarray:
+        offsets, items = self._batch_arrays(batch)
+        out = np.full((len(batch), self.n_items), -np.inf, dtype=np.float32)
+        kernels.score_dense(
+            offsets, items, self.config_, self.index_, self.weights_, self._pop_scores, out
+        )
+        return out
+
+    def top_k(
+        self,
+        batch: SessionBatch,
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+    ) -> list[TopK]:
+        """Exact top-``k`` from the sparse scores (equals the dense default)."""
+        k = check_k(k)
+        offsets, items = self._batch_arrays(batch)
+        extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+        n = min(k + extra, self.n_items)
+        best, scores, counts, _ = kernels.top_n(
+            offsets,
+            items,
+            self.config_,
+            self.index_,
+            self.weights_,
+            self._pop_scores,
+            self._pop_order,
+            n,
+        )
+        results: list[TopK] = []
+        for row in range(len(batch)):
+            idx, vals = best[row, : counts[row]], scores[row, : counts[row]]
+            if exclude is not None and len(exclude[row]):
+                keep = ~np.isin(idx, np.asarray(exclude[row], dtype=np.int64))
+                idx, vals = idx[keep], vals[keep]
+            results.append((idx[:k], vals[:k]))
+        return results
+
+    def target_ranks(self, batch: SessionBatch, targets: np.ndarray) -> np.ndarray:
+        """Pessimistic 1-based rank of each session's target (internal index); inf = miss.
+
+        Equal to ranking the target in :meth:`score`'s row with pessimistic ties (as the
+        evaluation protocol does) without materialising dense rows: the fast path that
+        tuning uses. A target < 0 (unknown) is a miss.
+        """
+        offsets, items = self._batch_arrays(batch)
+        targets = np.ascontiguousarray(targets, dtype=np.int64)
+        if targets.shape != (len(batch),):
+            raise DataError(f"expected one target per session ({len(batch)}), got {targets.shape}")
+        if targets.size and targets.max() >= self.n_items:
+            raise DataError(f"targets must be internal indices below {self.n_items}")
+        return kernels.target_ranks(
+            offsets, items, targets, self.config_, self.index_, self.weights_, self._pop_rank
+        )
+
+    def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
+        """True for every session whose scores are the popularity fallback (no neighbour)."""
+        offsets, items = self._batch_arrays(batch)
+        return kernels.fallback_flags(offsets, items, self.config_, self.index_, self.weights_)
+
+    def neighbors(self, session: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The neighbours of one session (internal item indices), most recent first.
+
+        Returns the neighbours' indices in the training data and their similarities; for
+        explanations ("people who viewed these also viewed") and tests.
+        """
+        batch = SessionBatch.from_sequences([np.asarray(session, dtype=np.int32)])
+        _, items = self._batch_arrays(batch)
+        sessions, sims, _, _ = kernels.neighbors(items, self.config_, self.index_, self.weights_)
+        return self.session_source_[sessions], sims
+
+    # ---------------------------------------------------------- explanations
+    def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
+        """Exact shares of each target's score, by neighbour and by session item.
+
+        Neighbour ``n`` adds ``c_n = sim(s, n) · decay(step_n) · f_n(i)`` to item ``i`` (the
+        factors of the module docstring). Its similarity is a sum over the session items it
+        shares, each weighing its position weight ``w_j`` (1 for Jaccard), so session item
+        ``j`` is credited ``Σ_n c_n · w_j / Σ_{j' shared with n} w_j'``: the session items'
+        weights add up to the score, and so do the neighbours'. Neighbour ties go to the
+        more recent session, session item ties to the more recent click. A session that
+        takes the popularity fallback gets kind ``"popular"``.
+        """
+        clicks = np.ascontiguousarray(session, dtype=np.int32)
+        cfg, index, weights = self.config_, self.index_, self.weights_
+        sessions, sims, steps, pstar = kernels.neighbors(clicks, cfg, index, weights)
+        base = sims * kernels.match_decays(steps, cfg.match_decay, cfg.match_lambda)
+        live = np.flatnonzero(base != 0.0)  # the kernel skips the others too
+        if live.size == 0:
+            return [Reason("popular") for _ in targets]
+        sessions, base, pstar = sessions[live].astype(np.int64), base[live], pstar[live]
+        profile, item_weights, _, _ = kernels.session_profile(clicks, cfg)
+
+        # Every stored (neighbour, item) entry, neighbours in the kernel's order.
+        starts = index.sess_indptr[sessions]
+        lengths = index.sess_indptr[sessions + 1] - starts
+        entries = gather_ranges(starts, lengths)
+        owner = np.repeat(np.arange(sessions.size), lengths)
+        entry_items = index.sess_items[entries].astype(np.int64)
+
+        # c[t, n]: what neighbour n adds to the score of distinct target t (a session stores
+        # each of its items once, so every (t, n) cell is written at most once).
+        distinct, target_row = np.unique(targets, return_inverse=True)
+        row = np.searchsorted(distinct, entry_items).clip(0, distinct.size - 1)
+        hit = np.flatnonzero(distinct[row] == entry_items)
+        n, entry = owner[hit], entries[hit]
+        distance = np.abs(index.sess_positions[entry].astype(np.int64) - pstar[n])
+        contributions = np.zeros((distinct.size, sessions.size), dtype=np.float64)
+        contributions[row[hit], n] = base[n] * weights.distance[distance] * weights.entry[entry]
+
+        # share[n, j]: the part of neighbour n's similarity due to session item j (every
+        # neighbour shares at least one item with the session, so the profile is not empty).
+        by_item = np.argsort(profile, kind="stable")
+        found = np.searchsorted(profile[by_item], entry_items).clip(0, profile.size - 1)
+        shared = profile[by_item][found] == entry_items
+        column = by_item[found[shared]]
+        share = np.zeros((sessions.size, profile.size), dtype=np.float64)
+        share[owner[shared], column] = item_weights[column]
+        totals = share.sum(axis=1, keepdims=True)
+        share = np.divide(share, totals, out=np.zeros_like(share), where=totals > 0)
+        item_credit = contributions @ share  # [distinct targets, q], profile: most recent first
+
+        # The kernel lists neighbours most recent first: stable sorts keep that among ties.
+        by_items = self._session_reasons("neighbours", profile, item_credit, top)
+        by_neighbours = ranked_rows(self.session_source_[sessions], contributions, top)
+        return [
+            Reason("neighbours", by_items[row].session_items, by_neighbours[row])
+            for row in target_row.tolist()
+        ]
+
+    # ----------------------------------------------------------- persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = {name: np.asarray(value) for name, value in self.index_._asdict().items()}
+        state["session_source"] = self.session_source_
+        state["popularity"] = self.popularity_
+        return state
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        index = index_from_state(state, self.n_items)
+        n_kept, m = index.sess_age.size, self.n_items
+        source = np.asarray(state["session_source"])
+        popularity = np.asarray(state["popularity"])
+        if source.shape != (n_kept,) or source.dtype.kind not in "iu":
+            raise ModelError(f"model state: session_source must hold {n_kept} integers")
+        if popularity.shape != (m,) or popularity.dtype.kind not in "iu":
+            raise ModelError(f"model state: popularity must hold {m} integers")
+        self.index_ = index
+        self.session_source_ = source.astype(np.int64)
+        self._set_popularity(popularity)
+        self._prepare()
