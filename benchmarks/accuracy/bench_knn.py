@@ -2,7 +2,7 @@
 
 Usage (single-threaded, as in BENCHMARKS.md)::
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_knn.py \\
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_knn \\
         [--data ../shared/data] [--datasets diginetica,yoochoose-1_64] \\
         [--models sknn,vsknn,stan,vstan,vmisknn] [--params-dir DIR] [--protocol] [--cold]
 
@@ -41,10 +41,8 @@ from typing import Any
 
 import numpy as np
 
-DATASETS = {
-    "diginetica": "diginetica/srgnn",
-    "yoochoose-1_64": "yoochoose/srgnn-1_64",
-}
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA
+
 MODELS = ("sknn", "vsknn", "stan", "vstan", "vmisknn")
 YARDSTICK = {
     "k": 100,
@@ -187,11 +185,8 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("SESSIONREC_SHARED_DATA", default_data))
-    )
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--datasets", default=",".join(BENCHMARK_FOLDERS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument(
         "--params-dir", type=Path, help="tuned parameters: best_<dataset>_<model>.json"
@@ -223,7 +218,7 @@ def main() -> None:
     print("|---|---|" + "---:|" * (len(columns) - 2))
     rows = []
     for dataset in args.datasets.split(","):
-        folder = BenchmarkFolder(args.data / DATASETS[dataset])
+        folder = BenchmarkFolder(args.data / BENCHMARK_FOLDERS[dataset])
         data = (folder.train(), folder.test())
         runs = [("vsknn (yardstick)", "vsknn", YARDSTICK)] if args.yardstick else []
         runs += [
