@@ -2,7 +2,8 @@
 
 Usage (one BLAS thread, as in BENCHMARKS.md)::
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_baselines \
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+        .venv/bin/python -m benchmarks.accuracy.bench_baselines \
         [--data ../shared/data] [--models pop,spop,markov,sr,itemknn] [--datasets diginetica,...]
 
 Prints a Markdown table: HR@20 / MRR@20 in percent, next to the published POP and Item-KNN

@@ -28,13 +28,14 @@ import argparse
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from benchmarks.accuracy.protocol_refit import add_refit_arguments, refit
-from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA, read_params_file
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.neural.prefix import PrefixRecommender
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> None:
         # The first sessions of the validation part: cheaper epoch selection on a busy CPU.
         valid = valid.subset(np.arange(min(args.valid_sessions, valid.n_sessions)))
     params = {
+        **(read_params_file(args.params_file) if args.params_file else {}),
         **parse_params(args.model, args.param),
         "n_epochs": args.epochs,
         "device": args.device,
@@ -119,6 +121,11 @@ def main() -> None:
     parser.add_argument("--train-sessions", type=int, default=0, help="most recent N only")
     parser.add_argument("--valid-sessions", type=int, default=0, help="first N only")
     parser.add_argument("--param", action="append", default=[], help="key=value")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        help="JSON hyperparameters (e.g. benchmarks/params/*.json); --param overrides them",
+    )
     add_refit_arguments(parser)
     args = parser.parse_args()
     if args.train_sessions and (args.refit or args.refit_epochs):

@@ -44,13 +44,14 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from benchmarks.accuracy.protocol_refit import add_refit_arguments, refit
-from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA, read_params_file
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--param", action="append", default=[], help="key=value")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        help="JSON hyperparameters (e.g. benchmarks/params/*.json); --param overrides them",
+    )
     add_refit_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_epochs": args.epochs,
         "patience": args.patience,
         "device": "cpu",
+        **(read_params_file(args.params_file) if args.params_file else {}),
         **parse_params("sasrec", args.param),
     }
     if args.refit_epochs:
@@ -157,6 +164,7 @@ def leave_one_out(args: argparse.Namespace) -> None:
         "loss": args.loss,
         "n_epochs": args.epochs,
         "device": "cpu",
+        **(read_params_file(args.params_file) if args.params_file else {}),
         **parse_params("sasrec", args.param),
     }
     model = SASRec(**params)
