@@ -29,7 +29,7 @@ Commands (from the repository root; RecBole's venv at ``$RB``, see recbole_side_
         --param n_blocks=2 --param dropout=0.5 --param batch_size=2048 \
         --param learning_rate=0.001 --param max_len=50
 
-Results: BENCHMARKS.md (section on the attention and graph models).
+Results: BENCHMARKS.md (row P4) and benchmarks/notes/neural-cpu.md.
 """
 
 from __future__ import annotations
