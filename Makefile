@@ -40,9 +40,17 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# A short, representative run (about 10 minutes on 2 cores): one script of each group of
+# benchmarks/ with small settings, run as modules from the repository root. The full runs
+# and the commands of every figure are in BENCHMARKS.md.
+BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 bench: $(STAMP)
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_baselines.py
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_data_scale.py
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.accuracy.bench_baselines --datasets diginetica
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.speed.bench_data_scale --events 2000000
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.service.bench_service --stores memory \
+		--rates 250 --warmup 1 --duration 5
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.peers.recbole_side_by_side ours --model srgnn \
+		--epochs 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_data_scale.py [--events 20000000] [--format csv]
+    .venv/bin/python -m benchmarks.speed.bench_data_scale [--events 20000000] [--format csv]
         [--generator synthetic|numpy] [--seed 0] [--workdir DIR] [--write-dataset]
 
 Two steps, each in its own child process so that its wall time and peak memory (the

@@ -23,17 +23,17 @@ the wall-clock speed-up and the accuracy differences. The machine is shared and 
 load average is printed at the start, before and after each run and at the end; quote it
 with the numbers. Commands::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_distributed.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_distributed \
         --model narm --dataset diginetica --epochs 2 --processes 1,2
     # the most recent 20,000 training sessions of YooChoose 1/64 (the test set is complete)
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_distributed.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_distributed \
         --model stamp --dataset yoochoose-1_64 --train-sessions 20000 --epochs 2
     # GRU4Rec with its Diginetica preset, the most recent 40,000 training sessions
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_distributed.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_distributed \
         --model gru4rec --dataset diginetica --train-sessions 40000 --epochs 2 \
         --params-file src/sessionrec/models/neural/presets/diginetica.json
     # any benchmark folder (train_sessions.txt + test_sessions.txt), any hyperparameter
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_distributed.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_distributed \
         --model srgnn --dataset /path/to/folder --epochs 1 --param batch_size=200
 
 Model folders and the ``--train-sessions`` subset go to a temporary folder (removed at the
@@ -57,14 +57,11 @@ from typing import Any
 
 import torch
 
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.registry import MODELS as REGISTRY
 from sessionrec.models.registry import load_model
 
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
-FOLDERS = {"diginetica": "diginetica/srgnn", "yoochoose-1_64": "yoochoose/srgnn-1_64"}
 # The models that train on several processes (the others refuse under torchrun).
 MODELS = tuple(name for name, cls in REGISTRY.items() if cls.trains_distributed)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -90,7 +87,9 @@ def loadavg() -> list[float]:
 
 def benchmark_folder(dataset: str) -> Path:
     """A named shared benchmark or any folder with train_sessions.txt and test_sessions.txt."""
-    folder = DATA / FOLDERS[dataset] if dataset in FOLDERS else Path(dataset)
+    folder = (
+        SHARED_DATA / BENCHMARK_FOLDERS[dataset] if dataset in BENCHMARK_FOLDERS else Path(dataset)
+    )
     BenchmarkFolder(folder)  # fails early, with a clear message, on anything else
     return folder
 
@@ -239,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, required=True)
     parser.add_argument(
-        "--dataset", default="diginetica", help=f"{' | '.join(sorted(FOLDERS))} | a folder path"
+        "--dataset",
+        default="diginetica",
+        help=f"{' | '.join(sorted(BENCHMARK_FOLDERS))} | a folder path",
     )
     parser.add_argument("--train-sessions", type=int, default=0, help="most recent N only")
     parser.add_argument("--epochs", type=int, default=2)

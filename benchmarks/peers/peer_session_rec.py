@@ -15,7 +15,7 @@ Setup (outside the project)::
 
 Run (single-threaded)::
 
-    OMP_NUM_THREADS=1 /tmp/peer-venv/bin/python benchmarks/peer_session_rec.py \\
+    OMP_NUM_THREADS=1 /tmp/peer-venv/bin/python -m benchmarks.peers.peer_session_rec \\
         --session-rec /tmp/session-rec --benchmark ../shared/data/diginetica/srgnn \\
         --model vsknn --params '{"k": 100, "sample_size": 500}'
 

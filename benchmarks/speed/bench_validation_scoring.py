@@ -14,7 +14,7 @@ run, interleaved)::
 
     git worktree add /tmp/before f1fd25a
     for i in 1 2 3; do for src in /tmp/before/src src; do
-      OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_validation_scoring.py --src $src
+      OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_validation_scoring --src $src
     done; done
 """
 
@@ -22,30 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
-
-
-def as_whole_file_model(model: Any) -> Any:
-    """Mark every item but one in 500 as having training clicks (a model fitted on a few
-    thousand sessions then scores as one of the whole file: no empty sessions, few unseen
-    items) and refresh what the model caches from its counts."""
-    import numpy as np
-
-    model.item_counts_ = np.maximum(model.item_counts_, 1)
-    model.item_counts_[::500] = 0
-    if hasattr(model, "_prepare_scoring"):  # SASRec at 04979b4 and earlier caches nothing
-        model._prepare_scoring()
-    return model
+from benchmarks.common import SHARED_DATA, as_whole_file_model
 
 
 def main() -> None:
@@ -64,7 +47,9 @@ def main() -> None:
     from sessionrec.models.registry import create_model
 
     torch.set_num_threads(1)
-    train, valid = last_fraction_split(BenchmarkFolder(DATA / "diginetica/srgnn").train(), 0.1)
+    train, valid = last_fraction_split(
+        BenchmarkFolder(SHARED_DATA / "diginetica/srgnn").train(), 0.1
+    )
     train = train.subset(np.arange(train.n_sessions - 3000, train.n_sessions))
     valid = valid.subset(np.arange(3000))
     cases = ValidationCases(valid)

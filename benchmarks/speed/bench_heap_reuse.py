@@ -6,9 +6,9 @@ Runs the command given after ``--`` alternately with ``SESSIONREC_REUSE_FREED_ME
 the child process, and the fields of the command's last JSON line named by ``--fields``.
 Then the medians of each arm. Example (one thread, STAMP on 10,000 Diginetica sessions)::
 
-    .venv/bin/python benchmarks/bench_heap_reuse.py --rounds 2 \
+    .venv/bin/python -m benchmarks.speed.bench_heap_reuse --rounds 2 \
         --fields train_cases_per_second predict_seconds -- \
-        env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_prefix_models.py \
+        env OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_prefix_models \
         --model stamp --dataset diginetica --epochs 1 --threads 1 \
         --train-sessions 10000 --valid-sessions 1000
 """

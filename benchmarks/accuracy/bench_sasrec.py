@@ -11,15 +11,15 @@ the test metrics, as one JSON object at the end.
 Commands (pin the thread count: on the shared 2-core machine it changes speed many times)::
 
     # full softmax cross-entropy
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset diginetica \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_sasrec --dataset diginetica \
         --loss ce --epochs 5 --threads 1
     # TRON-style sampled softmax: in-batch + 1024 shared uniform negatives, logQ correction
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset diginetica \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_sasrec --dataset diginetica \
         --loss sampled --epochs 5 --threads 1 --param n_negatives=1024 --param sample_alpha=0
     # other hyperparameters: --param key=value (e.g. hidden_size=100, dropout=0.3)
     # --refit: then train on the whole training file for the selected epochs and test that
     # too; --refit-epochs N: only that, N chosen by an earlier validation run
-    # (benchmarks/protocol_refit.py)
+    # (benchmarks/accuracy/protocol_refit.py)
 
 ``--dataset yoochoose-1_64`` runs the YooChoose 1/64 split the same way.
 
@@ -31,10 +31,10 @@ included). Epochs are not selected here (the validation cases of the fit would b
 position of the histories): the model trains ``--epochs`` epochs and the script reports
 validation and test HR@10/NDCG@10::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset amazon-beauty \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_sasrec --dataset amazon-beauty \
         --loss ce --epochs 10 --threads 1 --param max_len=50 --param dropout=0.5
 
-RecBole's SASRec on the same split, for the side by side: ``benchmarks/recbole_beauty.py``.
+RecBole's SASRec on the same split, for the side by side: ``benchmarks/peers/recbole_beauty.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -51,31 +50,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.accuracy.protocol_refit import add_refit_arguments, refit
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA, read_params_file
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.neural.sasrec import SASRec
 from sessionrec.models.registry import parse_params
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_refit import add_refit_arguments, refit
-
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
-FOLDERS = {"diginetica": "diginetica/srgnn", "yoochoose-1_64": "yoochoose/srgnn-1_64"}
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--dataset", choices=[*sorted(FOLDERS), "amazon-beauty"], default="diginetica"
+        "--dataset", choices=[*sorted(BENCHMARK_FOLDERS), "amazon-beauty"], default="diginetica"
     )
     parser.add_argument("--loss", choices=("ce", "sampled"), default="ce")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--param", action="append", default=[], help="key=value")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        help="JSON hyperparameters (e.g. benchmarks/params/*.json); --param overrides them",
+    )
     add_refit_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -86,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         leave_one_out(args)
         return
 
-    folder = BenchmarkFolder(DATA / FOLDERS[args.dataset])
+    folder = BenchmarkFolder(SHARED_DATA / BENCHMARK_FOLDERS[args.dataset])
     full_train, test = folder.train(), folder.test()
     train, valid = last_fraction_split(full_train, 0.1)
     params: dict[str, Any] = {
@@ -94,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_epochs": args.epochs,
         "patience": args.patience,
         "device": "cpu",
+        **(read_params_file(args.params_file) if args.params_file else {}),
         **parse_params("sasrec", args.param),
     }
     if args.refit_epochs:
@@ -154,7 +153,7 @@ def leave_one_out(args: argparse.Namespace) -> None:
     """Amazon Beauty, leave-one-out, full ranking (see the module docstring)."""
     histories = [
         line.split()[1:]
-        for line in (DATA / "amazon-beauty/Beauty.txt").read_text().splitlines()
+        for line in (SHARED_DATA / "amazon-beauty/Beauty.txt").read_text().splitlines()
         if line.strip()
     ]
     everything = SessionData.from_sequences(histories)
@@ -165,6 +164,7 @@ def leave_one_out(args: argparse.Namespace) -> None:
         "loss": args.loss,
         "n_epochs": args.epochs,
         "device": "cpu",
+        **(read_params_file(args.params_file) if args.params_file else {}),
         **parse_params("sasrec", args.param),
     }
     model = SASRec(**params)

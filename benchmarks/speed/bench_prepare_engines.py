@@ -10,7 +10,7 @@ the resident memory of that subprocess's whole tree (Python plus Spark's JVM) ev
 
 Command (the issue's full scale; ~2 minutes to generate)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_prepare_engines.py --events 100000000
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_prepare_engines --events 100000000
 
 ``--events 20000000`` is the reduced run; ``--engines polars`` skips Spark;
 ``--driver-memory`` sets Spark's (default 8g); ``--check`` also asserts that both engines

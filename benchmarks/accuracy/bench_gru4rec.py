@@ -11,24 +11,24 @@ Commands (always pin the thread count: on a shared 2-core machine it changes spe
 
     # YooChoose rsc15-100k, train_full -> test, next-item protocol, the official rsc15
     # cross-entropy parameters (100 units, batch 32, n_sample 2048), both implementations
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py side-by-side \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_gru4rec side-by-side \
         --dataset rsc15-100k --epochs 5 --threads 1 \
         --official /tmp/gru4rec_official --official-python /tmp/offvenv/bin/python
     # Diginetica benchmark split, the official Diginetica BPR-max parameters, epoch time
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py side-by-side \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_gru4rec side-by-side \
         --dataset diginetica --epochs 1 --threads 1 --official ... --official-python ...
     # serving latency of a saved model: served (exact int8-assisted) vs dense top-20
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py serving \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_gru4rec serving \
         --dataset diginetica --model-dir models/gru4rec
     # benchmark protocol with selection on validation only (last 10% of train_sessions.txt):
     # train on the first 90%, keep the epoch with the best validation HR@20, report test
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py protocol \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_gru4rec protocol \
         --dataset diginetica --threads 1 [--param key=value ...]
     # ... then train on the whole training file for the selected epochs and test that too
     # (--refit), or only that for N epochs chosen by an earlier validation run
-    # (--refit-epochs N; benchmarks/protocol_refit.py)
+    # (--refit-epochs N; benchmarks/accuracy/protocol_refit.py)
     # the setting chosen on validation for a folder, trained on all of train_sessions.txt
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gru4rec.py protocol \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_gru4rec protocol \
         --dataset yoochoose-1_64 --preset benchmark-yoochoose-1_64 --refit-epochs 23
 
 Both implementations get the same data in the same order (sessions by start time) and the
@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.accuracy.protocol_refit import add_refit_arguments, refit
+from benchmarks.common import SHARED_DATA
 from sessionrec.data.events import read_events
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.data.sessions import SessionData
@@ -65,12 +67,6 @@ from sessionrec.models.neural import gru4rec
 from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
 from sessionrec.models.registry import load_model, parse_params
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_refit import add_refit_arguments, refit
-
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
 DATASETS: dict[str, dict[str, Any]] = {
     "rsc15-100k": {
         "train": "yoochoose/rsc15-100k/yoochoose-clicks-100k_train_full.txt",
@@ -141,10 +137,10 @@ print(json.dumps({"epoch_wall": wall, "epoch_cpu": cpu, "fit_wall": fit_wall,
 def load(dataset: str) -> tuple[SessionData, SessionData]:
     spec = DATASETS[dataset]
     if "folder" in spec:
-        folder = BenchmarkFolder(DATA / spec["folder"])
+        folder = BenchmarkFolder(SHARED_DATA / spec["folder"])
         return folder.train(), folder.test()
-    train = SessionData.from_frame(read_events(DATA / spec["train"], preset="gru4rec"))
-    test = SessionData.from_frame(read_events(DATA / spec["test"], preset="gru4rec"))
+    train = SessionData.from_frame(read_events(SHARED_DATA / spec["train"], preset="gru4rec"))
+    test = SessionData.from_frame(read_events(SHARED_DATA / spec["test"], preset="gru4rec"))
     return train, test
 
 
@@ -264,8 +260,8 @@ def protocol(args: argparse.Namespace) -> None:
         sys.exit("protocol runs use a benchmark folder (diginetica, yoochoose-1_64)")
     preset = args.preset or spec["preset"]
     params = {**PRESETS[preset], "device": "cpu", **args.params}  # --param device=cuda
-    full = read_sessions_txt(DATA / spec["folder"] / "train_sessions.txt")
-    test = read_sessions_txt(DATA / spec["folder"] / "test_sessions.txt")
+    full = read_sessions_txt(SHARED_DATA / spec["folder"] / "train_sessions.txt")
+    test = read_sessions_txt(SHARED_DATA / spec["folder"] / "test_sessions.txt")
     if args.refit_epochs:
         figures = refit(lambda p: GRU4Rec(**p), params, full, test, args.refit_epochs)
         result = {"dataset": args.dataset, "threads": args.threads}
@@ -335,7 +331,7 @@ def serving(args: argparse.Namespace) -> None:
     model = load_model(args.model_dir)
     if not isinstance(model, GRU4Rec):
         sys.exit(f"{args.model_dir} is not a GRU4Rec model")
-    test = read_sessions_txt(DATA / DATASETS[args.dataset]["folder"] / "test_sessions.txt")
+    test = read_sessions_txt(SHARED_DATA / DATASETS[args.dataset]["folder"] / "test_sessions.txt")
     result = {"model_dir": str(args.model_dir), "threads": args.threads}
     result.update(serving_latency(model, test))
     print(json.dumps(result, indent=2))

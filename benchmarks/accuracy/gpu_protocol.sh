@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The benchmark protocol of every neural model on one GPU, all runs at once, within a time budget.
 #
-#   SESSIONREC_SHARED_DATA=../shared/data bash benchmarks/gpu_protocol.sh OUT_DIR [BUDGET_S] [JOB...]
+#   SESSIONREC_SHARED_DATA=../shared/data bash benchmarks/accuracy/gpu_protocol.sh OUT_DIR \
+#       [BUDGET_S] [JOB...]
 #
-# Each job is one of the protocol benchmarks (bench_gru4rec.py protocol, bench_sasrec.py,
-# bench_prefix_models.py) with device=cuda and max_train_seconds=BUDGET_S (default 300): every
-# run stops before an epoch that would pass the budget, keeps the epoch selected on validation
-# and reports the test figures. The jobs share the GPU (CUDA MPS when it starts, else time
+# Each job is one of the protocol benchmarks (benchmarks.accuracy.bench_gru4rec protocol,
+# bench_sasrec, bench_prefix_models, run as modules from the repository root) with
+# device=cuda and max_train_seconds=BUDGET_S (default 300): every run stops before an epoch
+# that would pass the budget, keeps the epoch selected on validation and reports the test
+# figures. The jobs share the GPU (CUDA MPS when it starts, else time
 # slicing) and one CPU thread each, so their epoch times are those of a shared GPU, not of a
 # GPU alone. OUT_DIR gets progress.txt (every job's log so far, rewritten every 20 s) and,
 # at the end, results.txt (the JSON each job printed) and logs.txt. JOB names pick a subset;
 # NAME:key=value,key=value runs job NAME with those hyperparameters changed (a variant);
 # among the changes, "refit" adds the refit on the whole training file after selection and
-# "refit_epochs=N" runs only a refit of N epochs (benchmarks/protocol_refit.py).
+# "refit_epochs=N" runs only a refit of N epochs (benchmarks/accuracy/protocol_refit.py).
 # HARD_LIMIT_S (default 1.5 x BUDGET_S + 60) kills a job that is still running then.
 # DEVICE=cpu runs the same jobs on the CPU (a check of this script); PYTHON picks the
 # interpreter (default python3).
@@ -22,14 +24,16 @@ budget=${2:-300}
 shift $(($# < 2 ? $# : 2))
 device=${DEVICE:-cuda}
 py=${PYTHON:-python3}
-here=$(cd "$(dirname "$0")" && pwd)
 runs=$(mktemp -d)
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# The jobs run as modules of the benchmarks package: from the repository root.
+cd "$(dirname "$0")/../.."
 
 common="--param device=$device --param max_train_seconds=$budget"
-gru="$py $here/bench_gru4rec.py protocol --threads 1 $common"
-sas="$py $here/bench_sasrec.py --threads 1 --epochs 40 --patience 3 $common"
-pre="$py $here/bench_prefix_models.py --threads 1 --epochs 40 --patience 3 --device $device
+gru="$py -m benchmarks.accuracy.bench_gru4rec protocol --threads 1 $common"
+sas="$py -m benchmarks.accuracy.bench_sasrec --threads 1 --epochs 40 --patience 3 $common"
+pre="$py -m benchmarks.accuracy.bench_prefix_models --threads 1 --epochs 40 --patience 3 --device $device
      --param max_train_seconds=$budget"
 declare -A JOBS=(
   [gru4rec-diginetica-mrr]="$gru --dataset diginetica --param selection_metric=mrr@20"

@@ -2,7 +2,8 @@
 
 Usage (one BLAS thread, as in BENCHMARKS.md)::
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_baselines.py \
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+        .venv/bin/python -m benchmarks.accuracy.bench_baselines \
         [--data ../shared/data] [--models pop,spop,markov,sr,itemknn] [--datasets diginetica,...]
 
 Prints a Markdown table: HR@20 / MRR@20 in percent, next to the published POP and Item-KNN
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.registry import create_model
 
-DATASETS = {
-    "diginetica": "diginetica/srgnn",
-    "yoochoose-1_64": "yoochoose/srgnn-1_64",
-}
 PUBLISHED = {  # HR@20 / MRR@20 as cited by SR-GNN and GCE-GNN (shared/data/README.md)
     ("diginetica", "pop"): (0.89, 0.20),
     ("diginetica", "itemknn"): (35.75, 11.57),
@@ -35,12 +32,9 @@ PUBLISHED = {  # HR@20 / MRR@20 as cited by SR-GNN and GCE-GNN (shared/data/READ
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("SESSIONREC_SHARED_DATA", default_data))
-    )
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--models", default="pop,spop,markov,sr,itemknn")
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--datasets", default=",".join(BENCHMARK_FOLDERS))
     parser.add_argument("--json-out", type=Path, help="also write the raw results here")
     args = parser.parse_args()
 
@@ -50,7 +44,7 @@ def main() -> None:
     )
     print("|---|---|---:|---:|---:|---|---:|---:|")
     for dataset in args.datasets.split(","):
-        folder = BenchmarkFolder(args.data / DATASETS[dataset])
+        folder = BenchmarkFolder(args.data / BENCHMARK_FOLDERS[dataset])
         train, test = folder.train(), folder.test()
         counts = train.item_counts()
         for name in args.models.split(","):

@@ -25,29 +25,29 @@ here; this script only writes its input files and calls it. Three subcommands:
   on the whole ``train_full`` for the same number of epochs with hyperparameters set as
   close to RecBole's defaults as our models allow, then evaluated on every prefix of every
   test session against every item (:func:`sessionrec.evaluation.protocol.evaluate`,
-  ``protocol="next"``, pessimistic ties). ``benchmarks/bench_prefix_models.py`` and
-  ``benchmarks/bench_sasrec.py`` only take the named SR-GNN-format folders and split off a
+  ``protocol="next"``, pessimistic ties). ``benchmarks/accuracy/bench_prefix_models.py`` and
+  ``benchmarks/accuracy/bench_sasrec.py`` only take the named SR-GNN-format folders and split off a
   validation part, so this split is run through the same API here.
 
 Commands (from the repository root; RecBole's venv at ``$RB``, e.g. /tmp/recbole/venv)::
 
-    python3 benchmarks/recbole_side_by_side.py convert --out /tmp/recbole/data
+    python3 -m benchmarks.peers.recbole_side_by_side convert --out /tmp/recbole/data
     # RecBole, in its own venv (pip install torch==2.13.0, then recbole==1.2.1 'numpy<2'
     # 'pandas<3' 'setuptools<81'; ray, thop, tensorboard, ... come as its dependencies)
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python benchmarks/recbole_side_by_side.py \
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python -m benchmarks.peers.recbole_side_by_side \
         recbole --model SASRec --epochs 3 --data /tmp/recbole/data --work /tmp/recbole/work
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python benchmarks/recbole_side_by_side.py \
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python -m benchmarks.peers.recbole_side_by_side \
         recbole --model SRGNN --epochs 3 --data /tmp/recbole/data --work /tmp/recbole/work
     # ours
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/recbole_side_by_side.py \
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m benchmarks.peers.recbole_side_by_side \
         ours --model sasrec --epochs 3 [--param loss=sampled]
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/recbole_side_by_side.py \
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m benchmarks.peers.recbole_side_by_side \
         ours --model srgnn --epochs 3
 
 Each run prints one JSON object: seconds per training epoch (wall and CPU), training cases
 per second (cases = clicks with a previous click in their session, the same 52,484 on both
 sides), test HR@20 / MRR@20 in percent, the number of test cases, and ``/proc/loadavg``
-before and after the run. Results: ``benchmarks/recbole_side_by_side.md``.
+before and after the run. Results: ``benchmarks/notes/recbole-side-by-side.md``.
 """
 
 from __future__ import annotations
@@ -55,16 +55,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
+from benchmarks.common import SHARED_DATA, load_average
+from benchmarks.peers.recbole_runner import (
+    add_recbole_commands,
+    enter_recbole,
+    epoch_summary,
+    time_recbole_epochs,
 )
-SOURCE = DATA / "yoochoose/rsc15-100k"
+
+SOURCE = SHARED_DATA / "yoochoose/rsc15-100k"
 FILES = {
     "train": "yoochoose-clicks-100k_train_full.txt",
     "valid": "yoochoose-clicks-100k_train_valid.txt",
@@ -73,13 +76,6 @@ FILES = {
 DATASET = "rsc15-100k"
 MAX_LEN = 50  # RecBole's MAX_ITEM_LIST_LENGTH default; our models' max_len
 HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\n"
-
-
-def load_avg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().strip()
-    except OSError:
-        return "n/a"
 
 
 # ----------------------------------------------------------------------------- convert
@@ -153,76 +149,6 @@ def recbole_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def time_recbole_epochs() -> list[dict[str, Any]]:
-    """Time every RecBole training epoch (wall and CPU seconds), by wrapping its trainer.
-
-    Returns the list the epochs' records are appended to; each is also printed to stderr.
-    """
-    from recbole.trainer import Trainer
-
-    epochs: list[dict[str, Any]] = []
-    train_epoch = Trainer._train_epoch
-
-    def timed_epoch(self: Any, train_data: Any, epoch_idx: int, *rest: Any, **kw: Any) -> Any:
-        wall, cpu = time.perf_counter(), time.process_time()
-        loss = train_epoch(self, train_data, epoch_idx, *rest, **kw)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        cases = len(train_data._dataset)
-        epochs.append(
-            {
-                "epoch": epoch_idx + 1,
-                "seconds": round(wall, 1),
-                "cpu_seconds": round(cpu, 1),
-                "cases_per_second": round(cases / wall),
-                "loss": round(float(loss), 4),
-                "cases": cases,
-                "loadavg": load_avg(),
-            }
-        )
-        print(json.dumps(epochs[-1]), file=sys.stderr, flush=True)
-        return loss
-
-    Trainer._train_epoch = timed_epoch  # type: ignore[method-assign]
-    return epochs
-
-
-def epoch_summary(epochs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean wall and CPU seconds per epoch and training cases per second of timed epochs."""
-    walls = [e["seconds"] for e in epochs]
-    return {
-        "seconds_per_epoch": round(sum(walls) / len(walls), 1),
-        "cpu_seconds_per_epoch": round(sum(e["cpu_seconds"] for e in epochs) / len(epochs), 1),
-        "cases_per_second": round(sum(e["cases"] for e in epochs) / sum(walls)),
-    }
-
-
-def add_recbole_commands(
-    commands: Any, *, convert_help: str, recbole_help: str
-) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """The ``convert`` and ``recbole`` subcommands with the arguments both scripts share."""
-    conv = commands.add_parser("convert", help=convert_help)
-    conv.add_argument("--out", required=True, help="RecBole data_path (a folder is made in it)")
-    rb = commands.add_parser("recbole", help=recbole_help)
-    rb.add_argument("--data", required=True, help="the folder given to convert --out")
-    rb.add_argument("--work", required=True, help="RecBole's working folder (logs, checkpoints)")
-    rb.add_argument("--seed", type=int, default=2020)  # RecBole's default seed
-    return conv, rb
-
-
-def enter_recbole(threads: int, work: str) -> None:
-    """The process set-up of a RecBole run: torch threads, its working folder, checkpoints."""
-    # RecBole 1.2.1 reloads its own checkpoint (config object included) with a bare
-    # torch.load, which torch >= 2.6 refuses by default (weights_only=True): allow it, in
-    # RecBole's environment only.
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    import torch
-
-    torch.set_num_threads(threads)
-    folder = Path(work)
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chdir(folder)  # RecBole writes ./log and ./log_tensorboard under the working directory
-
-
 def run_recbole(args: argparse.Namespace) -> None:
     enter_recbole(args.threads, args.work)
     import recbole
@@ -230,7 +156,7 @@ def run_recbole(args: argparse.Namespace) -> None:
     from recbole.quick_start import run_recbole as recbole_main
 
     epochs = time_recbole_epochs()
-    before = load_avg()
+    before = load_average()
     started = time.perf_counter()
     result = recbole_main(model=args.model, dataset=DATASET, config_dict=recbole_config(args))
     total = time.perf_counter() - started
@@ -256,7 +182,7 @@ def run_recbole(args: argparse.Namespace) -> None:
                 "run_seconds": round(total, 1),
                 "threads": torch.get_num_threads(),
                 "loadavg_before": before,
-                "loadavg_after": load_avg(),
+                "loadavg_after": load_average(),
             }
         ),
         flush=True,
@@ -291,11 +217,11 @@ def run_ours(args: argparse.Namespace) -> None:
         **parse_params(args.model, args.param),
     }
     model: Any = create_model(args.model, params)
-    before = load_avg()
+    before = load_average()
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(train)
     fit_wall, fit_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    after_fit = load_avg()
+    after_fit = load_average()
     result = evaluate(model, test, protocol="next", cutoffs=(20,))
     metrics = result.metrics()
     seconds = np.asarray(model.epoch_seconds_, dtype=float)

@@ -19,7 +19,7 @@ run, interleaved)::
 
     git worktree add /tmp/before 04979b4
     for i in 1 2 3; do for src in /tmp/before/src src; do
-      OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_neural_serving.py --src $src
+      OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.speed.bench_neural_serving --src $src
     done; done
 """
 
@@ -27,16 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_validation_scoring import as_whole_file_model
+from benchmarks.common import SHARED_DATA, as_whole_file_model
 
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
 MODELS = ("narm", "stamp", "srgnn", "sasrec")
 
 
@@ -56,7 +51,7 @@ def main() -> None:
     from sessionrec.models.registry import create_model
 
     torch.set_num_threads(1)
-    folder = BenchmarkFolder(DATA / "diginetica/srgnn")
+    folder = BenchmarkFolder(SHARED_DATA / "diginetica/srgnn")
     train, test = folder.train(), folder.test()
     recent = train.subset(np.arange(train.n_sessions - 3000, train.n_sessions))
     for name in args.models.split(","):

@@ -2,7 +2,7 @@
 
 Usage (the figures of BENCHMARKS.md; one BLAS/numba/torch thread everywhere)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_big_catalog.py \\
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.service.bench_big_catalog \\
         [--items 1000000,10000] [--clicks 3000000] [--gru-clicks 500000] \\
         [--models vmisknn,gru4rec] [--duration 15] [--json /tmp/big.json]
 
@@ -20,7 +20,7 @@ is quoted against, measured in the same run on the same machine):
    CPU epoch over 3M clicks takes longer than the rest of the benchmark. The result is a
    latency figure, not an accuracy one (items never trained keep their random vectors).
 3. Serves each model with ``sessionrec serve`` (one worker, memory store, as its own
-   process, started by ``bench_service.start_service``) and reports the service's resident
+   process, started by ``load.start_service``) and reports the service's resident
    memory (RSS of the process tree after warm-up and after the load) and single-session
    latency: one keep-alive connection sends ``POST /v1/sessions/{id}/events?k=20`` as soon
    as the previous answer came back (held-out sessions replayed click by click, the client
@@ -55,8 +55,7 @@ os.environ.update(THREADS)  # before numpy, numba or torch load
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_service  # noqa: E402  (the load client and process helpers)
+from benchmarks.service import load  # noqa: E402
 
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "vmisknn": {},
@@ -156,14 +155,14 @@ def folder_mb(folder: Path) -> float:
 def serve_and_measure(
     model_dir: Path, train_file: Path, test_file: Path, duration: float, k: int
 ) -> dict[str, Any]:
-    service, port = bench_service.start_service(model_dir, train_file, "memory", 1)
+    service, port = load.start_service(model_dir, train_file, "memory", 1)
     try:
         # warm-up: numba kernels, the int8 table (built on first use), caches
-        bench_service.run_load("closed", port, test_file, connections=1, duration=3.0, k=k)
+        load.run_load("closed", port, test_file, connections=1, duration=3.0, k=k)
         rss_ready = tree_rss_mb(service.process.pid)
-        result = bench_service.measure(
+        result = load.measure(
             service,
-            bench_service.run_load,
+            load.run_load,
             "closed",
             port,
             test_file,

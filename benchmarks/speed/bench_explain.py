@@ -3,7 +3,7 @@
 Usage (one thread, as in BENCHMARKS.md)::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python \
-        benchmarks/bench_explain.py [--data ../shared/data] [--dataset diginetica] \
+        -m benchmarks.speed.bench_explain [--data ../shared/data] [--dataset diginetica] \
         [--models sr,itemknn,vsknn,vstan,vmisknn] [--sessions 500] [--k 20] [--ablation]
 
 Fits each model on the training file of a public benchmark split, then for the first
@@ -17,20 +17,15 @@ median and p95 milliseconds; the explain column is the added cost of ``explain=t
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA
 from sessionrec.evaluation.protocol import BenchmarkFolder
 from sessionrec.models.base import Recommender
 from sessionrec.models.registry import create_model
-
-DATASETS = {
-    "diginetica": "diginetica/srgnn",
-    "yoochoose-1_64": "yoochoose/srgnn-1_64",
-}
 
 
 def prefixes(folder: BenchmarkFolder, n: int) -> list[list[int]]:
@@ -54,18 +49,15 @@ def timed(call: object, *args: object, **kwargs: object) -> tuple[float, object]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("SESSIONREC_SHARED_DATA", default_data))
-    )
-    parser.add_argument("--dataset", default="diginetica", choices=sorted(DATASETS))
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--dataset", default="diginetica", choices=sorted(BENCHMARK_FOLDERS))
     parser.add_argument("--models", default="sr,itemknn,vsknn,vstan,vmisknn")
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--ablation", action="store_true")
     args = parser.parse_args()
 
-    folder = BenchmarkFolder(args.data / DATASETS[args.dataset])
+    folder = BenchmarkFolder(args.data / BENCHMARK_FOLDERS[args.dataset])
     train = folder.train()
     sessions = prefixes(folder, args.sessions)
     print(f"{args.dataset}: {train.n_sessions} training sessions, {len(sessions)} live sessions")

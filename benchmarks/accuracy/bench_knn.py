@@ -2,7 +2,7 @@
 
 Usage (single-threaded, as in BENCHMARKS.md)::
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_knn.py \\
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_knn \\
         [--data ../shared/data] [--datasets diginetica,yoochoose-1_64] \\
         [--models sknn,vsknn,stan,vstan,vmisknn] [--params-dir DIR] [--protocol] [--cold]
 
@@ -23,8 +23,9 @@ For every (dataset, model) it prints one Markdown row:
 - model size on disk (``save``) and in memory (the arrays of the learned state), and the
   process's resident-set growth while fitting.
 
-``--params-dir`` reads tuned hyperparameters from ``DIR/best_<dataset>_<model>.json`` (what
-``sessionrec tune --output`` writes); without it the defaults run. ``--yardstick`` adds the
+``--params-dir`` reads tuned hyperparameters from ``DIR/<model>-<dataset>.json`` or
+``DIR/best_<dataset>_<model>.json`` (what ``sessionrec tune --output`` writes); without it,
+or for a pair without a file, the defaults run. ``--yardstick`` adds the
 issue's V-SKNN configuration (k=100 of 500, linear decay, dot product / distinct items).
 """
 
@@ -41,18 +42,11 @@ from typing import Any
 
 import numpy as np
 
-DATASETS = {
-    "diginetica": "diginetica/srgnn",
-    "yoochoose-1_64": "yoochoose/srgnn-1_64",
-}
+from benchmarks.common import BENCHMARK_FOLDERS, PARAMS, SHARED_DATA, read_params_file
+
 MODELS = ("sknn", "vsknn", "stan", "vstan", "vmisknn")
-YARDSTICK = {
-    "k": 100,
-    "sample_size": 500,
-    "weighting": "linear",
-    "similarity": "vec",
-    "weighting_score": "same",
-}
+# The issue's V-SKNN configuration: k=100 of 500, linear decay, dot product / distinct items.
+YARDSTICK = read_params_file(PARAMS / "vsknn-yardstick.json")
 REFERENCE = {  # HR@20 / MRR@20 of the issue: yardstick and targets
     ("diginetica", "yardstick"): (49.08, 17.42),
     ("yoochoose-1_64", "yardstick"): (63.81, 25.70),
@@ -74,12 +68,14 @@ def folder_bytes(path: Path) -> int:
 def load_params(params_dir: Path | None, dataset: str, model: str) -> dict[str, Any]:
     if params_dir is None:
         return {}
-    path = params_dir / f"best_{dataset}_{model}.json"
-    if not path.is_file():
-        print(f"# no tuned parameters at {path}: using the defaults", file=sys.stderr)
-        return {}
-    loaded = json.loads(path.read_text())
-    return dict(loaded.get("params", loaded))
+    # benchmarks/params/ names them MODEL-DATASET.json; best_DATASET_MODEL.json is the
+    # name the tuning runs of BENCHMARKS.md wrote.
+    names = (f"{model}-{dataset}.json", f"best_{dataset}_{model}.json")
+    for path in (params_dir / name for name in names):
+        if path.is_file():
+            return read_params_file(path)
+    print(f"# no tuned parameters for {model} on {dataset} in {params_dir}", file=sys.stderr)
+    return {}
 
 
 def run(
@@ -187,14 +183,13 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("SESSIONREC_SHARED_DATA", default_data))
-    )
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--datasets", default=",".join(BENCHMARK_FOLDERS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument(
-        "--params-dir", type=Path, help="tuned parameters: best_<dataset>_<model>.json"
+        "--params-dir",
+        type=Path,
+        help="tuned parameters: <model>-<dataset>.json or best_<dataset>_<model>.json",
     )
     parser.add_argument("--yardstick", action="store_true", help="add the issue's V-SKNN row")
     parser.add_argument("--protocol", action="store_true", help="also time the dense protocol")
@@ -223,12 +218,13 @@ def main() -> None:
     print("|---|---|" + "---:|" * (len(columns) - 2))
     rows = []
     for dataset in args.datasets.split(","):
-        folder = BenchmarkFolder(args.data / DATASETS[dataset])
+        folder = BenchmarkFolder(args.data / BENCHMARK_FOLDERS[dataset])
         data = (folder.train(), folder.test())
         runs = [("vsknn (yardstick)", "vsknn", YARDSTICK)] if args.yardstick else []
         runs += [
             (name, name, load_params(args.params_dir, dataset, name))
             for name in args.models.split(",")
+            if name  # --models '' with --yardstick: the yardstick alone
         ]
         for label, name, params in runs:
             row = run(dataset, label, name, params, data, args)

@@ -2,7 +2,7 @@
 
 RecBole runs from its own virtual environment outside the repository (it needs numpy<2,
 pandas<3 and setuptools<81); nothing of it is copied here. This script writes RecBole's
-input and runs RecBole; our side is ``benchmarks/bench_sasrec.py --dataset amazon-beauty``,
+input and runs RecBole; our side is ``benchmarks/accuracy/bench_sasrec.py --dataset amazon-beauty``,
 which splits the same file the same way. Two subcommands:
 
 - ``convert`` (any Python 3, standard library only): ``amazon-beauty/Beauty.txt`` (one user
@@ -20,38 +20,34 @@ which splits the same file the same way. Two subcommands:
 
 Commands (from the repository root; RecBole's venv at ``$RB``, see recbole_side_by_side.py)::
 
-    python3 benchmarks/recbole_beauty.py convert --out /tmp/recbole/data
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python benchmarks/recbole_beauty.py \
+    python3 -m benchmarks.peers.recbole_beauty convert --out /tmp/recbole/data
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $RB/bin/python -m benchmarks.peers.recbole_beauty \
         recbole --epochs 10 --data /tmp/recbole/data --work /tmp/recbole/work
     # ours, with RecBole's settings where ours has the same knob
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sasrec.py --dataset amazon-beauty \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_sasrec --dataset amazon-beauty \
         --loss ce --epochs 10 --threads 1 --param hidden_size=64 --param n_heads=2 \
         --param n_blocks=2 --param dropout=0.5 --param batch_size=2048 \
         --param learning_rate=0.001 --param max_len=50
 
-Results: BENCHMARKS.md (section on the attention and graph models).
+Results: BENCHMARKS.md (row P4) and benchmarks/notes/neural-cpu.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from recbole_side_by_side import (
+from benchmarks.common import SHARED_DATA, load_average
+from benchmarks.peers.recbole_runner import (
     add_recbole_commands,
     enter_recbole,
     epoch_summary,
-    load_avg,
     time_recbole_epochs,
 )
 
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
-SOURCE = DATA / "amazon-beauty/Beauty.txt"
+SOURCE = SHARED_DATA / "amazon-beauty/Beauty.txt"
 DATASET = "beauty"
 
 
@@ -118,7 +114,7 @@ def run_recbole(args: argparse.Namespace) -> None:
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = Trainer(config, model)
     epochs = time_recbole_epochs()
-    before = load_avg()
+    before = load_average()
     trainer.fit(train_data, valid_data=None, saved=True, show_progress=False)
     valid = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
     test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
@@ -140,7 +136,7 @@ def run_recbole(args: argparse.Namespace) -> None:
                 "test_ndcg@10": round(100 * float(test["ndcg@10"]), 2),
                 "threads": torch.get_num_threads(),
                 "loadavg_before": before,
-                "loadavg_after": load_avg(),
+                "loadavg_after": load_average(),
             }
         ),
         flush=True,

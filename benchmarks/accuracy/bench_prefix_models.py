@@ -7,19 +7,19 @@ HR@20 on the last 10%, then rank every test case's target against the whole voca
 percent, seconds per training epoch and training cases (clicks with a next click) per second,
 one JSON line per run. Commands (pin the threads: on a shared 2-core machine it matters)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_prefix_models.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_prefix_models \
         --model narm --dataset diginetica --epochs 3 --threads 1
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_prefix_models.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_prefix_models \
         --model stamp --dataset yoochoose-1_64 --epochs 3 --threads 1
     # time per epoch on the most recent 10,000 training sessions, epoch selection on the
     # first 2,000 validation sessions (the test set is always complete)
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_prefix_models.py \
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.accuracy.bench_prefix_models \
         --model srgnn --dataset diginetica --epochs 1 --threads 1 \
         --train-sessions 10000 --valid-sessions 2000
     # any hyperparameter: --param key=value (e.g. --param batch_size=100 --param device=cuda)
     # --refit: then train on the whole training file for the selected epochs and test that
     # too; --refit-epochs N: only that, N chosen by an earlier validation run
-    # (benchmarks/protocol_refit.py)
+    # (benchmarks/accuracy/protocol_refit.py)
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,25 +34,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.accuracy.protocol_refit import add_refit_arguments, refit
+from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA, read_params_file
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.neural.prefix import PrefixRecommender
 from sessionrec.models.registry import create_model, parse_params
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_refit import add_refit_arguments, refit
-
-DATA = Path(
-    os.environ.get("SESSIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared/data")
-)
-FOLDERS = {"diginetica": "diginetica/srgnn", "yoochoose-1_64": "yoochoose/srgnn-1_64"}
 MODELS = ("narm", "stamp", "srgnn")
 
 
 def run(args: argparse.Namespace) -> None:
     """The run of ``args``: one JSON line, and one more for the refit (``--refit``)."""
     torch.set_num_threads(args.threads)
-    folder = BenchmarkFolder(DATA / FOLDERS[args.dataset])
+    folder = BenchmarkFolder(SHARED_DATA / BENCHMARK_FOLDERS[args.dataset])
     full = folder.train()
     test = folder.test()
     train, valid = last_fraction_split(full, 0.1)
@@ -66,6 +59,7 @@ def run(args: argparse.Namespace) -> None:
         # The first sessions of the validation part: cheaper epoch selection on a busy CPU.
         valid = valid.subset(np.arange(min(args.valid_sessions, valid.n_sessions)))
     params = {
+        **(read_params_file(args.params_file) if args.params_file else {}),
         **parse_params(args.model, args.param),
         "n_epochs": args.epochs,
         "device": args.device,
@@ -119,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--model", choices=MODELS, required=True)
-    parser.add_argument("--dataset", choices=sorted(FOLDERS), default="diginetica")
+    parser.add_argument("--dataset", choices=sorted(BENCHMARK_FOLDERS), default="diginetica")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -127,6 +121,11 @@ def main() -> None:
     parser.add_argument("--train-sessions", type=int, default=0, help="most recent N only")
     parser.add_argument("--valid-sessions", type=int, default=0, help="first N only")
     parser.add_argument("--param", action="append", default=[], help="key=value")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        help="JSON hyperparameters (e.g. benchmarks/params/*.json); --param overrides them",
+    )
     add_refit_arguments(parser)
     args = parser.parse_args()
     if args.train_sessions and (args.refit or args.refit_epochs):

@@ -1,0 +1,1 @@
+"""Accuracy on the public benchmark splits: baselines, session-kNN, neural protocol runs."""

@@ -1,0 +1,1 @@
+"""The HTTP service under load: latency, throughput, replicas, large catalogs."""

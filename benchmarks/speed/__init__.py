@@ -1,0 +1,1 @@
+"""Speed and memory of the library in process: data pipeline, training, scoring, serving."""
