@@ -5,17 +5,24 @@ repository, or ``$SESSIONREC_SHARED_DATA``). They are research data that may not
 redistributed, so a fresh clone does not have them: tests that need them skip with the
 reason, unless ``SESSIONREC_REQUIRE_SHARED_DATA=1`` (CI) turns the skip into a failure.
 Tests using the fixture are marked ``shared_data`` automatically (``-m "not shared_data"``).
+
+Optional dependencies (torch, optuna, matplotlib, schemathesis, ...): tests that need one call
+``pytest.importorskip`` and skip without it on a developer's machine. Under
+``SESSIONREC_REQUIRE_EXTRAS=1`` (CI, where every extra is installed) the hooks below turn such a
+skip, at collection or at run time, into a failure: a missing extra must not pass CI silently.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
+from types import CodeType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+REQUIRE_EXTRAS = "SESSIONREC_REQUIRE_EXTRAS"
 
 
 def shared_data_dir() -> Path:
@@ -57,3 +64,55 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "shared_data" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.shared_data)
+
+
+# A skip is pytest.importorskip's when its traceback passes through that function: this also
+# catches a custom ``reason=`` and a ``minversion`` that is not met, which a message match would not.
+_IMPORTORSKIP_CODE: CodeType = pytest.importorskip.__code__
+
+
+def raised_by_importorskip(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
+    """Whether ``excinfo`` is a skip raised inside ``pytest.importorskip``."""
+    if excinfo is None or not isinstance(excinfo.value, pytest.skip.Exception):
+        return False
+    frame = excinfo.tb
+    while frame is not None:
+        if frame.tb_frame.f_code is _IMPORTORSKIP_CODE:
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def _extras_required() -> bool:
+    return os.environ.get(REQUIRE_EXTRAS) == "1"
+
+
+def _as_failure(report: pytest.CollectReport | pytest.TestReport, reason: str) -> None:
+    report.outcome = "failed"
+    report.longrepr = f"{reason} (required: {REQUIRE_EXTRAS}=1)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """A module-level ``importorskip`` that skips the whole file fails it instead."""
+    report = yield
+    # pytest keeps the collection's CallInfo on the report until collect_one_node reads it.
+    call = getattr(report, "call", None)
+    if _extras_required() and report.skipped and raised_by_importorskip(call and call.excinfo):
+        assert call is not None and call.excinfo is not None
+        _as_failure(report, str(call.excinfo.value))
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """An ``importorskip`` in a test or a fixture fails that test instead of skipping it."""
+    report = yield
+    if _extras_required() and report.skipped and raised_by_importorskip(call.excinfo):
+        assert call.excinfo is not None
+        _as_failure(report, str(call.excinfo.value))
+    return report
