@@ -67,7 +67,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # A skip is pytest.importorskip's when its traceback passes through that function: this also
-# catches a custom ``reason=`` and a ``minversion`` that is not met, which a message match would not.
+# catches a custom ``reason=`` and an unmet ``minversion``, which a message match would not.
 _IMPORTORSKIP_CODE: CodeType = pytest.importorskip.__code__
 
 
