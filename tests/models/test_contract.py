@@ -1,4 +1,4 @@
-"""The model contract (DESIGN.md, "The model contract"), run by every registered model.
+"""The model contract (docs/architecture.md, "The model contract"), run by every registered model.
 
 Parametrized over :data:`sessionrec.models.registry.MODELS`, so a model added to the registry
 runs this suite without touching it. What is checked holds for any model: recommendations are
