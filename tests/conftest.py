@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator
 from pathlib import Path
-from types import CodeType
+from types import CodeType, TracebackType
 
 import pytest
 
@@ -71,25 +71,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 _IMPORTORSKIP_CODE: CodeType = pytest.importorskip.__code__
 
 
-def raised_by_importorskip(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
-    """Whether ``excinfo`` is a skip raised inside ``pytest.importorskip``."""
+def importorskip_reason(excinfo: pytest.ExceptionInfo[BaseException] | None) -> str | None:
+    """The reason of a skip raised inside ``pytest.importorskip``; None for anything else."""
     if excinfo is None or not isinstance(excinfo.value, pytest.skip.Exception):
-        return False
-    frame = excinfo.tb
+        return None
+    frame: TracebackType | None = excinfo.tb
     while frame is not None:
         if frame.tb_frame.f_code is _IMPORTORSKIP_CODE:
-            return True
+            return str(excinfo.value)
         frame = frame.tb_next
-    return False
+    return None
 
 
-def _extras_required() -> bool:
-    return os.environ.get(REQUIRE_EXTRAS) == "1"
-
-
-def _as_failure(report: pytest.CollectReport | pytest.TestReport, reason: str) -> None:
-    report.outcome = "failed"
-    report.longrepr = f"{reason} (required: {REQUIRE_EXTRAS}=1)"
+def _fail_if_extras_required(
+    report: pytest.CollectReport | pytest.TestReport,
+    excinfo: pytest.ExceptionInfo[BaseException] | None,
+) -> None:
+    reason = importorskip_reason(excinfo)
+    if reason is not None and report.skipped and os.environ.get(REQUIRE_EXTRAS) == "1":
+        report.outcome = "failed"
+        report.longrepr = f"{reason} (required: {REQUIRE_EXTRAS}=1)"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -100,9 +101,7 @@ def pytest_make_collect_report(
     report = yield
     # pytest keeps the collection's CallInfo on the report until collect_one_node reads it.
     call = getattr(report, "call", None)
-    if _extras_required() and report.skipped and raised_by_importorskip(call and call.excinfo):
-        assert call is not None and call.excinfo is not None
-        _as_failure(report, str(call.excinfo.value))
+    _fail_if_extras_required(report, call.excinfo if call is not None else None)
     return report
 
 
@@ -112,7 +111,5 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """An ``importorskip`` in a test or a fixture fails that test instead of skipping it."""
     report = yield
-    if _extras_required() and report.skipped and raised_by_importorskip(call.excinfo):
-        assert call.excinfo is not None
-        _as_failure(report, str(call.excinfo.value))
+    _fail_if_extras_required(report, call.excinfo)
     return report
