@@ -27,8 +27,12 @@ from sessionrec._heap import reuse_freed_memory
 
 pytestmark = pytest.mark.skipif(_heap._glibc() is None, reason="needs glibc's mallopt")
 
-BLOCK = 64 * 2**20
+BLOCK = 64 * 2**20  # above glibc's mmap threshold, however far that has moved
 PAGES = BLOCK // 4096
+# Below the 32 MiB ceiling of glibc's dynamic mmap threshold: by default only the first such
+# block is a fresh mapping, the next ones come from the heap.
+MEDIUM = 4 * 2**20
+MEDIUM_PAGES = MEDIUM // 4096
 
 # Defines faults_per_block() in the child; each scenario below appends its steps.
 _CHILD_PRELUDE = f"""
@@ -42,18 +46,19 @@ libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 
 
-def one_round():
-    pointer = libc.malloc({BLOCK})
+def one_round(size):
+    pointer = libc.malloc(size)
     assert pointer
-    ctypes.memset(pointer, 1, {BLOCK})
+    ctypes.memset(pointer, 1, size)
     libc.free(pointer)
 
 
-def faults_per_block(rounds=4):
-    one_round()  # warm-up
+def faults_per_block(rounds=4, size={BLOCK}, warm_up=1):
+    for _ in range(warm_up):
+        one_round(size)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(rounds):
-        one_round()
+        one_round(size)
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / rounds
 
 
@@ -93,6 +98,28 @@ def test_freed_blocks_are_reused_inside_and_returned_after() -> None:
     assert counts["before"] > PAGES / 2  # glibc's default: a fresh mapping every time
     assert counts["inside"] < PAGES / 50
     assert counts["after"] > PAGES / 2  # defaults restored
+
+
+def test_blocks_below_32_mib_still_reuse_the_heap_after_the_block() -> None:
+    # Bug 6: any mallopt of the thresholds turns glibc's dynamic mmap threshold off for the
+    # rest of the process. Restoring the static defaults (128 KiB) then made every later
+    # block above 128 KiB a fresh mapping, where a process that never entered the block
+    # serves repeated blocks of up to 32 MiB from the heap.
+    # Two warm-up rounds: by default the first block is a fresh mapping (its free moves the
+    # threshold up) and the second grows the heap.
+    never_entered = run_child(f"""
+        counts["medium"] = faults_per_block(size={MEDIUM}, warm_up=2)
+    """)
+    after = run_child(f"""
+        with reuse_freed_memory():
+            pass
+        counts["medium"] = faults_per_block(size={MEDIUM}, warm_up=2)
+        counts["large"] = faults_per_block()
+    """)
+    assert never_entered["medium"] < MEDIUM_PAGES / 50
+    assert after["medium"] < MEDIUM_PAGES / 50
+    # blocks above the ceiling are fresh mappings again, as in a process that never entered it
+    assert after["large"] > PAGES / 2
 
 
 def test_nested_blocks_keep_the_setting_until_the_outer_one_ends() -> None:
@@ -181,7 +208,9 @@ def test_training_and_evaluation_loops_run_inside_it() -> None:
     from sessionrec.models.base import SessionBatch
     from sessionrec.models.popular import Pop
 
-    trainer = pytest.importorskip("sessionrec.models.neural.trainer")
+    pytest.importorskip("torch")  # the training loop's module imports it
+    from sessionrec.models.neural import trainer
+
     depths: list[int] = []
 
     def run_epoch(epoch: int) -> tuple[float, int]:

@@ -10,12 +10,23 @@ memory reuse").
 
 :func:`reuse_freed_memory` tells glibc to serve large blocks from the heap and not to trim
 it while the block runs, so a freed score array is handed out again to the next step
-without a page fault; on the way out it restores the defaults and returns the free heap to
-the kernel (``malloc_trim``). Memory freed inside the block below a still-live allocation
-stays in the heap as a free chunk (its pages handed back by ``malloc_trim``), so a large
-request after the block may still be served from there, without a new mapping. Elsewhere
-(musl, macOS, Windows) it does nothing.
+without a page fault; on the way out it returns the free heap to the kernel
+(``malloc_trim``). Memory freed inside the block below a still-live allocation stays in the
+heap as a free chunk (its pages handed back by ``malloc_trim``), so a large request after
+the block may still be served from there, without a new mapping. Elsewhere (musl, macOS,
+Windows) it does nothing.
 ``SESSIONREC_REUSE_FREED_MEMORY=0`` turns it off (for A/B measurements).
+
+What stays after the first block, for the rest of the process: by default glibc moves its
+mmap threshold up to the size of each mapped block freed (up to 32 MiB; the trim threshold
+follows at twice that), so a loop of blocks up to 32 MiB soon runs from the heap. The first
+``mallopt`` of a threshold turns that dynamic rule off for good, and glibc has no call to
+turn it back on. So the block does not put back the static defaults (a 128 KiB mmap
+threshold would make every later block above 128 KiB a fresh mapping); it leaves the
+thresholds where the dynamic rule tops out: mmap threshold 32 MiB, trim threshold 64 MiB.
+Blocks up to 32 MiB keep coming from the heap (already the first one, where a fresh process
+maps that one), larger blocks are fresh mappings again, and up to 64 MiB of free heap top
+may stay resident between the blocks.
 """
 
 from __future__ import annotations
@@ -31,10 +42,15 @@ from typing import Any
 
 # mallopt parameter numbers from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
-# glibc's defaults, restored on the way out
-_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+# glibc's default number of mappings, restored on the way out
 _DEFAULT_MMAP_MAX = 65536
+# Where glibc's dynamic mmap threshold tops out (DEFAULT_MMAP_THRESHOLD_MAX: 32 MiB on 64-bit,
+# 512 KiB on 32-bit) and the trim threshold it sets beside it: left in place on the way out,
+# since mallopt cannot turn the dynamic rule back on.
+_DYNAMIC_MMAP_THRESHOLD_MAX = 32 * 2**20 if ctypes.sizeof(ctypes.c_void_p) == 8 else 512 * 1024
+_DYNAMIC_TRIM_THRESHOLD_MAX = 2 * _DYNAMIC_MMAP_THRESHOLD_MAX
 # the largest value mallopt accepts (an int): free heap above 2 GiB is still trimmed
 _NO_TRIM = 2**31 - 1
 
@@ -69,8 +85,8 @@ def enabled() -> bool:
 def reuse_freed_memory() -> Iterator[None]:
     """Serve large blocks from the heap and keep freed ones for reuse inside the block.
 
-    Nested and concurrent blocks share one setting: the defaults come back when the last
-    one ends.
+    Nested and concurrent blocks share one setting: it ends with the last block, which
+    leaves the thresholds where glibc's dynamic rule tops out (see the module docstring).
     """
     global _depth
     libc = _glibc() if enabled() else None
@@ -89,5 +105,6 @@ def reuse_freed_memory() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.mallopt(_M_MMAP_THRESHOLD, _DYNAMIC_MMAP_THRESHOLD_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DYNAMIC_TRIM_THRESHOLD_MAX)
                 libc.malloc_trim(0)
