@@ -9,6 +9,7 @@ those arrays. External item ids are translated exactly once, here, by the vocabu
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +25,8 @@ ItemId = int | str
 
 UNKNOWN = -1
 """Internal index given to an external id that is not in the vocabulary."""
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")  # text that an integer vocabulary reads as an id
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -97,8 +100,9 @@ class ItemVocab:
             return int(item)
         if isinstance(item, (str, np.str_)):
             text = str(item).strip()
-            # ASCII only: str.isdigit() accepts "²" (int() fails) and "١٢" (int() reads 12).
-            if text.isascii() and text.lstrip("-").isdigit():
+            # ASCII digits with at most one leading minus: str.isdigit() accepts "²" (int()
+            # fails) and "١٢" (int() reads 12), and "--5" is no integer at all.
+            if _INTEGER_TEXT.fullmatch(text):
                 return int(text)
         return None
 
