@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from sessionrec._errors import DataError
-from sessionrec.data.cleaning import _dense_codes, _session_blocks
+from sessionrec.data.cleaning import dense_codes, session_blocks
 
 ItemId = int | str
 """An external item id: what the shop calls the item (an integer or a string)."""
@@ -403,7 +403,7 @@ class SessionData:
         item_col = frame["item_id"]
         if item_col.dtype == pl.UInt64 and (item_col > np.iinfo(np.int64).max).any():
             return None  # ids beyond Int64: leave them to the general path's numpy cast
-        starts = _session_blocks(frame)
+        starts = session_blocks(frame)
         if starts is None:
             return None
         n = frame.height
@@ -431,7 +431,7 @@ class SessionData:
 
         if vocab is None:
             # Vocabulary = items in order of first appearance in the final click order.
-            codes, k = _dense_codes(item_col)
+            codes, k = dense_codes(item_col)
             codes = take(codes)
             first = np.full(k, n, dtype=np.int64)
             np.minimum.at(first, codes, np.arange(n, dtype=np.int64))
