@@ -35,6 +35,14 @@ silently. An empty file, a file without events and missing columns always raise.
 
 Line numbers are 1-based physical lines of the file (the header is line 1). For Parquet,
 which has no lines, the number is the 1-based row.
+
+Modules, in the order a read goes through them: ``presets`` (public formats as data),
+``planning`` (a preset merged with the caller's options; the file's columns found),
+``reading`` (:func:`read_events`, which picks one reader per format: ``csv_reader``,
+``jsonl_reader``, ``parquet_reader``, ``sessions_txt_reader``), ``canonical`` (source
+columns -> canonical columns, every check vectorised), ``bad_rows`` (the checks' results,
+where they are in the file, :class:`ReadReport`) and ``files`` (file access for the slow
+paths).
 """
 
 from sessionrec.data.events.bad_rows import BadRow, ReadReport

@@ -38,6 +38,11 @@ first appearance in time.
 
 Reproducibility: everything is drawn from ``numpy.random.default_rng`` streams derived from
 ``seed``, so the same arguments give identical frames with the same numpy version.
+
+Modules: ``categories`` (the intents and categories, as data), ``catalog``
+(:func:`make_catalog`, :func:`demo_session`), ``laws`` (what the click model reads from a
+catalog, and its fast sampler), ``clicks`` (:func:`generate_clicks`) and ``shop``
+(:func:`generate_shop`: both from one seed).
 """
 
 from sessionrec.data.synthetic.catalog import FIRST_ITEM_ID, demo_session, make_catalog
