@@ -174,7 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--latency-calls must be 0 or more, got {args.latency_calls}")
     evaluated = cutoffs
     if args.save_results:
-        from sessionrec.evaluation.report import REPORT_K
+        from sessionrec.evaluation.results import REPORT_K
 
         evaluated = (*cutoffs, REPORT_K)  # the results file always holds the @20 views
     test = folder.test()
@@ -196,7 +196,7 @@ def _save_results(
     args: argparse.Namespace, model: Any, result: Any, train: Any, test: Any, counts: Any
 ) -> None:
     from sessionrec.evaluation.protocol import measure_latency
-    from sessionrec.evaluation.report import REPORT_K, build_results, save_results
+    from sessionrec.evaluation.results import REPORT_K, build_results, save_results
 
     latency = None
     if args.latency_calls:

@@ -25,6 +25,24 @@ def test_vocab_int_lookup_rejects_non_ascii_digits():
     assert vocab.index("١٢") == UNKNOWN  # Arabic-Indic digits: int() would read 12
 
 
+@pytest.mark.parametrize("text", ["--5", "-", "5-", "-+5", "+-5", "1-2"])
+def test_vocab_int_lookup_treats_malformed_integers_as_unknown(text):
+    # Regression: "--5" passed the lstrip("-").isdigit() check and int() raised ValueError.
+    vocab = ItemVocab([5, -5, 12])
+    assert vocab.index(text) == UNKNOWN
+    np.testing.assert_array_equal(vocab.encode([text, "-5", " 12 "]), [UNKNOWN, 1, 2])
+
+
+def test_recommend_ignores_a_malformed_integer_id():
+    # Regression: recommend([["--5"]]) on an integer vocabulary raised ValueError.
+    from sessionrec.models.popular import Pop
+
+    train = SessionData.from_sequences([[5, 7], [7, 9], [7]])
+    model = Pop().fit(train)
+    assert model.recommend([["--5"]], k=2) == model.recommend([[]], k=2)
+    assert [r.item_id for r in model.recommend([["--5", "5"]], k=1)[0]] == [7]
+
+
 def test_vocab_str_lookup_accepts_ints():
     vocab = ItemVocab(["a", "7"])
     assert vocab.kind == "str"

@@ -22,8 +22,6 @@ from sessionrec._errors import ConfigError
 from sessionrec.data.prepare import PreparedData, prepare, read_prepared, write_prepared
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import DAY
-from sessionrec.models.knn import VMISKNN
-from sessionrec.models.knn_index import build_index
 
 REQUIRE = os.environ.get("SESSIONREC_REQUIRE_SERVICES") == "1"
 _MISSING = (
@@ -38,12 +36,7 @@ if _MISSING:
         pytest.fail(f"{_MISSING} and SESSIONREC_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(_MISSING, allow_module_level=True)
 
-from sessionrec.data.spark import (  # noqa: E402 - after the skip
-    build_vmis_index_spark,
-    fit_vmisknn_spark,
-    prepare_spark,
-    spark_session,
-)
+from sessionrec.data.spark import prepare_spark, spark_session  # noqa: E402 - after the skip
 
 pytestmark = pytest.mark.slow
 DIGINETICA = "diginetica/raw-sample/sample_train-item-views.csv"
@@ -116,24 +109,6 @@ def test_spark_dataset_folder_equals_polars(
     again = read_prepared(spark_dir)
     for part in ("train", "valid", "train_full", "test"):
         assert_same(getattr(diginetica[0], part), getattr(again, part))
-
-
-def test_spark_vmis_index_and_scores_equal_polars(
-    diginetica: tuple[PreparedData, PreparedData], spark: Any
-) -> None:
-    data = diginetica[0]
-    index, source = build_index(data.train_full, 20)
-    spark_index, spark_source = build_vmis_index_spark(data.train_full, 20, spark=spark)
-    for name in index._fields:
-        x, y = getattr(index, name), getattr(spark_index, name)
-        assert x.dtype == y.dtype, name
-        np.testing.assert_array_equal(x, y, err_msg=name)
-    np.testing.assert_array_equal(source, spark_source)
-
-    reference = VMISKNN(k=10, sample_size=20).fit(data.train_full)
-    on_spark = fit_vmisknn_spark(VMISKNN(k=10, sample_size=20), data.train_full, spark=spark)
-    sessions = [data.test.vocab.decode(s) for s in data.test][:200]
-    assert reference.recommend(sessions, k=20) == on_spark.recommend(sessions, k=20)
 
 
 def test_spark_sessionizes_a_hand_made_log(spark: Any) -> None:

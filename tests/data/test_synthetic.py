@@ -384,7 +384,7 @@ def test_moderate_scale() -> None:
 # ------------------------------------------------------------------------- internals
 def test_guided_sampler_matches_a_binary_search() -> None:
     """The guide-table sampler returns exactly what searchsorted over the CDF would."""
-    from sessionrec.data.synthetic import _Laws
+    from sessionrec.data.synthetic.laws import DiscreteLaws
 
     rng = np.random.default_rng(1)
     for _ in range(10):
@@ -393,7 +393,7 @@ def test_guided_sampler_matches_a_binary_search() -> None:
         weights = rng.random(start[-1]) ** rng.choice([1, 5, 20])  # flat to very steep
         weights[rng.random(weights.size) < 0.2] = 0.0  # impossible entries
         weights[start[:-1]] += 1e-3
-        laws = _Laws(weights, start)
+        laws = DiscreteLaws(weights, start)
         law = rng.integers(0, sizes.size, 20_000)
         u = rng.random(20_000)
         expected = np.searchsorted(laws.cdf, law + u, side="right")

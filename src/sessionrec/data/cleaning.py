@@ -104,7 +104,7 @@ def _in_order(frame: pl.DataFrame, key: str) -> bool:
     return not frame.select((same & (time < time.shift(1))).fill_null(False).any()).item()
 
 
-def _ordered(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+def clicks_in_order(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     """``frame`` sorted by ``key`` then time, stably; unchanged when it already is."""
     if _in_order(frame, key):
         return frame
@@ -115,7 +115,7 @@ def _ordered(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     return frame.sort([key, "timestamp"], maintain_order=True)
 
 
-def _session_blocks(frame: pl.DataFrame) -> np.ndarray | None:
+def session_blocks(frame: pl.DataFrame) -> np.ndarray | None:
     """Row offsets where each session starts, when every session is one contiguous block.
 
     ``None`` when some session's clicks are scattered. The frames this module returns are
@@ -129,7 +129,7 @@ def _session_blocks(frame: pl.DataFrame) -> np.ndarray | None:
     return None
 
 
-def _dense_codes(series: pl.Series) -> tuple[np.ndarray, int]:
+def dense_codes(series: pl.Series) -> tuple[np.ndarray, int]:
     """``(codes, n)``: equal values get equal codes in ``0..n-1`` (for ``numpy.bincount``).
 
     Integer ids spanning a moderate range are mapped through a lookup table in O(n);
@@ -151,9 +151,9 @@ def _dense_codes(series: pl.Series) -> tuple[np.ndarray, int]:
 
 
 def _session_codes(frame: pl.DataFrame) -> tuple[np.ndarray, int]:
-    starts = _session_blocks(frame)
+    starts = session_blocks(frame)
     if starts is None:
-        return _dense_codes(frame["session_id"])
+        return dense_codes(frame["session_id"])
     flags = np.zeros(frame.height, dtype=np.int64)
     flags[starts] = 1
     return np.cumsum(flags) - 1, int(starts.size)
@@ -175,7 +175,7 @@ def sessionize(frame: pl.DataFrame, gap: float = 1800.0) -> pl.DataFrame:
         raise ConfigError(f"gap must be a positive number of seconds, not {gap!r}")
     if not math.isfinite(gap):
         raise ConfigError("gap must be finite")
-    ordered = _ordered(frame.drop("session_id", strict=False), "user_id")
+    ordered = clicks_in_order(frame.drop("session_id", strict=False), "user_id")
     user, time = pl.col("user_id"), pl.col("timestamp")
     starts = (user != user.shift(1)).fill_null(True) | (time - time.shift(1) > gap)
     out = ordered.select((starts.cum_sum().cast(pl.Int64) - 1).alias("session_id"), pl.all())
@@ -192,7 +192,7 @@ def remove_consecutive_repeats(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     first ``A``, ``B`` and the last ``A`` stay. Returns ``(frame, number removed)``.
     """
     _require(frame, ("session_id", "item_id"), "remove_consecutive_repeats")
-    ordered = _ordered(frame, "session_id")
+    ordered = clicks_in_order(frame, "session_id")
     sid, item = pl.col("session_id"), pl.col("item_id")
     repeat = ((sid == sid.shift(1)) & (item == item.shift(1))).fill_null(False)
     out = ordered.filter(~repeat)
@@ -236,7 +236,7 @@ def filter_sessions(
         )
     # Dense integer codes and numpy.bincount: counts are computed once and then only
     # decremented by the (few) clicks each pass drops, instead of a hash group-by per pass.
-    items, n_items = _dense_codes(frame["item_id"])
+    items, n_items = dense_codes(frame["item_id"])
     sessions, n_sessions = _session_codes(frame)
     support = np.bincount(items, minlength=n_items)
     length = np.bincount(sessions, minlength=n_sessions)

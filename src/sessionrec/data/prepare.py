@@ -66,7 +66,7 @@ import polars as pl
 from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, DataError
 from sessionrec._version import __version__
-from sessionrec.data.cleaning import _ordered, clean, sessionize
+from sessionrec.data.cleaning import clean, clicks_in_order, sessionize
 from sessionrec.data.events import OnBadRows, Preset, read_events
 from sessionrec.data.formats import write_sessions_txt
 from sessionrec.data.sessions import SessionData
@@ -175,7 +175,7 @@ def prepare(
     Raises :class:`DataError` when a step leaves a part empty (for example ``test_days``
     covering the whole log) and :class:`ConfigError` for bad options.
     """
-    opts = _options(options, overrides)
+    opts = checked_options(options, overrides)
     report: dict[str, Any] = {"options": opts.as_dict(), "steps": {}}
     steps = report["steps"]
     if isinstance(source, pl.DataFrame):
@@ -211,7 +211,7 @@ def prepare(
         n_sessions = int(frame["session_id"][-1]) + 1 if frame.height else 0  # ids 0..n-1
         steps["sessionize"] = {"gap": opts.gap, "sessions": n_sessions}
     else:
-        frame = _ordered(frame.drop("user_id", strict=False), "session_id")
+        frame = clicks_in_order(frame.drop("user_id", strict=False), "session_id")
     frame, cleaning = clean(
         frame,
         dedupe=opts.dedupe,
@@ -262,8 +262,8 @@ def prepare(
         steps["valid"] = {"cutoff": valid_cutoff, **valid_report.as_dict()}
         valid = SessionData.from_frame(valid_frame, train.vocab)
     result = PreparedData(train, valid, train_full, test, report)
-    report["parts"] = _parts(result)
-    log.info("prepared %s: %s", report["source"], _digest(result.summary()))
+    report["parts"] = part_sizes(result)
+    log.info("prepared %s: %s", report["source"], summary_line(result.summary()))
     return result
 
 
@@ -272,7 +272,8 @@ def _items_frame(data: SessionData) -> pl.DataFrame:
     return pl.DataFrame({"item_id": pl.Series(data.vocab.ids)})
 
 
-def _options(options: PrepareOptions | None, overrides: Mapping[str, Any]) -> PrepareOptions:
+def checked_options(options: PrepareOptions | None, overrides: Mapping[str, Any]) -> PrepareOptions:
+    """``options`` (or the defaults) with ``overrides`` applied, every value checked."""
     if options is not None and not isinstance(options, PrepareOptions):
         raise ConfigError(
             f"options must be a PrepareOptions, not {type(options).__name__} "
@@ -323,7 +324,8 @@ def _nonempty(frame: pl.DataFrame, what: str) -> None:
         raise DataError(f"the {what} is empty after preparation; check the day options")
 
 
-def _parts(result: PreparedData) -> dict[str, dict[str, int]]:
+def part_sizes(result: PreparedData) -> dict[str, dict[str, int]]:
+    """Sessions, events and items of every part, as the report records them."""
     parts = {"train_full": result.train_full, "test": result.test, "train": result.train}
     if result.valid is not None:
         parts["valid"] = result.valid
@@ -333,7 +335,8 @@ def _parts(result: PreparedData) -> dict[str, dict[str, int]]:
     }
 
 
-def _digest(summary: Mapping[str, Any]) -> str:
+def summary_line(summary: Mapping[str, Any]) -> str:
+    """A summary as one ``key=value, ...`` line for the log."""
     return ", ".join(f"{key}={value}" for key, value in summary.items())
 
 

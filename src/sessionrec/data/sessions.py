@@ -9,6 +9,7 @@ those arrays. External item ids are translated exactly once, here, by the vocabu
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,13 +18,15 @@ import numpy as np
 import polars as pl
 
 from sessionrec._errors import DataError
-from sessionrec.data.cleaning import _dense_codes, _session_blocks
+from sessionrec.data.cleaning import dense_codes, session_blocks
 
 ItemId = int | str
 """An external item id: what the shop calls the item (an integer or a string)."""
 
 UNKNOWN = -1
 """Internal index given to an external id that is not in the vocabulary."""
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")  # text that an integer vocabulary reads as an id
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -97,8 +100,9 @@ class ItemVocab:
             return int(item)
         if isinstance(item, (str, np.str_)):
             text = str(item).strip()
-            # ASCII only: str.isdigit() accepts "²" (int() fails) and "١٢" (int() reads 12).
-            if text.isascii() and text.lstrip("-").isdigit():
+            # ASCII digits with at most one leading minus: str.isdigit() accepts "²" (int()
+            # fails) and "١٢" (int() reads 12), and "--5" is no integer at all.
+            if _INTEGER_TEXT.fullmatch(text):
                 return int(text)
         return None
 
@@ -399,7 +403,7 @@ class SessionData:
         item_col = frame["item_id"]
         if item_col.dtype == pl.UInt64 and (item_col > np.iinfo(np.int64).max).any():
             return None  # ids beyond Int64: leave them to the general path's numpy cast
-        starts = _session_blocks(frame)
+        starts = session_blocks(frame)
         if starts is None:
             return None
         n = frame.height
@@ -427,7 +431,7 @@ class SessionData:
 
         if vocab is None:
             # Vocabulary = items in order of first appearance in the final click order.
-            codes, k = _dense_codes(item_col)
+            codes, k = dense_codes(item_col)
             codes = take(codes)
             first = np.full(k, n, dtype=np.int64)
             np.minimum.at(first, codes, np.arange(n, dtype=np.int64))

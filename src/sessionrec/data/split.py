@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from sessionrec._errors import ConfigError, DataError
-from sessionrec.data.cleaning import _session_blocks
+from sessionrec.data.cleaning import session_blocks
 from sessionrec.data.sessions import SessionData
 
 __all__ = [
@@ -116,7 +116,7 @@ def validation_split(
 def _per_session(frame: pl.DataFrame, by: SplitBy) -> np.ndarray:
     """Each click's session start (or end) time, aligned with the rows."""
     times = frame["timestamp"].to_numpy()
-    starts = _session_blocks(frame)
+    starts = session_blocks(frame)
     if starts is None:  # scattered sessions: a hash group-by
         time = pl.col("timestamp")
         key = (time.min() if by == "start" else time.max()).over("session_id")
@@ -130,7 +130,7 @@ def _per_session(frame: pl.DataFrame, by: SplitBy) -> np.ndarray:
 
 def _session_lengths(frame: pl.DataFrame) -> np.ndarray:
     """Each click's session length, aligned with the rows."""
-    starts = _session_blocks(frame)
+    starts = session_blocks(frame)
     if starts is None:
         return frame.select(pl.len().over("session_id")).to_series().to_numpy()
     lengths = np.diff(np.append(starts, frame.height))

@@ -1,0 +1,123 @@
+"""Public click-log formats as data: the canonical roles, :class:`Preset` and :data:`PRESETS`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+Format = Literal["csv", "tsv", "parquet", "jsonl", "sessions-txt"]
+"""File formats :func:`read_events` understands (``tsv`` is CSV with tabs)."""
+
+TimeUnit = Literal["s", "ms", "us", "ns", "iso"]
+"""Unit of a numeric timestamp column, or ``"iso"`` for ISO-8601 text."""
+
+OnBadRows = Literal["raise", "skip"]
+
+ROLES: tuple[str, ...] = ("session_id", "user_id", "item_id", "timestamp", "event_type")
+"""Canonical column names, in the order they appear in a canonical click frame."""
+
+ID_ROLES = ("session_id", "user_id", "item_id")
+"""The roles that hold ids."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How to read one public click-log format.
+
+    ``columns`` maps canonical names (see :data:`ROLES`) to the file's column names;
+    matching against the header ignores case and ``_``/``-``/spaces, so ``sessionId``
+    finds ``session_id``. ``names`` names the fields of a file without a header.
+    ``integer_ids`` makes a non-integer id a bad row (the public logs use integers, so
+    one is damage) instead of turning the whole column into text.
+    ``timestamp_offset_ms`` names a column of milliseconds added to the timestamp
+    (Diginetica's ``timeframe``); ``explode`` names a list-of-objects column holding the
+    events of one session per row (OTTO's ``events``).
+    """
+
+    format: Format
+    columns: Mapping[str, str]
+    description: str = ""
+    filename: str = ""
+    separator: str | None = None
+    has_header: bool = True
+    names: tuple[str, ...] | None = None
+    integer_ids: bool = False
+    time_unit: TimeUnit | None = None
+    event_type: str | None = None
+    timestamp_offset_ms: str | None = None
+    explode: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
+
+
+PRESETS: dict[str, Preset] = {
+    "yoochoose": Preset(
+        format="csv",
+        filename="yoochoose-clicks.dat",
+        description="RecSys Challenge 2015 clicks: session_id,timestamp(ISO),item_id,category",
+        separator=",",
+        has_header=False,
+        names=("session_id", "timestamp", "item_id", "category"),
+        columns={"session_id": "session_id", "item_id": "item_id", "timestamp": "timestamp"},
+        integer_ids=True,
+        time_unit="iso",
+        event_type="click",
+    ),
+    "diginetica": Preset(
+        format="csv",
+        filename="train-item-views.csv",
+        description="CIKM Cup 2016 item views: session_id;user_id;item_id;timeframe;eventdate",
+        separator=";",
+        columns={"session_id": "session_id", "item_id": "item_id", "timestamp": "eventdate"},
+        integer_ids=True,
+        time_unit="iso",
+        timestamp_offset_ms="timeframe",
+    ),
+    "retailrocket": Preset(
+        format="csv",
+        filename="events.csv",
+        description="Retailrocket visitor log (timestamp in ms); cut sessions with sessionize",
+        separator=",",
+        columns={
+            "user_id": "visitorid",
+            "item_id": "itemid",
+            "timestamp": "timestamp",
+            "event_type": "event",
+        },
+        integer_ids=True,
+        time_unit="ms",
+    ),
+    "otto": Preset(
+        format="jsonl",
+        filename="train.jsonl",
+        description='OTTO (Kaggle 2022): {"session", "events": [{"aid", "ts" (ms), "type"}]}',
+        columns={
+            "session_id": "session",
+            "item_id": "aid",
+            "timestamp": "ts",
+            "event_type": "type",
+        },
+        integer_ids=True,
+        time_unit="ms",
+        explode="events",
+    ),
+    "gru4rec": Preset(
+        format="tsv",
+        filename="*.txt",
+        description="GRU4Rec TSV: SessionId<TAB>ItemId<TAB>Time (Unix seconds)",
+        separator="\t",
+        columns={"session_id": "SessionId", "item_id": "ItemId", "timestamp": "Time"},
+        time_unit="s",
+    ),
+    "sessions-txt": Preset(
+        format="sessions-txt",
+        filename="train_sessions.txt",
+        description="one session per line, space-separated item ids, no timestamps",
+        has_header=False,
+        columns={"session_id": "line", "item_id": "items"},
+    ),
+}
+"""Public log formats by name. Add your own :class:`Preset` here to register one."""
