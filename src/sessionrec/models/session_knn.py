@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -64,6 +64,24 @@ class SessionKNN(Recommender):
         self.index_, self.session_source_ = build_index(train, int(self.sample_size))
         self._set_popularity(train.item_counts())
         self._prepare()
+
+    def fit_index(self, train: SessionData, index: KnnIndex, session_source: np.ndarray) -> Self:
+        """Fit with an index built elsewhere (on Spark: :mod:`sessionrec.models.vmis_spark`).
+
+        The index goes through the checks of a loaded model folder, so a wrong array fails
+        here rather than inside the kernels; the model is then the one ``fit(train)`` gives.
+        """
+        state = {name: np.asarray(value) for name, value in index._asdict().items()}
+        state["session_source"] = np.asarray(session_source)
+        state["popularity"] = train.item_counts()
+        self.vocab_ = train.vocab
+        self.data_fingerprint_ = train.fingerprint()
+        try:
+            self._set_state(state)
+        except BaseException:
+            self._forget()
+            raise
+        return self
 
     def _set_popularity(self, popularity: np.ndarray) -> None:
         self.popularity_ = popularity.astype(np.int64)

@@ -127,16 +127,10 @@ def fit_vmisknn_spark(
 ) -> VMISKNN:
     """Fit ``model`` (a VMIS-kNN, or any session-kNN) with its index built on Spark.
 
-    The index goes through the model's own state checks (the path ``load`` takes), so the
-    fitted model is the one ``model.fit(train)`` gives.
+    The index goes through the model's own state checks (:meth:`SessionKNN.fit_index`), so
+    the fitted model is the one ``model.fit(train)`` gives.
     """
     if not isinstance(train, SessionData) or train.n_events == 0:
         raise DataError("fit_vmisknn_spark needs SessionData with clicks")
     index, source = build_vmis_index_spark(train, int(model.sample_size), spark=spark)
-    model.vocab_ = train.vocab
-    model.data_fingerprint_ = train.fingerprint()
-    state = {name: np.asarray(value) for name, value in index._asdict().items()}
-    state["session_source"] = source
-    state["popularity"] = train.item_counts()
-    model._set_state(state)
-    return model
+    return model.fit_index(train, index, source)
