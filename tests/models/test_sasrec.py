@@ -93,7 +93,6 @@ def test_an_untrained_network_ranks_the_last_click_first() -> None:
     # The initialisation keeps every block close to the identity, so before any training
     # the output at a click scores that very item highest: the repeat signal that sessions
     # are full of is there from the first step instead of having to be learned.
-    sasrec_module._bind_torch("sasrec")
     n_items, d, n_blocks = 500, 64, 2
     shapes = sasrec_module.weight_shapes(n_items, d, n_blocks, max_len=10, ffn_size=d)
     weights = {name: torch.zeros(shape) for name, shape in shapes.items()}
