@@ -158,9 +158,11 @@ def test_seeded_training_is_reproducible() -> None:
 
 
 def test_n_sample_larger_than_the_catalog_is_clamped_with_a_warning() -> None:
-    with pytest.warns(UserWarning, match=r"n_sample=2048 .* 30 items .* n_sample=30"):
+    with pytest.warns(UserWarning, match=r"n_sample=2048 .* 30 items .* n_sample=30") as caught:
         model = GRU4Rec(**{**SMALL, "n_sample": 2048, "n_epochs": 1}).fit(TRAIN)
     assert model.get_params()["n_sample"] == 2048  # the hyperparameter is stored unchanged
+    # The warning names the line that called fit, not a line inside sessionrec.
+    assert [w.filename for w in caught] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GRU4Rec(**{**SMALL, "n_sample": 30, "n_epochs": 1}).fit(TRAIN)

@@ -234,6 +234,9 @@ class PrefixRecommender(NeuralRecommender):
     def _validation_scores(self, batch: SessionBatch) -> torch.Tensor:
         return self._scores(batch)
 
+    def _validation_chunk(self) -> int:
+        return SCORE_CHUNK
+
     # ----------------------------------------------------------------------------- scoring
     @staticmethod
     def _item_table(network: torch.nn.Module) -> torch.Tensor:
