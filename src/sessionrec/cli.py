@@ -60,7 +60,7 @@ def _fit(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
     started = time.perf_counter()
     model.fit(train)
     if refit:
-        from sessionrec.models.neural import refit_params
+        from sessionrec.models.neural.common import refit_params
 
         # Every model with a valid_fraction (the neural ones) records the epoch it chose.
         epochs = int(model.best_epoch_)  # type: ignore[attr-defined]

@@ -70,9 +70,14 @@ def test_trains_validates_and_serves_from_the_cpu(name: str, device: str, tmp_pa
         {**PARAMS[name], "n_epochs": 8, "valid_fraction": 0.2, "patience": 8, "device": device},
     )
     model.fit(TRAIN)
-    assert len(model.epoch_valid_) == len(model.epoch_losses_) == 8  # type: ignore[attr-defined]
-    assert np.isfinite(model.epoch_losses_).all()  # type: ignore[attr-defined]
-    assert model.epoch_valid_.max() >= 90.0  # type: ignore[attr-defined]
+    history = model.training_history()
+    assert history is not None
+    assert len(history.valid) == len(history.losses) == len(history.seconds) == 8
+    assert history.examples.dtype == np.int64 and (history.examples > 0).all()
+    assert np.isfinite(history.losses).all()
+    assert history.valid.max() >= 90.0
+    assert history.best_epoch == int(np.argmax(history.valid)) + 1
+    assert history.valid_metric == model.get_params()["selection_metric"]
     hr1 = evaluate(model, TEST, protocol="next", cutoffs=(1,)).metrics()["hr@1"]
     assert hr1 >= 90.0, f"{name} on {device} learned the successor for {hr1:.1f}% of clicks"
     top = model.recommend([["i3", "i4"]], k=1)[0]
@@ -87,3 +92,7 @@ def test_trains_validates_and_serves_from_the_cpu(name: str, device: str, tmp_pa
     loaded = load_model(path)
     batch = model.encode_sessions([["i1", "i2", "i3"], ["i7"], ["i9", "i10", "i9", "i10"]])
     np.testing.assert_allclose(loaded.score(batch), model.score(batch), rtol=1e-4, atol=1e-4)
+    reloaded = loaded.training_history()
+    assert reloaded is not None and reloaded.best_epoch == history.best_epoch
+    np.testing.assert_array_equal(reloaded.losses, history.losses)
+    np.testing.assert_array_equal(reloaded.valid, history.valid)

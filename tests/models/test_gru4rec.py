@@ -21,8 +21,7 @@ from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender, SessionBatch
-from sessionrec.models.neural import gru4rec as gru4rec_module
-from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
+from sessionrec.models.neural.gru4rec import PRESET_FOLDER, GRU4Rec, presets
 from sessionrec.models.persist import MANIFEST
 from sessionrec.models.registry import load_model
 
@@ -91,11 +90,13 @@ def test_embedding_size_needs_unconstrained_embeddings() -> None:
     GRU4Rec(constrained_embedding=False, embedding_size=16)
 
 
-def test_presets_construct_and_match_their_json_files() -> None:
-    folder = Path(gru4rec_module.__file__).parent / "presets"
-    assert {p.stem for p in folder.glob("*.json")} == set(PRESETS)
-    for name, params in PRESETS.items():
-        assert json.loads((folder / f"{name}.json").read_text()) == params
+def test_presets_are_the_json_files_and_construct() -> None:
+    found = presets()
+    assert set(found) == {p.stem for p in PRESET_FOLDER.glob("*.json")}
+    assert {"rsc15-100", "yoochoose", "diginetica"} <= set(found)  # the official files
+    assert found["diginetica"]["loss"] == "bpr-max"
+    assert found["benchmark-diginetica"]["learning_rate"] == 0.03
+    for params in found.values():
         assert GRU4Rec(**params).get_params()["hidden_size"] == params["hidden_size"]
 
 
@@ -157,9 +158,11 @@ def test_seeded_training_is_reproducible() -> None:
 
 
 def test_n_sample_larger_than_the_catalog_is_clamped_with_a_warning() -> None:
-    with pytest.warns(UserWarning, match=r"n_sample=2048 .* 30 items .* n_sample=30"):
+    with pytest.warns(UserWarning, match=r"n_sample=2048 .* 30 items .* n_sample=30") as caught:
         model = GRU4Rec(**{**SMALL, "n_sample": 2048, "n_epochs": 1}).fit(TRAIN)
     assert model.get_params()["n_sample"] == 2048  # the hyperparameter is stored unchanged
+    # The warning names the line that called fit, not a line inside sessionrec.
+    assert [w.filename for w in caught] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GRU4Rec(**{**SMALL, "n_sample": 30, "n_epochs": 1}).fit(TRAIN)

@@ -21,9 +21,9 @@ from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import SessionBatch
 from sessionrec.models.neural.narm import NARM
-from sessionrec.models.neural.prefix import (
+from sessionrec.models.neural.prefix import PrefixRecommender
+from sessionrec.models.neural.prefix_training import (
     PrefixBatches,
-    PrefixRecommender,
     length_runs,
     pad_prefixes,
     prefix_cases,

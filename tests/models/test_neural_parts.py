@@ -17,7 +17,15 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # tiny tensors: two OpenMP threads only add waiting on a shared box
 
 from sessionrec.evaluation.protocol import rank_targets  # noqa: E402
-from sessionrec.models.neural import losses, sampling, trainer  # noqa: E402
+from sessionrec.models.neural import (  # noqa: E402
+    adagrad,
+    devices,
+    gru4rec_training,
+    losses,
+    sampling,
+    trainer,
+)
+from sessionrec.models.neural.common import ValidationCases, refit_params  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -27,7 +35,7 @@ def test_session_parallel_plan_known_answer() -> None:
     # Sessions A = 10 11 12, B = 20 21, C = 30 (one click: no example), D = 40 41 42 43.
     items = np.array([10, 11, 12, 20, 21, 30, 40, 41, 42, 43])
     offsets = np.array([0, 3, 5, 6, 10])
-    plan = trainer.session_parallel_plan(offsets, items, batch_size=2)
+    plan = gru4rec_training.session_parallel_plan(offsets, items, batch_size=2)
     # step 0: slots hold A and B; B ends, its slot takes D (the next session, C skipped)
     # step 1: A's last example; A ends with no session left, so the batch shrinks to D
     # steps 2 and 3: D alone
@@ -38,7 +46,7 @@ def test_session_parallel_plan_known_answer() -> None:
     assert plan.starts.tolist() == [True, True, False, True, False, False]
     assert set(plan.keep) == {2} and plan.keep[2].tolist() == [1]  # D was slot 1 of step 1
     # a softmax over the batch's own targets needs two rows: stop when one is left
-    short = trainer.session_parallel_plan(offsets, items, batch_size=2, min_rows=2)
+    short = gru4rec_training.session_parallel_plan(offsets, items, batch_size=2, min_rows=2)
     assert short.step_offsets.tolist() == [0, 2, 4]
 
 
@@ -47,7 +55,7 @@ def test_session_parallel_plan_covers_every_click_once_in_order() -> None:
     lengths = rng.integers(1, 9, size=200)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     items = rng.integers(0, 50, size=offsets[-1])
-    plan = trainer.session_parallel_plan(offsets, items, batch_size=7)
+    plan = gru4rec_training.session_parallel_plan(offsets, items, batch_size=7)
     expected = sum(max(n - 1, 0) for n in lengths.tolist())
     assert plan.n_rows == expected
     for s in np.flatnonzero(lengths >= 2)[:40]:
@@ -68,10 +76,12 @@ def test_session_parallel_plan_covers_every_click_once_in_order() -> None:
 
 
 def test_session_parallel_plan_small_inputs() -> None:
-    empty = trainer.session_parallel_plan(np.array([0, 1, 2]), np.array([5, 6]), batch_size=4)
+    empty = gru4rec_training.session_parallel_plan(
+        np.array([0, 1, 2]), np.array([5, 6]), batch_size=4
+    )
     assert empty.n_steps == 0 and empty.n_rows == 0
     with pytest.raises(ConfigError):
-        trainer.session_parallel_plan(np.array([0, 2]), np.array([1, 2]), batch_size=0)
+        gru4rec_training.session_parallel_plan(np.array([0, 2]), np.array([1, 2]), batch_size=0)
 
 
 # ---------------------------------------------------------------------------------- losses
@@ -183,24 +193,24 @@ def test_sample_store_is_reproducible_and_validates() -> None:
 
 
 # ------------------------------------------------------------------------------- optimiser
-def _optimiser(compiled: bool, momentum: float) -> tuple[trainer.AdagradM, list[torch.Tensor]]:
+def _optimiser(compiled: bool, momentum: float) -> tuple[adagrad.AdagradM, list[torch.Tensor]]:
     torch.manual_seed(0)
-    dense = trainer.FlatParameters({"w": (3, 4), "b": (4,)}, CPU)
+    dense = adagrad.FlatParameters({"w": (3, 4), "b": (4,)}, CPU)
     with torch.no_grad():
         dense.flat.copy_(torch.randn(16))
     tables = [torch.randn(20, 5), torch.randn(20, 1)]
-    opt = trainer.AdagradM(dense, tables, lr=0.1, momentum=momentum, compiled=compiled)
+    opt = adagrad.AdagradM(dense, tables, lr=0.1, momentum=momentum, compiled=compiled)
     return opt, [dense.flat, *tables]
 
 
 def test_adagrad_with_momentum_by_hand() -> None:
-    dense = trainer.FlatParameters({"w": (1,)}, CPU)
+    dense = adagrad.FlatParameters({"w": (1,)}, CPU)
     table = torch.zeros((3, 1))
     for compiled in (True, False):
         with torch.no_grad():
             dense.flat.zero_()
         table.zero_()
-        opt = trainer.AdagradM(dense, [table], lr=0.1, momentum=0.5, compiled=compiled)
+        opt = adagrad.AdagradM(dense, [table], lr=0.1, momentum=0.5, compiled=compiled)
         rows = torch.tensor([1, 1])  # a row gathered twice: gradients 1 + 1 = 2
         grads = torch.tensor([[1.0], [1.0]])
         opt.step([torch.tensor([2.0])], [(0, rows, grads)])
@@ -235,7 +245,7 @@ def test_adagrad_compiled_and_tensor_paths_agree(momentum: float) -> None:
 
 
 def test_flat_parameters_share_one_buffer() -> None:
-    flat = trainer.FlatParameters({"a": (2, 3), "b": (3,)}, CPU)
+    flat = adagrad.FlatParameters({"a": (2, 3), "b": (3,)}, CPU)
     assert flat.flat.shape == (9,)
     assert flat["a"].is_leaf and flat["a"].requires_grad
     with torch.no_grad():
@@ -339,7 +349,6 @@ def test_validation_metric_ranks_tensors_like_arrays() -> None:
     # pessimistic_ranks (checked against the evaluation above, and by the CUDA rows of
     # test_devices.py), on the CPU by the evaluation's ranking. Same metric either way.
     from sessionrec.data.sessions import SessionData
-    from sessionrec.models.neural import ValidationCases
 
     valid = SessionData.from_sequences([[0, 1, 2, 3], [4, 5], [1, 0, 2], [6, 6, 6, 6, 6]])
     cases = ValidationCases(valid)
@@ -366,8 +375,6 @@ def test_validation_metric_ranks_tensors_like_arrays() -> None:
 
 
 def test_refit_params() -> None:
-    from sessionrec.models.neural import refit_params
-
     chosen = {"n_epochs": 20, "valid_fraction": 0.1, "max_train_seconds": 300.0, "lr": 0.1}
     assert refit_params(chosen, 7) == {
         "n_epochs": 7,
@@ -382,13 +389,13 @@ def test_refit_params() -> None:
 
 # ------------------------------------------------------------------------- devices, seeds
 def test_resolve_device() -> None:
-    assert trainer.resolve_device("cpu") == CPU
-    assert trainer.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert devices.resolve_device("cpu") == CPU
+    assert devices.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="device"):
-        trainer.resolve_device("tpu")
+        devices.resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
-            trainer.resolve_device("cuda:0")
+            devices.resolve_device("cuda:0")
 
 
 def test_seeded_is_reproducible_and_restores_the_caller_state() -> None:

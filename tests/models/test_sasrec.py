@@ -93,7 +93,6 @@ def test_an_untrained_network_ranks_the_last_click_first() -> None:
     # The initialisation keeps every block close to the identity, so before any training
     # the output at a click scores that very item highest: the repeat signal that sessions
     # are full of is there from the first step instead of having to be learned.
-    sasrec_module._bind_torch("sasrec")
     n_items, d, n_blocks = 500, 64, 2
     shapes = sasrec_module.weight_shapes(n_items, d, n_blocks, max_len=10, ffn_size=d)
     weights = {name: torch.zeros(shape) for name, shape in shapes.items()}
@@ -202,3 +201,11 @@ def test_empty_and_unknown_sessions_get_the_popularity_fallback(fitted: SASRec) 
         np.testing.assert_array_equal(scores[row], popularity)
     np.testing.assert_array_equal(fitted.fallback_mask(batch), [True, True, True, False])
     assert fitted.score(SessionBatch.from_sequences([])).shape == (0, len(VOCAB))
+
+
+def test_n_negatives_larger_than_the_catalog_is_clamped_with_a_warning_at_the_fit() -> None:
+    params = {"hidden_size": 8, "batch_size": 64, "n_epochs": 1, "device": "cpu"}
+    with pytest.warns(UserWarning, match=r"n_negatives=1000 .* using n_negatives=") as caught:
+        model = SASRec(**params, loss="sampled", n_negatives=1000).fit(TRAIN)
+    assert model.get_params()["n_negatives"] == 1000  # the hyperparameter is stored unchanged
+    assert [w.filename for w in caught] == [__file__]  # the caller's line, not sessionrec's

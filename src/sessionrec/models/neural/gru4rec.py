@@ -17,7 +17,7 @@ References:
 How it works. A session's clicks are fed one at a time to one or more GRU layers; the top
 layer's state scores every item by a dot product with the item's output vector plus a bias
 (with ``constrained_embedding`` the output vectors are also the input embeddings). Training
-is session-parallel (:func:`~sessionrec.models.neural.trainer.session_parallel_plan`): the
+is session-parallel (:func:`~sessionrec.models.neural.gru4rec_training.session_parallel_plan`): the
 hidden state of a slot is carried over from step to step and reset when its session ends,
 gradients flow through the current step only (the hidden state from the previous step is
 a constant), and each step scores its targets against the batch's other targets plus
@@ -25,7 +25,7 @@ a constant), and each step scores its targets against the batch's other targets 
 (:class:`~sessionrec.models.neural.sampling.SampleStore`). The loss is cross-entropy over
 a softmax (with logQ correction weighted by ``logq``) or BPR-max over ELU
 (:mod:`~sessionrec.models.neural.losses`), optimised by Adagrad with momentum with
-row-sparse item tables (:class:`~sessionrec.models.neural.trainer.AdagradM`).
+row-sparse item tables (:class:`~sessionrec.models.neural.adagrad.AdagradM`).
 
 Deviations from the papers and the official PyTorch code (hidasib/GRU4Rec_PyTorch_Official):
 
@@ -66,169 +66,53 @@ Deviations from the papers and the official PyTorch code (hidasib/GRU4Rec_PyTorc
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sessionrec._errors import DataError
-from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData, gather_ranges
-from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import hit_rate, mrr
 from sessionrec.models.base import Reason, SessionBatch, distinct_recent_first
-from sessionrec.models.neural import (
+from sessionrec.models.neural.common import (
     LOSSES,
+    NeuralRecommender,
     check_state,
-    check_training_params,
-    fit_or_forget,
-    record_history,
+    hyperparameters,
     require_torch,
 )
-from sessionrec.models.neural.quantized_serving import QuantizedServing
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
 if TYPE_CHECKING:
     import torch
-    from torch.nn import functional as F
 
-    from sessionrec.models.neural import distributed
-    from sessionrec.models.neural.losses import SampledLoss
-    from sessionrec.models.neural.sampling import SampleStore
-    from sessionrec.models.neural.trainer import (
-        AdagradM,
-        FlatParameters,
-        LossTracker,
-        SessionParallelPlan,
-        load_device,
-        pessimistic_ranks,
-        resolve_device,
-        seeded,
-        session_parallel_plan,
-        train_epochs,
-    )
-
-
-def _bind_torch(model: str) -> None:
-    """Import torch and the training helpers on first use, into this module's namespace.
-
-    Importing torch costs seconds and hundreds of MB; ``import sessionrec`` (every CLI call,
-    every service worker) must not pay that for a model it may never use. Fitting or
-    loading a GRU4Rec calls this first; everything else runs after one of those.
-    """
-    require_torch(model)
-    if "torch" in globals():
-        return
-    import torch as torch_module
-    from torch.nn import functional
-
-    from sessionrec.models.neural import distributed, losses, sampling, trainer
-
-    globals().update(
-        torch=torch_module,
-        distributed=distributed,
-        F=functional,
-        SampledLoss=losses.SampledLoss,
-        SampleStore=sampling.SampleStore,
-        **{
-            name: getattr(trainer, name)
-            for name in (
-                "AdagradM",
-                "FlatParameters",
-                "LossTracker",
-                "SessionParallelPlan",
-                "pessimistic_ranks",
-                "load_device",
-                "resolve_device",
-                "seeded",
-                "session_parallel_plan",
-                "train_epochs",
-            )
-        },
-    )
-
+    from sessionrec.models.neural.distributed import Workers
+    from sessionrec.models.neural.gru4rec_training import SessionParallelPlan
 
 log = logging.getLogger("sessionrec.models")
 
 VALID_BATCH_SIZE = 512
 """Sessions scored in parallel when validating (the official evaluation's batch size)."""
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # The official code's tuned parameter files (paramfiles/*.py of the official PyTorch
-    # repository, from Hidasi & Czapp 2023), written with this class's names. The
-    # rsc15-100k / YooChoose sample and Diginetica are the shared datasets; see BENCHMARKS.md.
-    "rsc15-100": {  # paramfiles/rsc15_xe_shared_100_best.py: YooChoose, 100 units
-        "loss": "cross-entropy",
-        "constrained_embedding": True,
-        "hidden_size": 100,
-        "n_layers": 1,
-        "batch_size": 32,
-        "dropout_p_embed": 0.0,
-        "dropout_p_hidden": 0.4,
-        "learning_rate": 0.2,
-        "momentum": 0.2,
-        "n_sample": 2048,
-        "sample_alpha": 0.5,
-        "logq": 1.0,
-        "n_epochs": 10,
-    },
-    "yoochoose": {  # paramfiles/yoochoose_xe_shared_best.py: YooChoose, unrestricted size
-        "loss": "cross-entropy",
-        "constrained_embedding": True,
-        "hidden_size": 480,
-        "n_layers": 1,
-        "batch_size": 48,
-        "dropout_p_embed": 0.0,
-        "dropout_p_hidden": 0.2,
-        "learning_rate": 0.07,
-        "momentum": 0.0,
-        "n_sample": 2048,
-        "sample_alpha": 0.2,
-        "logq": 1.0,
-        "n_epochs": 10,
-    },
-    "diginetica": {  # paramfiles/diginetica_bprmax_shared_best.py
-        "loss": "bpr-max",
-        "constrained_embedding": True,
-        "hidden_size": 512,
-        "n_layers": 1,
-        "batch_size": 128,
-        "dropout_p_embed": 0.5,
-        "dropout_p_hidden": 0.3,
-        "learning_rate": 0.05,
-        "momentum": 0.15,
-        "n_sample": 2048,
-        "sample_alpha": 0.3,
-        "bpreg": 0.9,
-        "elu_param": 1.0,
-        "n_epochs": 10,
-    },
-}
-"""Hyperparameter presets by dataset (``GRU4Rec(**PRESETS["diginetica"])``); the same are in
-``presets/*.json`` beside this module for ``sessionrec ... --params-file``. The first three
-are the official code's tuned files; the ``benchmark-*`` ones were chosen on this project's
-validation splits of the two benchmark folders."""
-
-# Chosen here on the validation split of the benchmark protocol (the last 10% of
-# train_sessions.txt, MRR@20), every candidate listed in BENCHMARKS.md: written as the changes
-# to an official file. n_epochs is the count validation chose, which the refit on the whole
-# training file runs.
-PRESETS["benchmark-diginetica"] = {  # diginetica/srgnn
-    **PRESETS["diginetica"],
-    "learning_rate": 0.03,
-    "n_epochs": 9,
-}
-PRESETS["benchmark-yoochoose-1_64"] = {  # yoochoose/srgnn-1_64
-    **PRESETS["rsc15-100"],
-    "dropout_p_embed": 0.25,
-    "n_sample": 4096,
-    "n_epochs": 23,
-}
+PRESET_FOLDER = Path(__file__).parent / "presets"
+"""``<name>.json``: GRU4Rec's hyperparameter presets by dataset (``presets/README.md`` says
+where each comes from); ``sessionrec ... --params-file`` reads them as they are."""
 
 
+def presets() -> dict[str, dict[str, Any]]:
+    """Every preset of :data:`PRESET_FOLDER` by name: ``GRU4Rec(**presets()["diginetica"])``."""
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(PRESET_FOLDER.glob("*.json"))
+    }
+
+
+# ------------------------------------------------------------------------------- network
 def gru_cell(
     input_gates: torch.Tensor, hidden: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor
 ) -> torch.Tensor:
@@ -237,6 +121,8 @@ def gru_cell(
     ``input_gates``: ``[n, 3d]``, the input's contribution ``x @ W_ih + b_ih``.
     ``hidden``: ``[n, d]``. ``w_hh``: ``[d, 3d]``. ``b_hh``: ``[3d]``. Returns ``[n, d]``.
     """
+    import torch
+
     d = hidden.shape[1]
     hidden_gates = torch.addmm(b_hh, hidden, w_hh)  # [n, 3d]
     x_rz, x_n = input_gates.split([2 * d, d], dim=1)
@@ -270,6 +156,10 @@ class GRU4RecNetwork:
         embedding_size: int,
         device: torch.device,
     ) -> None:
+        import torch
+
+        from sessionrec.models.neural.adagrad import FlatParameters
+
         d = hidden_size
         self.n_items = n_items
         self.hidden_size = d
@@ -304,6 +194,8 @@ class GRU4RecNetwork:
 
     def initialize(self, generator: torch.Generator) -> None:
         """Uniform ``±sqrt(6 / (fan_in + fan_out))`` per gate block and table; biases zero."""
+        import torch
+
         d = self.hidden_size
 
         def uniform_(tensor: torch.Tensor, fan_in: int, fan_out: int) -> None:
@@ -350,40 +242,51 @@ class GRU4RecNetwork:
         embedding to drop: ``dropout_embed`` applies to the first layer's output instead,
         again as the official code does.
         """
+        import torch
+        from torch.nn import functional
+
         onehot = self.input_mode == "onehot"
         x = first
         if training and dropout_embed > 0.0 and not onehot:
-            x = F.dropout(x, dropout_embed)
+            x = functional.dropout(x, dropout_embed)
         states = []
         for layer, (w_ih, b_ih, w_hh, b_hh) in enumerate(self._layers):
             gates = x + b_ih if w_ih is None else torch.addmm(b_ih, x, w_ih)  # [n, 3d]
             x = gru_cell(gates, hidden[layer], w_hh, b_hh)
             p = dropout_embed if (layer == 0 and onehot) else dropout_hidden
             if training and p > 0.0:
-                x = F.dropout(x, p)
+                x = functional.dropout(x, p)
             states.append(x)
         return states
 
     def output_bias(self, counts: np.ndarray) -> torch.Tensor:
         """Output biases with ``-inf`` for items without training clicks (``[n_items]``)."""
+        import torch
+
         unseen = torch.as_tensor(counts <= 0, device=self.item_bias.device)
         return self.item_bias[:, 0].masked_fill(unseen, -math.inf)
 
     def score_all(self, top: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Scores of every item ``[n, n_items]`` from the top layer's state ``[n, d]``."""
+        import torch
+
         return torch.addmm(bias, top, self.item_weights.t())
 
     def snapshot(self) -> list[torch.Tensor]:
         return [t.clone() for t in (*self.tables.values(), self.dense.flat)]
 
     def restore(self, saved: list[torch.Tensor]) -> None:
+        import torch
+
         with torch.no_grad():
             targets = (*self.tables.values(), self.dense.flat)
             for target, source in zip(targets, saved, strict=True):
                 target.copy_(source)
 
 
-class GRU4Rec(QuantizedServing):
+# ----------------------------------------------------------------------------- estimator
+@hyperparameters
+class GRU4Rec(NeuralRecommender):
     """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018); see the module docstring.
 
     Hyperparameters (names follow the official code where it has them):
@@ -400,135 +303,71 @@ class GRU4Rec(QuantizedServing):
       GRU layers' outputs.
     - ``n_sample``, ``sample_alpha``: extra negatives per step shared by the batch (0 = only
       the in-batch targets), drawn with probability proportional to ``popularity ** alpha``.
-    - ``n_epochs``: training epochs (the most, with early stopping).
-    - ``patience``, ``valid_fraction``, ``selection_metric``: with a validation split, either
-      passed to ``fit`` or the chronologically last ``valid_fraction`` of the training
-      sessions, keep the epoch with the best HR@20 or MRR@20 (full ranking, pessimistic ties)
-      and stop after ``patience`` epochs without improvement (0: never stop early).
-    - ``max_train_seconds``: a time budget in seconds for the epochs, validation included
-      (None: none): no epoch starts that would pass it; see
-      :func:`~sessionrec.models.neural.trainer.train_epochs`.
-    - ``seed``, ``device``: reproducibility, and ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    - The training hyperparameters (``n_epochs``, ``patience``, ``valid_fraction``,
+      ``selection_metric``, ``max_train_seconds``, ``seed``, ``device``) of
+      :class:`~sessionrec.models.neural.common.NeuralRecommender`.
 
-    Threads: torch uses every core by default. A step's matrices are small, so on a CPU shared
-    with other jobs pin torch to one thread (``OMP_NUM_THREADS=1``): on the 2-core benchmark
-    machine, two OpenMP threads that must both be scheduled for every product made training
-    15 times slower.
+    Presets of tuned values by dataset: :func:`presets`.
 
-    Fitted attributes: the network, ``item_counts_`` and the training history
-    (``epoch_losses_``, ``epoch_seconds_``, ``epoch_examples_``, ``epoch_valid_`` and
-    ``best_epoch_``).
+    Threads: a step's matrices are small, so on a CPU shared with other jobs pin torch to one
+    thread (``OMP_NUM_THREADS=1``): on the 2-core benchmark machine, two OpenMP threads that
+    must both be scheduled for every product made training 15 times slower.
+
+    Fitted attributes: ``network_`` (:class:`GRU4RecNetwork`), and those of every neural
+    model (``item_counts_``, the training history).
     """
 
     name = "gru4rec"
     artifact_version = 1
-    trains_distributed = True
 
-    network_: GRU4RecNetwork
-    item_counts_: np.ndarray
-    _scoring_bias: torch.Tensor  # output biases, -inf for items without training clicks
-    epoch_losses_: np.ndarray
-    epoch_seconds_: np.ndarray
-    epoch_examples_: np.ndarray
-    epoch_valid_: np.ndarray
-    best_epoch_: int
+    loss: str = "cross-entropy"
+    hidden_size: int = 100
+    n_layers: int = 1
+    constrained_embedding: bool = True
+    embedding_size: int = 0
+    batch_size: int = 64
+    dropout_p_embed: float = 0.0
+    dropout_p_hidden: float = 0.0
+    learning_rate: float = 0.05
+    momentum: float = 0.0
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    bpreg: float = 1.0
+    elu_param: float = 0.5
+    logq: float = 1.0
 
-    _HISTORY: ClassVar[tuple[str, ...]] = (
-        "epoch_losses",
-        "epoch_seconds",
-        "epoch_examples",
-        "epoch_valid",
-    )
-
-    def __init__(
-        self,
-        *,
-        loss: str = "cross-entropy",
-        hidden_size: int = 100,
-        n_layers: int = 1,
-        constrained_embedding: bool = True,
-        embedding_size: int = 0,
-        batch_size: int = 64,
-        dropout_p_embed: float = 0.0,
-        dropout_p_hidden: float = 0.0,
-        learning_rate: float = 0.05,
-        momentum: float = 0.0,
-        n_sample: int = 2048,
-        sample_alpha: float = 0.5,
-        bpreg: float = 1.0,
-        elu_param: float = 0.5,
-        logq: float = 1.0,
-        n_epochs: int = 10,
-        patience: int = 3,
-        valid_fraction: float = 0.0,
-        selection_metric: str = "hr@20",
-        max_train_seconds: float | None = None,
-        seed: int = 42,
-        device: str = "auto",
-    ) -> None:
-        check_choice("loss", loss, LOSSES)
-        check_int("hidden_size", hidden_size)
-        check_int("n_layers", n_layers)
+    def _check_params(self) -> None:
+        check_choice("loss", self.loss, LOSSES)
+        check_int("hidden_size", self.hidden_size)
+        check_int("n_layers", self.n_layers)
         check_param(
             "constrained_embedding",
-            constrained_embedding,
-            isinstance(constrained_embedding, bool),
+            self.constrained_embedding,
+            isinstance(self.constrained_embedding, bool),
             "expected true or false",
         )
-        check_int("embedding_size", embedding_size, minimum=0)
+        check_int("embedding_size", self.embedding_size, minimum=0)
         check_param(
             "embedding_size",
-            embedding_size,
-            not (constrained_embedding and embedding_size),
+            self.embedding_size,
+            not (self.constrained_embedding and self.embedding_size),
             "must be 0 with constrained_embedding (the input embeddings are the output "
             "vectors, of size hidden_size)",
         )
-        check_int("batch_size", batch_size)
-        for name, value in (
-            ("dropout_p_embed", dropout_p_embed),
-            ("dropout_p_hidden", dropout_p_hidden),
-        ):
+        check_int("batch_size", self.batch_size)
+        for name in ("dropout_p_embed", "dropout_p_hidden"):
+            value = getattr(self, name)
             check_float(name, value, minimum=0.0)
             check_param(name, value, value < 1.0, "expected a probability in [0, 1)")
-        check_float("learning_rate", learning_rate, minimum=0.0, strict_min=True)
-        check_float("momentum", momentum, minimum=0.0)
-        check_param("momentum", momentum, momentum < 1.0, "expected a number in [0, 1)")
-        check_int("n_sample", n_sample, minimum=0)
-        check_float("sample_alpha", sample_alpha, minimum=0.0)
-        check_float("bpreg", bpreg, minimum=0.0)
-        check_float("elu_param", elu_param, minimum=0.0)
-        check_float("logq", logq, minimum=0.0)
-        check_training_params(
-            n_epochs=n_epochs,
-            patience=patience,
-            valid_fraction=valid_fraction,
-            selection_metric=selection_metric,
-            seed=seed,
-            device=device,
-            max_train_seconds=max_train_seconds,
-        )
-        self.loss = loss
-        self.hidden_size = hidden_size
-        self.n_layers = n_layers
-        self.constrained_embedding = constrained_embedding
-        self.embedding_size = embedding_size
-        self.batch_size = batch_size
-        self.dropout_p_embed = dropout_p_embed
-        self.dropout_p_hidden = dropout_p_hidden
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.n_sample = n_sample
-        self.sample_alpha = sample_alpha
-        self.bpreg = bpreg
-        self.elu_param = elu_param
-        self.logq = logq
-        self.n_epochs = n_epochs
-        self.patience = patience
-        self.valid_fraction = valid_fraction
-        self.selection_metric = selection_metric
-        self.max_train_seconds = max_train_seconds
-        self.seed = seed
-        self.device = device
+        check_float("learning_rate", self.learning_rate, minimum=0.0, strict_min=True)
+        check_float("momentum", self.momentum, minimum=0.0)
+        check_param("momentum", self.momentum, self.momentum < 1.0, "expected a number in [0, 1)")
+        check_int("n_sample", self.n_sample, minimum=0)
+        check_float("sample_alpha", self.sample_alpha, minimum=0.0)
+        check_float("bpreg", self.bpreg, minimum=0.0)
+        check_float("elu_param", self.elu_param, minimum=0.0)
+        check_float("logq", self.logq, minimum=0.0)
+        super()._check_params()
 
     # ------------------------------------------------------------------------------ network
     @property
@@ -548,47 +387,24 @@ class GRU4Rec(QuantizedServing):
         )
 
     # ---------------------------------------------------------------------------- training
-    def _fit(self, train: SessionData, valid: SessionData | None) -> None:
-        _bind_torch(self.name)
-        fit_or_forget(self, ("network_", "item_counts_"), lambda: self._train(train, valid))
+    def _start_training(
+        self,
+        train: SessionData,
+        device: torch.device,
+        generator: torch.Generator,
+        workers: Workers | None,
+    ) -> Callable[[int], tuple[float, int]]:
+        from sessionrec.models.neural.gru4rec_training import SessionParallelEpoch
 
-    def _train(self, train: SessionData, valid: SessionData | None) -> None:
-        if valid is None and self.valid_fraction > 0:
-            train, valid = last_fraction_split(train, self.valid_fraction)
-        if not (train.lengths >= 2).any():
-            raise DataError("GRU4Rec needs training sessions with at least two clicks")
-        counts = train.item_counts()  # of the whole training data
+        counts = self.item_counts_
         n_sample = self._n_sample(int((counts > 0).sum()))
-        workers = distributed.current()
-        if workers is not None:  # this rank's sessions (distributed: see that module)
-            train = workers.shard(train)
-            valid = workers.shard(valid) if valid is not None else None
-        device = resolve_device(self.device)
-        with seeded(self.seed, device) as generator:
-            network = self._new_network(train.n_items, device)
-            network.initialize(generator)  # the same weights on every rank: the same seed
-            self.network_ = network
-            self.item_counts_ = counts
-            epoch = _Epoch(self, network, train, counts, n_sample, generator, device, workers)
-            validate = None
-            if valid is not None:
-                valid_plan = self._validation_plan(valid, counts)
-                validate = distributed.validation(
-                    workers, lambda: self._validation_score(valid_plan), valid_plan.n_rows
-                )
-            reports, best = train_epochs(
-                model=self.name,
-                n_epochs=self.n_epochs,
-                run_epoch=epoch.run if workers is None else workers.reduce_epoch(epoch.run),
-                validate=validate,
-                patience=self.patience,
-                snapshot=network.snapshot,
-                restore=network.restore,
-                max_seconds=self.max_train_seconds,
-                agree=None if workers is None else workers.any,
-            )
-        record_history(self, reports, best)
-        self._scoring_bias = network.output_bias(counts)
+        network = self._new_network(train.n_items, device)
+        network.initialize(generator)  # the same weights on every rank: the same seed
+        self.network_ = network
+        epoch = SessionParallelEpoch(
+            self, network, train, counts, n_sample, generator, device, workers
+        )
+        return epoch.run
 
     def _n_sample(self, n_trained_items: int) -> int:
         """``n_sample``, clamped (with a warning) to the items there are to sample."""
@@ -598,51 +414,45 @@ class GRU4Rec(QuantizedServing):
             f"n_sample={self.n_sample} is more than the {n_trained_items} items with training "
             f"clicks; using n_sample={n_trained_items}"
         )
-        warnings.warn(message, UserWarning, stacklevel=4)
+        warnings.warn(message, UserWarning, stacklevel=5)  # the caller of fit
         log.warning(message)
         return n_trained_items
 
+    def _snapshot(self) -> list[torch.Tensor]:
+        return self.network_.snapshot()
+
+    def _restore(self, saved: list[torch.Tensor]) -> None:
+        self.network_.restore(saved)
+
+    def _end_training(self) -> None:
+        self._scoring_bias = self.network_.output_bias(self.item_counts_)
+
     # -------------------------------------------------------------------------- validation
-    def _validation_plan(self, valid: SessionData, counts: np.ndarray) -> SessionParallelPlan:
-        """Session-parallel plan of the validation clicks on items the model was trained on."""
-        known = counts[valid.items] > 0
-        kept = np.bincount(valid.session_index()[known], minlength=valid.n_sessions)
-        offsets = np.zeros(valid.n_sessions + 1, dtype=np.int64)
-        np.cumsum(kept, out=offsets[1:])
-        return session_parallel_plan(offsets, valid.items[known], VALID_BATCH_SIZE, min_rows=1)
+    def _validator(self, valid: SessionData) -> tuple[Callable[[], float], int]:
+        """HR@20 or MRR@20 of the validation sessions walked session-parallel (as the
+        official evaluation does), and the number of next-click cases."""
+        from sessionrec.models.neural.gru4rec_training import validation_plan
+
+        plan = validation_plan(valid, self.item_counts_, VALID_BATCH_SIZE)
+        return lambda: self._validation_score(plan), plan.n_rows
 
     def _validation_score(self, plan: SessionParallelPlan) -> float:
         """HR@20 or MRR@20 (percent) of every next-click case of the validation plan."""
+        import torch
+
+        from sessionrec.models.neural.gru4rec_training import session_parallel_ranks
+
+        network = self.network_
         with torch.inference_mode():
-            ranks = self._validation_ranks(plan, self.network_.output_bias(self.item_counts_))
+            ranks = session_parallel_ranks(network, plan, network.output_bias(self.item_counts_))
         metric = hit_rate if self.selection_metric == "hr@20" else mrr
         return 100.0 * metric(ranks, 20)  # percent, as sessionrec.evaluation reports it
-
-    def _validation_ranks(self, plan: SessionParallelPlan, bias: torch.Tensor) -> np.ndarray:
-        network = self.network_
-        device = network.item_weights.device
-        inputs = torch.as_tensor(plan.inputs, device=device)
-        targets = torch.as_tensor(plan.targets, device=device)
-        not_start = torch.as_tensor(~plan.starts, dtype=torch.float32, device=device)[:, None]
-        hidden = [
-            torch.zeros((int(plan.step_offsets[1]), self.hidden_size), device=device)
-            for _ in range(self.n_layers)
-        ]
-        ranks = []
-        for t in range(plan.n_steps):
-            rows = plan.step(t)
-            if t in plan.keep:
-                keep = torch.as_tensor(plan.keep[t], device=device)
-                hidden = [h.index_select(0, keep) for h in hidden]
-            hidden = [h * not_start[rows] for h in hidden]
-            hidden = network.layers(network.embed(inputs[rows]), hidden)
-            scores = network.score_all(hidden[-1], bias)  # [n, n_items]
-            ranks.append(pessimistic_ranks(scores, targets[rows]))
-        return torch.cat(ranks).cpu().numpy()
 
     # ----------------------------------------------------------------------------- scoring
     def score(self, batch: SessionBatch) -> np.ndarray:
         """Run each session's known clicks through the GRU and score every item."""
+        import torch
+
         self._check_fitted()
         scores = np.full((len(batch), self.n_items), -np.inf, dtype=np.float32)
         rows, top = self._session_states(batch)
@@ -664,6 +474,8 @@ class GRU4Rec(QuantizedServing):
         states. The sessions advance together, longest first, so the sessions still running
         at step ``t`` are a prefix of the batch and no step computes padding.
         """
+        import torch
+
         self._check_fitted()
         n = len(batch)
         known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
@@ -702,34 +514,27 @@ class GRU4Rec(QuantizedServing):
     # ------------------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
         network = self.network_
-        state = {
-            "item_counts": self.item_counts_,
-            "best_epoch": np.array([self.best_epoch_], dtype=np.int64),
-        }
+        state = self._history_state()
         for key, tensor in {**network.tables, **network.dense.tensors}.items():
             state[key] = tensor.detach().cpu().numpy()
-        for key in self._HISTORY:
-            state[key] = getattr(self, key + "_")
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        _bind_torch(self.name)
-        device = load_device(self.device)
-        network = self._new_network(self.n_items, device)
+        require_torch(self.name)
+        import torch
+
+        from sessionrec.models.neural.devices import load_device
+
+        network = self._new_network(self.n_items, load_device(self.device))
         tensors = {**network.tables, **network.dense.tensors}
         expected = {key: tuple(tensor.shape) for key, tensor in tensors.items()}
-        other = {"item_counts", "best_epoch", *self._HISTORY}
-        check_state("GRU4Rec", state, expected, other, self.n_items)
-        counts = state["item_counts"]
+        check_state("GRU4Rec", state, expected, set(self._SAVED_KEYS), self.n_items)
         with torch.no_grad():
             for key, tensor in tensors.items():
                 tensor.copy_(torch.from_numpy(state[key]))
         self.network_ = network
-        self.item_counts_ = counts.astype(np.int64)
+        self._set_history_state(state)
         self._scoring_bias = network.output_bias(self.item_counts_)
-        self.best_epoch_ = int(state["best_epoch"].reshape(-1)[0])
-        for key in self._HISTORY:
-            setattr(self, key + "_", np.asarray(state[key]))
 
     # ------------------------------------------------------------------------ explanations
     def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
@@ -743,6 +548,9 @@ class GRU4Rec(QuantizedServing):
         clicks, so this names the most similar items, not an exact share of the score.
         Items without training clicks (dropped from the input by :meth:`score`) are skipped.
         """
+        import torch
+        from torch.nn import functional
+
         known = distinct_recent_first(session)
         known = known[self.item_counts_[known] > 0]
         if known.size == 0:
@@ -753,7 +561,10 @@ class GRU4Rec(QuantizedServing):
             device = vectors.device
             session_vectors = vectors.index_select(0, torch.as_tensor(known, device=device))
             target_vectors = vectors.index_select(0, torch.as_tensor(targets, device=device))
-            cosine = F.normalize(target_vectors, dim=1) @ F.normalize(session_vectors, dim=1).t()
+            cosine = (
+                functional.normalize(target_vectors, dim=1)
+                @ functional.normalize(session_vectors, dim=1).t()
+            )
             similarity = cosine.double().cpu().numpy()  # [n_targets, q]
         # The ``top`` most similar whatever the sign of the cosine ("at least the most
         # similar item"), ties to the more recent click; the weight is the cosine itself.
@@ -765,197 +576,3 @@ class GRU4Rec(QuantizedServing):
                 Reason("embedding", tuple((names[i], float(row[i])) for i in order.tolist()))
             )
         return reasons
-
-
-class _Epoch:
-    """One training epoch of session-parallel GRU4Rec; built once per fit, run per epoch.
-
-    Everything that does not change between epochs (the batch layout, its tensors, the
-    logQ corrections of the targets) is prepared here, so the step loop only slices.
-    """
-
-    def __init__(
-        self,
-        model: GRU4Rec,
-        network: GRU4RecNetwork,
-        train: SessionData,
-        counts: np.ndarray,
-        n_sample: int,
-        generator: torch.Generator,
-        device: torch.device,
-        workers: distributed.Workers | None = None,
-    ) -> None:
-        self.model = model
-        self.network = network
-        self.device = device
-        self.workers = workers
-        self.n_sample = n_sample
-        self.loss = SampledLoss(
-            model.loss, bpreg=model.bpreg, elu_param=model.elu_param, logq=model.logq
-        )
-        self.optimizer = AdagradM(
-            network.dense,
-            list(network.tables.values()),
-            lr=model.learning_rate,
-            momentum=model.momentum,
-        )
-        # Without extra samples a row needs another row's target as its negative.
-        slots = model.batch_size if workers is None else workers.local_batch(model.batch_size)
-        plan = session_parallel_plan(
-            train.offsets, train.items, slots, min_rows=1 if n_sample else 2
-        )
-        self.plan = plan
-        self.n_steps = plan.n_steps
-        # The most rows of its own (not the shared negatives) a step can touch in each
-        # table: inputs and targets in the shared table, else targets or inputs alone.
-        self.own_capacity = [2 * slots, slots] if network.inputs is None else [slots] * 3
-        if workers is not None:
-            # Every rank takes as many steps; one whose sessions ran out adds nothing to them.
-            self.n_steps = workers.max_int(plan.n_steps)
-            torch.manual_seed(int(workers.seed(model.seed).generate_state(1)[0]))  # dropout
-        self.inputs = torch.as_tensor(plan.inputs, device=device)
-        self.targets = torch.as_tensor(plan.targets, device=device)
-        self.not_start = torch.as_tensor(~plan.starts, dtype=torch.float32, device=device)[:, None]
-        self.has_start = np.add.reduceat(plan.starts, plan.step_offsets[:-1]) > 0
-        self.has_start[0] = False  # the first step starts from zero states anyway
-        self.keep = {t: torch.as_tensor(rows, device=device) for t, rows in plan.keep.items()}
-        with np.errstate(divide="ignore"):
-            log_counts = np.log(counts.astype(np.float64)).astype(np.float32)
-        # logQ of an in-batch target: it is there because the data drew it, ~ popularity.
-        self.target_log_q = torch.as_tensor(log_counts[plan.targets], device=device)
-        self.samples = (
-            SampleStore(counts, model.sample_alpha, n_sample, generator=generator, device=device)
-            if n_sample
-            else None
-        )
-
-    def run(self, epoch: int) -> tuple[float, int]:
-        model, network, plan = self.model, self.network, self.plan
-        d = model.hidden_size
-        shared = network.inputs is None
-        tracker = LossTracker(model.name, epoch, self.device)
-        hidden = [
-            torch.zeros((int(plan.step_offsets[1]), d), device=self.device)
-            for _ in range(model.n_layers)
-        ]
-        no_samples = torch.zeros(0, dtype=torch.int64, device=self.device)
-        no_log_q = torch.zeros(0, dtype=torch.float32, device=self.device)
-        inv_batch = 1.0 / model.batch_size
-        steps = progress(range(self.n_steps), total=self.n_steps, desc=f"gru4rec epoch {epoch}")
-        for t in steps:
-            if t >= plan.n_steps:  # distributed: this rank is done, the others are not
-                samples = self.samples.draw()[0] if self.samples is not None else no_samples
-                self.optimizer.step(*self._reduce(*self._no_gradient(samples), samples))
-                continue
-            rows = plan.step(t)
-            n = rows.stop - rows.start
-            if t in self.keep:
-                hidden = [h.index_select(0, self.keep[t]) for h in hidden]
-            if self.has_start[t]:
-                hidden = [h * self.not_start[rows] for h in hidden]
-            x, y = self.inputs[rows], self.targets[rows]
-            samples, sample_log_q = (
-                self.samples.draw() if self.samples is not None else (no_samples, no_log_q)
-            )
-            # The rows of the item tables this step touches are the leaves of the graph;
-            # AdagradM applies their gradients row by row.
-            out_ids = torch.cat([y, samples])  # [n + S]: the columns to score
-            bias = network.item_bias.index_select(0, out_ids).requires_grad_()  # [n + S, 1]
-            if shared:
-                ids = torch.cat([x, out_ids])  # [2n + S]
-                weights = network.item_weights.index_select(0, ids).requires_grad_()
-                first, out = weights.split([n, out_ids.shape[0]])  # [n, d], [n + S, d]
-                leaves = [weights, bias]
-                table_rows = [(0, ids), (1, out_ids)]
-            else:
-                assert network.inputs is not None
-                out = network.item_weights.index_select(0, out_ids).requires_grad_()
-                first = network.inputs.index_select(0, x).requires_grad_()  # [n, e] or [n, 3d]
-                leaves = [out, bias, first]
-                table_rows = [(0, out_ids), (1, out_ids), (2, x)]
-            states = network.layers(
-                first,
-                hidden,
-                dropout_embed=model.dropout_p_embed,
-                dropout_hidden=model.dropout_p_hidden,
-                training=True,
-            )
-            scores = torch.addmm(bias.t(), states[-1], out.t())  # [n, n + S]
-            log_q = (
-                torch.cat([self.target_log_q[rows], sample_log_q]) if self.loss.uses_log_q else None
-            )
-            loss = self.loss(scores, log_q)
-            grads = torch.autograd.grad(
-                loss * inv_batch, [*leaves, *network.dense.tensors.values()]
-            )
-            leaf_grads = grads[: len(leaves)]
-            dense_grads: Sequence[torch.Tensor] = grads[len(leaves) :]
-            table_grads = [
-                (table, ids_, g) for (table, ids_), g in zip(table_rows, leaf_grads, strict=True)
-            ]
-            if self.workers is not None:
-                dense_grads, table_grads = self._reduce(dense_grads, table_grads, samples)
-            self.optimizer.step(dense_grads, table_grads)
-            tracker.add(loss.detach(), n)
-            hidden = [h.detach() for h in states]
-        if self.workers is not None:
-            tables = list(network.tables.values())
-            self.workers.check_replicas(model.name, [network.dense.flat, *tables])
-        return tracker.mean(), tracker.n_examples
-
-    def _reduce(
-        self,
-        dense_grads: Sequence[torch.Tensor],
-        table_grads: list[tuple[int, torch.Tensor, torch.Tensor]],
-        samples: torch.Tensor,
-    ) -> tuple[list[torch.Tensor], list[tuple[int, torch.Tensor, torch.Tensor]]]:
-        """Every rank's gradients summed (distributed training).
-
-        Each rank's loss is already divided by the *global* batch size, so the sum is the
-        gradient of the global batch. The rows of the extra negatives are the same on every
-        rank (one seeded store, drawn in step), so their gradients are summed with the dense
-        ones; only the rows of each rank's own inputs and targets travel with their numbers
-        (one collective for all of it: :meth:`distributed.Workers.exchange`). AdagradM sums
-        the gradients of a row that arrives more than once, as it does for a row that occurs
-        twice in one step.
-        """
-        assert self.workers is not None
-        n_samples = int(samples.shape[0])
-        flat_parts = [g.reshape(-1) for g in dense_grads]
-        own: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for number, rows, grads in table_grads:
-            # The output tables' rows end with the samples; the input table has none.
-            m = rows.shape[0] - (n_samples if number < 2 else 0)
-            own.append((rows[:m], grads[:m]))
-            flat_parts.append(grads[m:].reshape(-1))
-        flat, gathered = self.workers.exchange(torch.cat(flat_parts), own, self.own_capacity)
-        n_dense = self.network.dense.flat.numel()
-        at = n_dense
-        tables = []
-        for (number, _, grads), (rows_all, grads_all) in zip(table_grads, gathered, strict=True):
-            k, width = (n_samples if number < 2 else 0), int(grads.shape[1])
-            sample_grads = flat[at : at + k * width].view(k, width)
-            at += k * width
-            tables.append(
-                (
-                    number,
-                    torch.cat([rows_all, samples[:k]]),
-                    torch.cat([grads_all, sample_grads]),
-                )
-            )
-        return [flat[:n_dense]], tables
-
-    def _no_gradient(
-        self, samples: torch.Tensor
-    ) -> tuple[list[torch.Tensor], list[tuple[int, torch.Tensor, torch.Tensor]]]:
-        """A step's gradients from a rank without examples: zero, on the shared negatives only.
-
-        Laid out as a step with examples lays them out: one entry per table in table order,
-        the output tables' rows ending with the step's samples.
-        """
-        no_rows = torch.zeros(0, dtype=torch.int64, device=self.device)
-        tables = []
-        for number, table in enumerate(self.network.tables.values()):
-            rows = samples if number < 2 else no_rows
-            tables.append((number, rows, table.new_zeros((rows.shape[0], table.shape[1]))))
-        return [torch.zeros_like(self.network.dense.flat)], tables

@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F
 
 from sessionrec._errors import ConfigError
-from sessionrec.models.neural import LOSSES
+from sessionrec.models.neural.common import LOSSES
 
 _EPS = 1e-24  # keeps log() finite when every negative outranks the target by a wide margin
 

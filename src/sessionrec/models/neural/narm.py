@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sessionrec.models.neural.common import hyperparameters
 from sessionrec.models.neural.prefix import PrefixRecommender
 from sessionrec.models.params import check_float, check_int, check_param
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import torch
 
 
+@hyperparameters
 class NARM(PrefixRecommender):
     """NARM (Li et al. 2017); see the module docstring.
 
@@ -52,51 +54,19 @@ class NARM(PrefixRecommender):
 
     name = "narm"
 
-    def __init__(
-        self,
-        *,
-        embedding_size: int = 50,
-        hidden_size: int = 100,
-        dropout_embed: float = 0.25,
-        dropout_context: float = 0.5,
-        batch_size: int = 512,
-        learning_rate: float = 0.001,
-        lr_decay: float = 1.0,
-        lr_decay_every: int = 1,
-        l2: float = 0.0,
-        max_len: int = 50,
-        n_epochs: int = 30,
-        patience: int = 3,
-        valid_fraction: float = 0.0,
-        selection_metric: str = "hr@20",
-        max_train_seconds: float | None = None,
-        seed: int = 42,
-        device: str = "auto",
-    ) -> None:
-        check_int("embedding_size", embedding_size)
-        check_int("hidden_size", hidden_size)
-        for name, value in (("dropout_embed", dropout_embed), ("dropout_context", dropout_context)):
+    embedding_size: int = 50
+    hidden_size: int = 100
+    dropout_embed: float = 0.25
+    dropout_context: float = 0.5
+
+    def _check_params(self) -> None:
+        check_int("embedding_size", self.embedding_size)
+        check_int("hidden_size", self.hidden_size)
+        for name in ("dropout_embed", "dropout_context"):
+            value = getattr(self, name)
             check_float(name, value, minimum=0.0)
             check_param(name, value, value < 1.0, "expected a probability in [0, 1)")
-        self.embedding_size = embedding_size
-        self.hidden_size = hidden_size
-        self.dropout_embed = dropout_embed
-        self.dropout_context = dropout_context
-        self._set_common(
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            lr_decay=lr_decay,
-            lr_decay_every=lr_decay_every,
-            l2=l2,
-            max_len=max_len,
-            n_epochs=n_epochs,
-            patience=patience,
-            valid_fraction=valid_fraction,
-            selection_metric=selection_metric,
-            max_train_seconds=max_train_seconds,
-            seed=seed,
-            device=device,
-        )
+        super()._check_params()
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
         import torch

@@ -1,31 +1,19 @@
-"""What the prefix models (NARM, STAMP, SR-GNN) share: prefix cases, batches, training, scoring.
+"""The base of the prefix models (NARM, STAMP, SR-GNN): a full softmax over a session prefix.
 
 These models read a whole session prefix and predict the next click with a full softmax over
-every item. They are trained the way the benchmark protocol evaluates
-(``shared/data/README.md``): every training session ``s`` of length ``n`` gives the cases
-``s[:i] -> s[i]`` for ``i = 1..n-1``.
+every item, trained on every prefix of every training session
+(:mod:`~sessionrec.models.neural.prefix_training` lays the cases out and runs an epoch).
 
-- :func:`prefix_cases` lists those cases as *indices* into the :class:`SessionData` CSR arrays
-  (where the prefix starts, how long it is, which item follows): no padded copy of every prefix
-  is ever built. A prefix longer than ``max_len`` keeps its ``max_len`` most recent clicks.
-- :class:`PrefixBatches` shuffles the cases per epoch with the model's seed and gathers each
-  mini-batch into a ``[B, L]`` matrix padded only to that batch's longest prefix, rows
-  sorted by length; on a CPU the network then runs on runs of similar length
-  (:func:`length_runs`), so short prefixes are not padded to the batch's longest.
-- :class:`PrefixRecommender` is the base class: hyperparameter checks, the Adam training loop
-  (with step learning-rate decay and L2) run by
-  :func:`~sessionrec.models.neural.trainer.train_epochs` (validation-based epoch selection,
-  early stopping, NaN detection), validation scored with :mod:`sessionrec.evaluation`'s ranking
-  and metrics, the one ``score`` hook, the popularity fallback and persistence. A model
-  supplies its network (:meth:`PrefixRecommender._build_network`) and how it turns a padded
-  batch into session vectors (:meth:`PrefixRecommender._session_vectors`); every item is
-  scored by the dot product of that vector with the item's embedding, shared with the input.
-  A few live sessions (a service request) find their top k through an int8 copy of that
-  table (:mod:`~sessionrec.models.neural.quantized_serving`), with the same answers.
-
-Padded batches hold ``item index + 1`` with 0 as padding, prefixes left-aligned: position
-``j < length`` is a click, the rest padding. Every network's embedding table therefore has
-``n_items + 1`` rows, row 0 the padding.
+:class:`PrefixRecommender` adds to :class:`~sessionrec.models.neural.common.NeuralRecommender`
+(epochs, validation, seeding, history) what the three share: the Adam hyperparameters (with
+step learning-rate decay and L2) and ``max_len``, validation scored with
+:mod:`sessionrec.evaluation`'s ranking and metrics, the one ``score`` hook, the popularity
+fallback and persistence. A model supplies its network
+(:meth:`PrefixRecommender._build_network`) and how it turns a padded batch into session
+vectors (:meth:`PrefixRecommender._session_vectors`); every item is scored by the dot
+product of that vector with the item's embedding, shared with the input. A few live
+sessions (a service request) find their top k through an int8 copy of that table
+(:mod:`~sessionrec.models.neural.quantized_serving`), with the same answers.
 """
 
 from __future__ import annotations
@@ -34,31 +22,34 @@ import abc
 import copy
 import logging
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, DataError
-from sessionrec._progress import progress
-from sessionrec.data.sessions import SessionData
-from sessionrec.data.split import last_fraction_split
+from sessionrec._errors import DataError
 from sessionrec.models.base import SessionBatch
-from sessionrec.models.neural import (
-    ValidationCases,
+from sessionrec.models.neural.common import (
+    NeuralRecommender,
     check_state,
-    check_training_params,
     count_scoring,
-    fit_or_forget,
-    record_history,
+    hyperparameters,
     require_torch,
 )
-from sessionrec.models.neural.quantized_serving import QuantizedServing
+from sessionrec.models.neural.prefix_training import (
+    PrefixBatches,
+    PrefixEpoch,
+    length_runs,
+    pad_prefixes,
+    prefix_cases,
+)
 from sessionrec.models.params import check_float, check_int, check_param
 
 if TYPE_CHECKING:
     import torch
+
+    from sessionrec.data.sessions import SessionData
+    from sessionrec.models.neural.distributed import Workers
 
 log = logging.getLogger("sessionrec.models")
 
@@ -70,134 +61,18 @@ SCORE_CHUNK = 512
 """Prefixes run through the network at once when scoring (bounds the activations' memory)."""
 
 
-# ------------------------------------------------------------------------------ prefix cases
-@dataclass(frozen=True)
-class PrefixCases:
-    """Training cases ``items[starts[c] : starts[c] + lengths[c]] -> targets[c]``.
-
-    ``starts`` and ``lengths`` already include the truncation to the ``max_len`` most recent
-    clicks; ``n_truncated`` counts the cases it shortened.
-    """
-
-    starts: np.ndarray  # int64 [n_cases]: offset of the prefix's first (kept) click
-    lengths: np.ndarray  # int64 [n_cases]: clicks in the (truncated) prefix, 1..max_len
-    targets: np.ndarray  # int64 [n_cases]: internal index of the next click
-    n_truncated: int
-
-    def __len__(self) -> int:
-        return int(self.starts.shape[0])
-
-
-def prefix_cases(offsets: np.ndarray, items: np.ndarray, max_len: int) -> PrefixCases:
-    """Every (session, prefix end) pair of CSR sessions, prefixes cut to ``max_len`` clicks.
-
-    A session of ``n`` clicks gives ``n - 1`` cases, in session order then prefix length.
-    """
-    if max_len < 1:
-        raise ConfigError(f"max_len must be positive, got {max_len}")
-    offsets = np.asarray(offsets, dtype=np.int64)
-    per_session = np.maximum(np.diff(offsets) - 1, 0)
-    n = int(per_session.sum())
-    session = np.repeat(np.arange(per_session.size, dtype=np.int64), per_session)
-    first_case = np.cumsum(per_session) - per_session
-    full = np.arange(n, dtype=np.int64) - np.repeat(first_case, per_session) + 1  # 1..len-1
-    ends = offsets[:-1][session] + full  # offset of the target click
-    lengths = np.minimum(full, max_len)
-    return PrefixCases(
-        starts=ends - lengths,
-        lengths=lengths,
-        targets=np.asarray(items, dtype=np.int64)[ends],
-        n_truncated=int((full > max_len).sum()),
-    )
-
-
-def pad_prefixes(shifted_items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``[B, max(lengths)]`` int64 matrix of the prefixes, left-aligned, padded with 0.
-
-    ``shifted_items`` are the clicks as ``internal index + 1`` (0 is the padding id).
-    """
-    width = int(lengths.max()) if lengths.size else 0
-    position = np.arange(width, dtype=np.int64)
-    inside = position[None, :] < lengths[:, None]  # [B, L]
-    index = np.minimum(starts[:, None] + position[None, :], max(shifted_items.size - 1, 0))
-    if shifted_items.size == 0:
-        return np.zeros((lengths.size, width), dtype=np.int64)
-    return np.where(inside, shifted_items[index], 0)
-
-
-class PrefixBatches:
-    """An epoch's mini-batches of :class:`PrefixCases`, reshuffled every epoch.
-
-    Each batch is ``(items [B, L], lengths [B], targets [B])`` in numpy, ``L`` the batch's own
-    longest prefix, rows sorted by length (shortest first: see :func:`length_runs`); the
-    last batch of an epoch may be smaller. With ``n_batches`` more than
-    the cases fill (a distributed rank whose shard is smaller than another's), the shuffled
-    order is repeated from its start to fill them, as ``DistributedSampler`` pads.
-    """
-
-    def __init__(
-        self,
-        cases: PrefixCases,
-        items: np.ndarray,
-        batch_size: int,
-        seed: int | np.random.SeedSequence,
-        n_batches: int | None = None,
-    ) -> None:
-        self.cases = cases
-        self.shifted = np.asarray(items, dtype=np.int64) + 1
-        self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
-        self.n_batches = -(-len(cases) // batch_size) if n_batches is None else n_batches
-
-    def __len__(self) -> int:
-        return self.n_batches
-
-    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        order = self.rng.permutation(len(self.cases))
-        if order.size < (self.n_batches - 1) * self.batch_size + 1:
-            order = np.resize(order, self.n_batches * self.batch_size)  # repeats cyclically
-        cases = self.cases
-        for lo in range(0, order.size, self.batch_size):
-            chosen = order[lo : lo + self.batch_size]
-            chosen = chosen[np.argsort(cases.lengths[chosen], kind="stable")]
-            lengths = cases.lengths[chosen]
-            padded = pad_prefixes(self.shifted, cases.starts[chosen], lengths)
-            yield padded, lengths, cases.targets[chosen]
-
-
-def length_runs(lengths: np.ndarray, min_rows: int = 32) -> list[tuple[int, int]]:
-    """Cut a batch's sorted prefix lengths into row ranges ``[lo, hi)`` to run one by one.
-
-    A run's longest prefix is at most twice its shortest (unless merged to ``min_rows``
-    rows, which bounds the number of runs), so padding each run to its own longest costs
-    at most about twice the real clicks. Padding the whole batch to its longest prefix
-    would cost up to ``max_len`` times each short prefix: with prefixes of 4 clicks on
-    average and a few of 50 in every large batch, most of the work was padding.
-    """
-    n = int(lengths.size)
-    runs: list[tuple[int, int]] = []
-    lo = 0
-    while lo < n:
-        hi = int(np.searchsorted(lengths, 2 * lengths[lo], side="right"))
-        hi = max(hi, min(lo + min_rows, n))
-        if n - hi < min_rows:  # no short run at the end
-            hi = n
-        runs.append((lo, hi))
-        lo = hi
-    return runs
-
-
-# ------------------------------------------------------------------------------ base class
 def embedding_weight(network: torch.nn.Module) -> torch.Tensor:
     """The network's item embedding table ``[n_items + 1, e]`` (row 0: padding)."""
     weight: torch.Tensor = network.get_submodule("embedding").weight  # type: ignore[assignment]
     return weight
 
 
-class PrefixRecommender(QuantizedServing):
+@hyperparameters
+class PrefixRecommender(NeuralRecommender):
     """Base of the full-softmax prefix models; see the module docstring.
 
-    Shared hyperparameters:
+    Hyperparameters shared by the prefix models (besides the training ones of
+    :class:`~sessionrec.models.neural.common.NeuralRecommender`):
 
     - ``batch_size``, ``learning_rate``: Adam mini-batches and step size.
     - ``lr_decay``, ``lr_decay_every``: the learning rate is multiplied by ``lr_decay`` every
@@ -205,95 +80,37 @@ class PrefixRecommender(QuantizedServing):
     - ``l2``: Adam's weight decay (L2 penalty on every parameter).
     - ``max_len``: a prefix longer than this keeps its most recent ``max_len`` clicks, in
       training and when scoring (training counts them in ``n_truncated_`` and logs it once).
-    - ``n_epochs``, ``patience``, ``valid_fraction``, ``selection_metric``: with a validation
-      split, either passed to ``fit`` or the chronologically last ``valid_fraction`` of the
-      training sessions, keep the epoch with the best HR@20 or MRR@20 of every validation
-      prefix (full ranking, pessimistic ties, :mod:`sessionrec.evaluation`) and stop after
-      ``patience`` epochs without improvement (0: never stop early).
-    - ``max_train_seconds``: a time budget in seconds for the epochs, validation included
-      (None: none): no epoch starts that would pass it; see
-      :func:`~sessionrec.models.neural.trainer.train_epochs`.
-    - ``seed``, ``device``: reproducibility (initialisation, dropout, shuffling), and
-      ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+
+    Validation ranks every validation prefix against every item (pessimistic ties), as
+    :mod:`sessionrec.evaluation` does.
 
     Scoring: items without training clicks are dropped from a session (like unknown items)
     and score ``-inf``; a session left empty gets the popularity fallback (training clicks
-    per item as its scores). Threads: pin torch to one thread on a shared CPU
-    (``OMP_NUM_THREADS=1``).
+    per item as its scores).
 
-    Fitted attributes: ``network_`` (a ``torch.nn.Module``), ``item_counts_``,
-    ``n_truncated_`` and the history ``epoch_losses_``, ``epoch_seconds_``,
-    ``epoch_examples_``, ``epoch_valid_``, ``best_epoch_``.
+    Fitted attributes: ``network_`` (a ``torch.nn.Module``), ``n_truncated_`` and those of
+    every neural model (``item_counts_``, the training history).
     """
 
     artifact_version = 1
-    trains_distributed = True
 
-    network_: torch.nn.Module
-    item_counts_: np.ndarray
-    n_truncated_: int
-    epoch_losses_: np.ndarray
-    epoch_seconds_: np.ndarray
-    epoch_examples_: np.ndarray
-    epoch_valid_: np.ndarray
-    best_epoch_: int
-    _scoring_network: torch.nn.Module | None  # float64 copy for scoring, made lazily
+    batch_size: int = 512
+    learning_rate: float = 0.001
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1
+    l2: float = 0.0
+    max_len: int = 50
+    n_epochs: int = 30
 
-    _HISTORY: ClassVar[tuple[str, ...]] = (
-        "epoch_losses",
-        "epoch_seconds",
-        "epoch_examples",
-        "epoch_valid",
-    )
-
-    # ----------------------------------------------------------------------- construction
-    def _set_common(
-        self,
-        *,
-        batch_size: int,
-        learning_rate: float,
-        lr_decay: float,
-        lr_decay_every: int,
-        l2: float,
-        max_len: int,
-        n_epochs: int,
-        patience: int,
-        valid_fraction: float,
-        selection_metric: str,
-        max_train_seconds: float | None,
-        seed: int,
-        device: str,
-    ) -> None:
-        """Check and store the shared hyperparameters (subclasses call it from ``__init__``)."""
-        check_int("batch_size", batch_size)
-        check_float("learning_rate", learning_rate, minimum=0.0, strict_min=True)
-        check_float("lr_decay", lr_decay, minimum=0.0, strict_min=True)
-        check_param("lr_decay", lr_decay, lr_decay <= 1.0, "expected a factor in (0, 1]")
-        check_int("lr_decay_every", lr_decay_every)
-        check_float("l2", l2, minimum=0.0)
-        check_int("max_len", max_len)
-        check_training_params(
-            n_epochs=n_epochs,
-            patience=patience,
-            valid_fraction=valid_fraction,
-            selection_metric=selection_metric,
-            seed=seed,
-            device=device,
-            max_train_seconds=max_train_seconds,
-        )
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_decay = lr_decay
-        self.lr_decay_every = lr_decay_every
-        self.l2 = l2
-        self.max_len = max_len
-        self.n_epochs = n_epochs
-        self.patience = patience
-        self.valid_fraction = valid_fraction
-        self.selection_metric = selection_metric
-        self.max_train_seconds = max_train_seconds
-        self.seed = seed
-        self.device = device
+    def _check_params(self) -> None:
+        check_int("batch_size", self.batch_size)
+        check_float("learning_rate", self.learning_rate, minimum=0.0, strict_min=True)
+        check_float("lr_decay", self.lr_decay, minimum=0.0, strict_min=True)
+        check_param("lr_decay", self.lr_decay, self.lr_decay <= 1.0, "expected a factor in (0, 1]")
+        check_int("lr_decay_every", self.lr_decay_every)
+        check_float("l2", self.l2, minimum=0.0)
+        check_int("max_len", self.max_len)
+        super()._check_params()
 
     # ------------------------------------------------------------------- model-specific
     @abc.abstractmethod
@@ -345,30 +162,16 @@ class PrefixRecommender(QuantizedServing):
         return functional.cross_entropy(logits, targets, reduction="sum")
 
     # ---------------------------------------------------------------------------- training
-    def _fit(self, train: SessionData, valid: SessionData | None) -> None:
-        require_torch(self.name)
-        fit_or_forget(self, ("network_", "item_counts_"), lambda: self._train(train, valid))
-
-    def _train(self, train: SessionData, valid: SessionData | None) -> None:
-        import torch
-
-        from sessionrec.models.neural import distributed
-        from sessionrec.models.neural.trainer import (
-            LossTracker,
-            resolve_device,
-            seeded,
-            train_epochs,
-        )
-
-        if valid is None and self.valid_fraction > 0:
-            train, valid = last_fraction_split(train, self.valid_fraction)
-        item_counts = train.item_counts()  # of the whole training data, on every rank
-        workers = distributed.current()
+    def _start_training(
+        self,
+        train: SessionData,
+        device: torch.device,
+        generator: torch.Generator,
+        workers: Workers | None,
+    ) -> Callable[[int], tuple[float, int]]:
         batch_size = self.batch_size
         seed: int | np.random.SeedSequence = self.seed
-        if workers is not None:  # this rank's sessions and share of each batch
-            train = workers.shard(train)
-            valid = workers.shard(valid) if valid is not None else None
+        if workers is not None:  # this rank's share of each batch, its own shuffling
             batch_size, seed = workers.local_batch(batch_size), workers.seed(self.seed)
         cases = prefix_cases(train.offsets, train.items, self.max_len)
         n_local_batches = -(-len(cases) // batch_size)
@@ -382,8 +185,6 @@ class PrefixRecommender(QuantizedServing):
                     f"{self.name}: a rank's shard of the training sessions has no case to "
                     f"train on; use fewer than {workers.world_size} processes"
                 )
-        if n_cases == 0:
-            raise DataError(f"{self.name} needs training sessions with at least two clicks")
         if n_truncated:
             log.info(
                 "%s: %d of %d training prefixes are longer than max_len=%d and keep their "
@@ -393,68 +194,48 @@ class PrefixRecommender(QuantizedServing):
                 n_cases,
                 self.max_len,
             )
-        device = resolve_device(self.device)
         batches = PrefixBatches(cases, train.items, batch_size, seed, n_batches)
-        with seeded(self.seed, device):
-            network = self._build_network(train.n_items).to(device)
-            self.network_ = network
-            self.item_counts_ = item_counts
-            self.n_truncated_ = n_truncated
-            self._prepare_scoring()
-            step: torch.nn.Module = distributed.LossModule(network, self._batch_loss)
-            if workers is not None:
-                step = workers.wrap(step)
-                # Identical initial weights (the seed), a dropout stream of its own per rank.
-                torch.manual_seed(int(workers.seed(self.seed).generate_state(1)[0]))
-            optimizer = torch.optim.Adam(
-                network.parameters(), lr=self.learning_rate, weight_decay=self.l2
-            )
-            scheduler = torch.optim.lr_scheduler.StepLR(
-                optimizer, step_size=self.lr_decay_every, gamma=self.lr_decay
-            )
+        network = self._build_network(train.n_items).to(device)
+        self.network_ = network
+        self.n_truncated_ = n_truncated
+        self._scoring_network: torch.nn.Module | None = None  # float64 copy, made lazily
+        self._prepare_scoring()
+        epoch = PrefixEpoch(
+            self.name,
+            network,
+            self._batch_loss,
+            batches,
+            learning_rate=self.learning_rate,
+            l2=self.l2,
+            lr_decay=self.lr_decay,
+            lr_decay_every=self.lr_decay_every,
+            seed=self.seed,
+            device=device,
+            workers=workers,
+        )
 
-            def run_epoch(epoch: int) -> tuple[float, int]:
-                step.train()
-                tracker = LossTracker(self.name, epoch, device)
-                steps = progress(batches.epoch(), total=len(batches), desc=f"{self.name} {epoch}")
-                for padded, lengths, targets in steps:
-                    loss = step(
-                        torch.as_tensor(padded, device=device),
-                        torch.as_tensor(lengths, device=device),
-                        torch.as_tensor(targets, device=device),
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    (loss / targets.size).backward()  # the papers' mean over the batch
-                    optimizer.step()
-                    tracker.add(loss.detach(), int(targets.size))
-                scheduler.step()
-                step.eval()
-                self._scoring_network = None  # the weights changed
-                return tracker.mean(), tracker.n_examples
+        def run_epoch(number: int) -> tuple[float, int]:
+            result = epoch.run(number)
+            self._scoring_network = None  # the weights changed: validation copies them anew
+            return result
 
-            validate = None
-            if valid is not None:
-                validate = distributed.validation(workers, *self._validator(valid))
-            reports, best = train_epochs(
-                model=self.name,
-                n_epochs=self.n_epochs,
-                run_epoch=run_epoch if workers is None else workers.reduce_epoch(run_epoch),
-                validate=validate,
-                patience=self.patience,
-                snapshot=lambda: {k: v.detach().clone() for k, v in network.state_dict().items()},
-                restore=network.load_state_dict,
-                max_seconds=self.max_train_seconds,
-                agree=None if workers is None else workers.any,
-            )
-        network.eval()
+        return run_epoch
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
+
+    def _restore(self, saved: dict[str, torch.Tensor]) -> None:
+        self.network_.load_state_dict(saved)
+
+    def _end_training(self) -> None:
+        self.network_.eval()
         self._scoring_network = None
-        record_history(self, reports, best)
 
-    def _validator(self, valid: SessionData) -> tuple[Any, int]:
-        """HR@20 or MRR@20 (percent) of every next-click case of ``valid``, as evaluation
-        does, and the number of those cases."""
-        cases = ValidationCases(valid)
-        return lambda: cases.metric(self._scores, self.selection_metric, SCORE_CHUNK), cases.n
+    def _validation_scores(self, batch: SessionBatch) -> torch.Tensor:
+        return self._scores(batch)
+
+    def _validation_chunk(self) -> int:
+        return SCORE_CHUNK
 
     # ----------------------------------------------------------------------------- scoring
     @staticmethod
@@ -563,22 +344,17 @@ class PrefixRecommender(QuantizedServing):
 
     # ------------------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
-        state = {
-            "item_counts": self.item_counts_,
-            "best_epoch": np.array([self.best_epoch_], dtype=np.int64),
-            "n_truncated": np.array([self.n_truncated_], dtype=np.int64),
-        }
+        state = self._history_state()
+        state["n_truncated"] = np.array([self.n_truncated_], dtype=np.int64)
         for key, tensor in self.network_.state_dict().items():
             state["net." + key] = tensor.detach().cpu().numpy()
-        for key in self._HISTORY:
-            state[key] = getattr(self, key + "_")
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         require_torch(self.name)
         import torch
 
-        from sessionrec.models.neural.trainer import load_device
+        from sessionrec.models.neural.devices import load_device
 
         device = load_device(self.device)
         # The saved weights overwrite the initialisation; seeding keeps loading side-effect
@@ -586,17 +362,13 @@ class PrefixRecommender(QuantizedServing):
         with torch.random.fork_rng(devices=[]):
             network = self._build_network(self.n_items).to(device)
         expected = {"net." + key: tuple(value.shape) for key, value in network.state_dict().items()}
-        other = {"item_counts", "best_epoch", "n_truncated", *self._HISTORY}
+        other = {*self._SAVED_KEYS, "n_truncated"}
         check_state(self.name, state, expected, other, self.n_items)
-        counts = state["item_counts"]
         network.load_state_dict(
             {key[4:]: torch.from_numpy(state[key]) for key in expected}, strict=True
         )
         network.eval()
         self.network_ = network
-        self.item_counts_ = counts.astype(np.int64)
-        self.best_epoch_ = int(state["best_epoch"].reshape(-1)[0])
+        self._set_history_state(state)
         self.n_truncated_ = int(state["n_truncated"].reshape(-1)[0])
-        for key in self._HISTORY:
-            setattr(self, key + "_", np.asarray(state[key]))
         self._prepare_scoring()

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sessionrec.models.neural.common import hyperparameters
 from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender, embedding_weight
 from sessionrec.models.params import check_choice, check_int
 
@@ -118,6 +119,7 @@ def session_graphs(
     return nodes, alias, a_in, a_out
 
 
+@hyperparameters
 class SRGNN(PrefixRecommender):
     """SR-GNN (Wu et al. 2019); see the module docstring.
 
@@ -129,47 +131,19 @@ class SRGNN(PrefixRecommender):
 
     name = "srgnn"
 
-    def __init__(
-        self,
-        *,
-        hidden_size: int = 100,
-        n_steps: int = 1,
-        formulation: str = "paper",
-        batch_size: int = 100,
-        learning_rate: float = 0.001,
-        lr_decay: float = 0.1,
-        lr_decay_every: int = 3,
-        l2: float = 1e-5,
-        max_len: int = 50,
-        n_epochs: int = 30,
-        patience: int = 3,
-        valid_fraction: float = 0.0,
-        selection_metric: str = "hr@20",
-        max_train_seconds: float | None = None,
-        seed: int = 42,
-        device: str = "auto",
-    ) -> None:
-        check_int("hidden_size", hidden_size)
-        check_int("n_steps", n_steps)
-        check_choice("formulation", formulation, FORMULATIONS)
-        self.hidden_size = hidden_size
-        self.n_steps = n_steps
-        self.formulation = formulation
-        self._set_common(
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            lr_decay=lr_decay,
-            lr_decay_every=lr_decay_every,
-            l2=l2,
-            max_len=max_len,
-            n_epochs=n_epochs,
-            patience=patience,
-            valid_fraction=valid_fraction,
-            selection_metric=selection_metric,
-            max_train_seconds=max_train_seconds,
-            seed=seed,
-            device=device,
-        )
+    hidden_size: int = 100
+    n_steps: int = 1
+    formulation: str = "paper"
+    batch_size: int = 100
+    lr_decay: float = 0.1
+    lr_decay_every: int = 3
+    l2: float = 1e-5
+
+    def _check_params(self) -> None:
+        check_int("hidden_size", self.hidden_size)
+        check_int("n_steps", self.n_steps)
+        check_choice("formulation", self.formulation, FORMULATIONS)
+        super()._check_params()
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
         import torch

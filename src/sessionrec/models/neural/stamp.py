@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sessionrec.models.neural.common import hyperparameters
 from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender
 from sessionrec.models.params import check_choice, check_int
 
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 CODE_INPUT_MAX_NORM = 1.5
 
 
+@hyperparameters
 class STAMP(PrefixRecommender):
     """STAMP (Liu et al. 2018); see the module docstring.
 
@@ -64,44 +66,14 @@ class STAMP(PrefixRecommender):
 
     name = "stamp"
 
-    def __init__(
-        self,
-        *,
-        embedding_size: int = 100,
-        formulation: str = "paper",
-        batch_size: int = 512,
-        learning_rate: float = 0.005,
-        lr_decay: float = 1.0,
-        lr_decay_every: int = 1,
-        l2: float = 0.0,
-        max_len: int = 50,
-        n_epochs: int = 30,
-        patience: int = 3,
-        valid_fraction: float = 0.0,
-        selection_metric: str = "hr@20",
-        max_train_seconds: float | None = None,
-        seed: int = 42,
-        device: str = "auto",
-    ) -> None:
-        check_int("embedding_size", embedding_size)
-        check_choice("formulation", formulation, FORMULATIONS)
-        self.embedding_size = embedding_size
-        self.formulation = formulation
-        self._set_common(
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            lr_decay=lr_decay,
-            lr_decay_every=lr_decay_every,
-            l2=l2,
-            max_len=max_len,
-            n_epochs=n_epochs,
-            patience=patience,
-            valid_fraction=valid_fraction,
-            selection_metric=selection_metric,
-            max_train_seconds=max_train_seconds,
-            seed=seed,
-            device=device,
-        )
+    embedding_size: int = 100
+    formulation: str = "paper"
+    learning_rate: float = 0.005
+
+    def _check_params(self) -> None:
+        check_int("embedding_size", self.embedding_size)
+        check_choice("formulation", self.formulation, FORMULATIONS)
+        super()._check_params()
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
         import torch
