@@ -63,8 +63,8 @@ from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.base import Recommender
-from sessionrec.models.neural import gru4rec
-from sessionrec.models.neural.gru4rec import PRESETS, GRU4Rec
+from sessionrec.models.neural.gru4rec import GRU4Rec, presets
+from sessionrec.models.neural.gru4rec_training import SessionParallelEpoch
 from sessionrec.models.registry import load_model, parse_params
 
 DATASETS: dict[str, dict[str, Any]] = {
@@ -168,7 +168,7 @@ def run_ours(
     """Fit and evaluate ours, timing every epoch (wall and process CPU)."""
     cpu: list[float] = []
     wall: list[float] = []
-    run = gru4rec._Epoch.run
+    run = SessionParallelEpoch.run
 
     def timed(self: Any, epoch: int) -> tuple[float, int]:
         c, w = time.process_time(), time.perf_counter()
@@ -177,14 +177,14 @@ def run_ours(
         wall.append(time.perf_counter() - w)
         return out
 
-    gru4rec._Epoch.run = timed  # type: ignore[method-assign]
+    SessionParallelEpoch.run = timed  # type: ignore[method-assign]
     try:
         model = GRU4Rec(**params)
         started = time.perf_counter()
         model.fit(train)
         fit_wall = time.perf_counter() - started
     finally:
-        gru4rec._Epoch.run = run  # type: ignore[method-assign]
+        SessionParallelEpoch.run = run  # type: ignore[method-assign]
     metrics = evaluate(model, test, protocol=protocol, cutoffs=(20,)).metrics()
     return {
         "epoch_wall": wall,
@@ -199,7 +199,7 @@ def run_ours(
 
 def side_by_side(args: argparse.Namespace) -> None:
     spec = DATASETS[args.dataset]
-    params = {**PRESETS[spec["preset"]], "n_epochs": args.epochs, **args.params}
+    params = {**presets()[spec["preset"]], "n_epochs": args.epochs, **args.params}
     params.update(patience=0, valid_fraction=0.0, device="cpu")
     train, test = load(args.dataset)
     results: dict[str, Any] = {"dataset": args.dataset, "threads": args.threads, "params": params}
@@ -259,7 +259,7 @@ def protocol(args: argparse.Namespace) -> None:
     if "folder" not in spec:
         sys.exit("protocol runs use a benchmark folder (diginetica, yoochoose-1_64)")
     preset = args.preset or spec["preset"]
-    params = {**PRESETS[preset], "device": "cpu", **args.params}  # --param device=cuda
+    params = {**presets()[preset], "device": "cpu", **args.params}  # --param device=cuda
     full = read_sessions_txt(SHARED_DATA / spec["folder"] / "train_sessions.txt")
     test = read_sessions_txt(SHARED_DATA / spec["folder"] / "test_sessions.txt")
     if args.refit_epochs:
@@ -354,7 +354,7 @@ def main() -> None:
             add_refit_arguments(p)
             p.add_argument(
                 "--preset",
-                choices=sorted(PRESETS),
+                choices=sorted(presets()),
                 help="the parameters --param overrides (default: the dataset's official file)",
             )
         if name == "serving":

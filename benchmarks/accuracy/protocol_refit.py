@@ -26,7 +26,7 @@ import numpy as np
 from sessionrec.data.sessions import SessionData
 from sessionrec.evaluation.protocol import evaluate
 from sessionrec.models.base import Recommender
-from sessionrec.models.neural import refit_params
+from sessionrec.models.neural.common import refit_params
 
 
 def add_refit_arguments(parser: argparse.ArgumentParser) -> None:

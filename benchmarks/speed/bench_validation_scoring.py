@@ -43,7 +43,7 @@ def main() -> None:
 
     from sessionrec.data.split import last_fraction_split
     from sessionrec.evaluation.protocol import BenchmarkFolder
-    from sessionrec.models.neural import ValidationCases
+    from sessionrec.models.neural.common import ValidationCases
     from sessionrec.models.registry import create_model
 
     torch.set_num_threads(1)
