@@ -224,13 +224,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 # -------------------------------------------------------------- processes
 class ServiceProcess:
-    """``python -m sessionrec.serve.cli serve ...`` on a free port, stopped at teardown."""
+    """``python -m sessionrec serve ...`` on a free port, stopped at teardown."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        command = [sys.executable, "-m", "sessionrec.serve.cli", "-q", "serve", *args]
+        command = [sys.executable, "-m", "sessionrec", "-q", "serve", *args]
         command += ["--port", str(self.port), "--log-level", "warning"]
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(

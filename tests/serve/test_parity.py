@@ -21,7 +21,6 @@ from sessionrec.cli import main as sessionrec_main
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.registry import MODELS, load_model
 from sessionrec.serve.app import create_app
-from sessionrec.serve.cli import main as serve_main
 from sessionrec.serve.config import ServeConfig, VariantSpec
 from sessionrec.serve.replay import pessimistic_rank, replay_file
 
@@ -140,7 +139,7 @@ def test_replay_cli_prints_the_numbers_of_evaluate(served, split, capsys):
         == 0
     )
     offline = json.loads(capsys.readouterr().out)
-    code = serve_main(
+    code = sessionrec_main(
         ["-q", "replay", str(split / "test_sessions.txt"), "--url", url, "-k", str(K), "--json"]
     )
     assert code == 0
@@ -154,7 +153,7 @@ def test_replay_cli_prints_the_numbers_of_evaluate(served, split, capsys):
 
 def test_replay_against_no_service_is_one_error_line(split, capsys):
     url = f"http://127.0.0.1:{free_port()}"
-    code = serve_main(["-q", "replay", str(split / "test_sessions.txt"), "--url", url])
+    code = sessionrec_main(["-q", "replay", str(split / "test_sessions.txt"), "--url", url])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sessionrec: error: cannot reach the service")
