@@ -340,10 +340,14 @@ class Ranked:
     scores: list[float]
     sources: list[str]
     indices: list[int]
+    model_fallback: bool = False
+    """The model answered with its own fallback (``Recommender.fallback_mask``), not its
+    reading of the clicks: its items are still ``"model"`` items, but the answer is one."""
 
     @property
     def fallback(self) -> bool:
-        return any(source != "model" for source in self.sources)
+        """Whether any of the list is a fallback: the model's own, or the service's chain."""
+        return self.model_fallback or any(source != "model" for source in self.sources)
 
 
 def search(
@@ -618,6 +622,7 @@ class ItemRules:
             parts.append(extra[extra != UNKNOWN])
         exclude = np.concatenate(parts) if parts else _NO_ITEMS
         mask = self.mask(filters)
+        model_fallback = False
         if session.size == 0 and fallback:
             # Nothing the model knows: its answer could only be a generic fallback of its
             # own, so the service's chain (category-aware) answers directly.
@@ -632,6 +637,9 @@ class ItemRules:
                 times=batch_times,
             )
             top, scores = search(model, batch, k, exclude, mask)
+            # Known items can still leave a model with nothing to go on (a kNN session
+            # without neighbours): it then scores by popularity, and the answer says so.
+            model_fallback = bool(model.fallback_mask(batch)[0])
         indices = top.tolist()
         score_list = [float(s) for s in scores.tolist()]
         sources = ["model"] * len(indices)
@@ -644,4 +652,10 @@ class ItemRules:
             sources.extend(extra_sources)
             score_list.extend(float(s) for s in self.pop_score[extra_idx].tolist())
         ids = [self._id_strings[i] for i in indices]
-        return Ranked(items=ids, scores=score_list, sources=sources, indices=indices)
+        return Ranked(
+            items=ids,
+            scores=score_list,
+            sources=sources,
+            indices=indices,
+            model_fallback=model_fallback,
+        )
