@@ -17,6 +17,7 @@ unless ``SESSIONREC_REQUIRE_SERVICES=1`` (CI) turns the skip into a failure.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import shutil
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         if check():
             return
         time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def wait_until_async(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """:func:`wait_until` inside an event loop, for checks that await (a store's answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.01)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
