@@ -26,9 +26,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from sessionrec.serve.catalog import Catalog
 from sessionrec.serve.deps import ServiceState, service
 from sessionrec.serve.errors import ApiError, json_response
-from sessionrec.serve.rules import Catalog
 
 log = logging.getLogger("sessionrec.serve")
 
