@@ -58,7 +58,7 @@ log = logging.getLogger("sessionrec.serve")
 def create_app(config: ServeConfig) -> FastAPI:
     """The service for ``config``; models load when the app starts (its lifespan)."""
     state = ServiceState(
-        config=config, metrics=ServiceMetrics(), models=build_request_models(config)
+        config=config, metrics=ServiceMetrics(), requests=build_request_models(config)
     )
     app = FastAPI(
         title="sessionrec",
@@ -72,8 +72,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.state.service = state
     app.add_middleware(GuardMiddleware, max_body=config.max_body_bytes, metrics=state.metrics)
     add_error_handlers(app)
-    app.include_router(sessions.build_router(state.models, config.max_id_length))
-    app.include_router(feedback.build_router(state.models))
+    app.include_router(sessions.build_router(state.requests, config.max_id_length))
+    app.include_router(feedback.build_router(state.requests))
     app.include_router(ops.router)
     app.include_router(admin.build_router(config.admin_token_env))
     app.include_router(demo.build_router(has_catalog=config.catalog is not None))

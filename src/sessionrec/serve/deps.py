@@ -27,7 +27,8 @@ class ServiceState:
 
     config: ServeConfig
     metrics: ServiceMetrics
-    models: RequestModels
+    requests: RequestModels
+    """The request models with the configured limits (see :mod:`~sessionrec.serve.schemas`)."""
     loader: ModelLoader | None = None
     registry: ModelRegistry | None = None
     store: SessionStore | None = None

@@ -59,10 +59,10 @@ async def record_feedback(request: Request, state: ServiceState, body: Any) -> R
     )
 
 
-def build_router(models: RequestModels) -> APIRouter:
+def build_router(requests: RequestModels) -> APIRouter:
     """The route, with its body validated by FastAPI against the app's ``FeedbackIn``."""
     router = APIRouter()
-    feedback_in = models.feedback_in
+    feedback_in = requests.feedback_in
 
     # The body's model carries the configured id length, so this signature is built per app;
     # the work is in record_feedback.

@@ -35,8 +35,8 @@ from sessionrec.serve.validation import (
 async def post_event(request: Request) -> Response:
     state = service(request)
     session_id = check_session_id(request.path_params["session_id"], state.config.max_id_length)
-    query = parse_query(state.models.event_query, request)
-    event = await parse_body(state.models.event_in, request)
+    query = parse_query(state.requests.event_query, request)
+    event = await parse_body(state.requests.event_in, request)
     opts = query.options()
     variant = pick_variant(state, request, session_id, opts.variant)
     loaded = variant.serving()
@@ -59,7 +59,7 @@ async def post_event(request: Request) -> Response:
 async def get_recommendations(request: Request) -> Response:
     state = service(request)
     session_id = check_session_id(request.path_params["session_id"], state.config.max_id_length)
-    opts = parse_query(state.models.session_query, request).options()
+    opts = parse_query(state.requests.session_query, request).options()
     variant = pick_variant(state, request, session_id, opts.variant)
     loaded = variant.serving()
     degraded = False
@@ -75,14 +75,14 @@ async def get_recommendations(request: Request) -> Response:
 # Recommendations for the items the caller sends (nothing is stored).
 async def post_recommendations(request: Request) -> Response:
     state = service(request)
-    body = await parse_body(state.models.recommend_in, request)
+    body = await parse_body(state.requests.recommend_in, request)
     variant = pick_variant(state, request, body.session_id, body.variant)
     loaded = variant.serving()
     items = [str(i) for i in body.items]
     return await answer(state, variant, loaded, items, body.timestamps, body.options(), False)
 
 
-def build_router(models: RequestModels, max_id_length: int) -> APIRouter:
+def build_router(requests: RequestModels, max_id_length: int) -> APIRouter:
     """The routes, documented with the request models of the app's limits."""
     router = APIRouter()
     session_path = session_path_parameter(max_id_length)
@@ -95,8 +95,8 @@ def build_router(models: RequestModels, max_id_length: int) -> APIRouter:
         tags=["sessions"],
         summary="Record a click; answer with recommendations in the same round trip",
         openapi_extra={
-            "parameters": [session_path, *query_parameters(models.event_query)],
-            "requestBody": request_body(models.event_in),
+            "parameters": [session_path, *query_parameters(requests.event_query)],
+            "requestBody": request_body(requests.event_in),
         },
     )
     router.add_api_route(
@@ -107,7 +107,7 @@ def build_router(models: RequestModels, max_id_length: int) -> APIRouter:
         responses=ERRORS,
         tags=["sessions"],
         summary="Recommendations for a live session",
-        openapi_extra={"parameters": [session_path, *query_parameters(models.session_query)]},
+        openapi_extra={"parameters": [session_path, *query_parameters(requests.session_query)]},
     )
     router.add_api_route(
         "/v1/recommendations",
@@ -117,6 +117,6 @@ def build_router(models: RequestModels, max_id_length: int) -> APIRouter:
         responses=ERRORS,
         tags=["recommendations"],
         summary="Stateless recommendations for items sent by the caller",
-        openapi_extra={"requestBody": request_body(models.recommend_in)},
+        openapi_extra={"requestBody": request_body(requests.recommend_in)},
     )
     return router
