@@ -1,6 +1,7 @@
 """The service's endpoints, one ``APIRouter`` module per resource.
 
-Each module's ``build_router(...)`` registers its handlers (plain module-level functions)
-with the OpenAPI text of the app's configured limits; :func:`sessionrec.serve.app.create_app`
-includes them in order.
+Handlers are plain module-level functions. A module whose OpenAPI text depends on the
+configuration (the limits, the admin token's variable) builds its router in
+``build_router(...)``; ``ops`` has none and exports ``router``.
+:func:`sessionrec.serve.app.create_app` includes them in order.
 """
