@@ -518,7 +518,13 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        # Building the parser reads the serve options' environment variables: a bad one is
+        # an error like any other (one line, exit 1), not a traceback.
+        parser = build_parser()
+    except SessionrecError as exc:
+        sys.stderr.write(f"sessionrec: error: {exc}\n")
+        return 1
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
     try:

@@ -232,3 +232,36 @@ def test_console_script_runs_as_module(bench):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["n_cases"] == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SESSIONREC_PORT", "abc"),
+        ("SESSIONREC_MAX_K", "1.5"),
+        ("SESSIONREC_AVAILABLE_ONLY", "maybe"),
+    ],
+)
+def test_a_bad_environment_variable_is_one_error_line_naming_it(
+    monkeypatch, capsys, variable, value
+):
+    # The serve options read their defaults from the environment while the parser is built,
+    # before any subcommand runs: even `models` must fail with one line, not a traceback.
+    monkeypatch.setenv(variable, value)
+    code, out, err = run(capsys, "models")
+    assert code == 1 and out == ""
+    assert err == f"sessionrec: error: environment {variable}={value!r} is invalid\n"
+
+
+def test_a_bad_environment_variable_exits_1_without_a_traceback_from_the_console():
+    env = {**os.environ, "SESSIONREC_PORT": "abc"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sessionrec", "models"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == "sessionrec: error: environment SESSIONREC_PORT='abc' is invalid\n"

@@ -17,6 +17,7 @@ unless ``SESSIONREC_REQUIRE_SERVICES=1`` (CI) turns the skip into a failure.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import shutil
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+async def wait_until_async(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """:func:`wait_until` inside an event loop, for checks that await (a store's answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 # ------------------------------------------------------------------ redis
 class RedisServer:
     """A throwaway ``redis-server`` on a free loopback port (no persistence)."""
@@ -224,13 +235,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 # -------------------------------------------------------------- processes
 class ServiceProcess:
-    """``python -m sessionrec.serve.cli serve ...`` on a free port, stopped at teardown."""
+    """``python -m sessionrec serve ...`` on a free port, stopped at teardown."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        command = [sys.executable, "-m", "sessionrec.serve.cli", "-q", "serve", *args]
+        command = [sys.executable, "-m", "sessionrec", "-q", "serve", *args]
         command += ["--port", str(self.port), "--log-level", "warning"]
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(

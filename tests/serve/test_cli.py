@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from sessionrec._errors import ConfigError
-from sessionrec.serve.cli import THREAD_VARIABLES, add_parsers, config_from_args, main
+from sessionrec.cli import main
+from sessionrec.serve.cli import THREAD_VARIABLES, add_parsers, config_from_args
 from sessionrec.serve.config import ServeConfig, VariantSpec
 
 

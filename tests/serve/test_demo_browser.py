@@ -33,7 +33,7 @@ from sessionrec.data.synthetic import demo_session
 from sessionrec.demo import category_share
 from sessionrec.serve.app import create_app
 from sessionrec.serve.config import ServeConfig
-from sessionrec.serve.demo_page import CONTENT_SECURITY_POLICY
+from sessionrec.serve.routes.demo import CONTENT_SECURITY_POLICY
 
 from .conftest import REQUIRE_SERVICES, THREADS_ENV, free_port, wait_until
 

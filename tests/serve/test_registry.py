@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -200,6 +199,20 @@ def test_in_flight_requests_keep_the_model_they_started_with(make_config, shop):
     assert ranked.items == ["2", "3"]
 
 
+def count_polls(registry: ModelRegistry) -> list[int]:
+    """A counter of the registry's finished polls from now on (the watcher calls ``poll``)."""
+    polls = [0]
+    poll = registry.poll
+
+    def counted(*args, **kwargs):
+        result = poll(*args, **kwargs)
+        polls[0] += 1
+        return result
+
+    registry.poll = counted  # type: ignore[method-assign]
+    return polls
+
+
 def test_watcher_reloads_a_replaced_folder_and_refuses_a_broken_one(make_config, tmp_path):
     live = tmp_path / "live"
     train_model("markov", TRAIN, live)
@@ -221,7 +234,9 @@ def test_watcher_reloads_a_replaced_folder_and_refuses_a_broken_one(make_config,
         variant = state.registry.default
         wait_until(lambda: variant.last_error is not None, 10, "the broken folder to be refused")
         assert "checksum" in variant.last_error
-        time.sleep(0.3)  # several more polls: the same broken folder is not retried
+        # Several more polls of the watcher: the same broken folder is not retried.
+        polls = count_polls(state.registry)
+        wait_until(lambda: polls[0] >= 3, 10, "three more polls of the watcher")
         rejected = state.metrics.sample(
             "sessionrec_model_reloads_total", {"variant": "default", "outcome": "rejected"}
         )

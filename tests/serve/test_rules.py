@@ -15,7 +15,8 @@ from sessionrec.models.base import SessionBatch
 from sessionrec.models.registry import create_model
 from sessionrec.models.topk import select_top_k
 from sessionrec.serve.app import create_app
-from sessionrec.serve.rules import Catalog, Filters, ItemRules, Mask, search
+from sessionrec.serve.catalog import Catalog
+from sessionrec.serve.rules import Filters, ItemRules, Mask, search
 
 from .conftest import CATEGORY, SOLD_OUT, ids, train_model
 

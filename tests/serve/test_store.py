@@ -9,6 +9,7 @@ import asyncio
 import time
 
 import pytest
+import redis.asyncio
 
 from sessionrec.serve.store import (
     Event,
@@ -17,7 +18,7 @@ from sessionrec.serve.store import (
     StoreUnavailable,
 )
 
-from .conftest import free_port
+from .conftest import free_port, wait_until_async
 
 
 class FakeClock:
@@ -26,6 +27,11 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def impressions(store, expected: int) -> bool:
+    counts = await store.counts()
+    return sum(c.impressions for c in counts.values()) == expected
 
 
 def run(coro):
@@ -110,7 +116,16 @@ def test_redis_store_sessions(redis_server):
             for item in "345":
                 events = await store.append("s", Event(item))
             assert [e.item_id for e in events] == ["3", "4", "5"]
-            await asyncio.sleep(0.6)
+            # The idle timeout is Redis's own expiry (a real clock), watched from a second
+            # client: reading through the store would count as activity and extend it.
+            async with redis.asyncio.Redis.from_url(redis_server.url) as client:
+                key = "t1:s:s"  # the key layout of RedisStore
+                assert 0 < await client.pttl(key) <= 400
+
+                async def expired() -> bool:
+                    return not await client.exists(key)
+
+                await wait_until_async(expired, 10, "the session to expire")
             assert await store.get("s") == []  # idle timeout
         finally:
             await store.close()
@@ -147,7 +162,8 @@ def test_redis_store_flushes_records_in_the_background(redis_server):
         try:
             for i in range(50):
                 await store.record_recommendation(f"r{i}", "a" if i % 2 else "b", [str(i)])
-            await asyncio.sleep(0.2)
+            # Nothing calls flush: the background task writes the queue within its interval.
+            await wait_until_async(lambda: impressions(store, 50), 10, "the background flush")
             counts = await store.counts()
             assert (counts["a"].impressions, counts["b"].impressions) == (25, 25)
             assert (await store.feedback("r7", "7")).status == "counted"

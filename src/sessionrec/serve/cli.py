@@ -1,8 +1,9 @@
 """``sessionrec serve`` and ``sessionrec replay``.
 
-The main CLI calls :func:`add_parsers` with its subparsers; this module imports nothing
-heavy at import time, so the rest of the CLI works without the ``serve`` extra. It also
-runs on its own: ``python -m sessionrec.serve.cli serve MODEL_DIR ...``.
+The main CLI (:mod:`sessionrec.cli`) calls :func:`add_parsers` with its subparsers; this
+module imports nothing heavy at import time, so the rest of the CLI works without the
+``serve`` extra. It never imports the main CLI back: run it as ``sessionrec serve ...`` or
+``python -m sessionrec serve ...``.
 
 Every ``serve`` option also reads an environment variable (``SESSIONREC_`` + the option
 name in capitals, e.g. ``SESSIONREC_STORE=redis://...``, ``SESSIONREC_WORKERS=2``), the
@@ -17,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from sessionrec._errors import ConfigError, SessionrecError
@@ -36,13 +37,19 @@ served 16 req/s with default threads, ~700 with one thread each)."""
 
 
 def _env(name: str, default: Any, kind: Callable[[str], Any] = str) -> Any:
-    value = os.environ.get("SESSIONREC_" + name.upper().replace("-", "_"))
+    """The option's default from ``$SESSIONREC_<NAME>``; a ConfigError naming it if invalid.
+
+    It runs while the parser is built, so the main CLI builds its parser inside its error
+    handling: a bad variable is one line on stderr, not a traceback.
+    """
+    variable = "SESSIONREC_" + name.upper().replace("-", "_")
+    value = os.environ.get(variable)
     if value is None or value == "":
         return default
     try:
         return kind(value)
     except ValueError:
-        raise ConfigError(f"environment SESSIONREC_{name.upper()}={value!r} is invalid") from None
+        raise ConfigError(f"environment {variable}={value!r} is invalid") from None
 
 
 def _flag(text: str) -> bool:
@@ -321,15 +328,3 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"(first: {result.first_error})"
         )
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m sessionrec.serve.cli``: the ``sessionrec`` command itself,
-    which includes ``serve`` and ``replay`` (one parser, one logging set-up)."""
-    from sessionrec.cli import main as sessionrec_main
-
-    return sessionrec_main(argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -46,16 +46,15 @@ from sessionrec._errors import ConfigError, ModelError, SessionrecError
 from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST, read_manifest
 from sessionrec.models.registry import load_model
-from sessionrec.serve.config import ServeConfig, VariantSpec
-from sessionrec.serve.rules import (
+from sessionrec.serve.catalog import (
     Catalog,
-    Filters,
-    ItemRules,
     encode_ids,
     model_popularity,
     read_id_list,
     read_popularity,
 )
+from sessionrec.serve.config import ServeConfig, VariantSpec
+from sessionrec.serve.rules import Filters, ItemRules
 
 log = logging.getLogger("sessionrec.serve.registry")
 

@@ -18,15 +18,17 @@ contract that clients (and the schema fuzz tests) rely on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from sessionrec.serve.config import ServeConfig
-from sessionrec.serve.rules import Catalog
+from sessionrec.serve.catalog import Catalog
+from sessionrec.serve.deps import ServiceState, service
+from sessionrec.serve.errors import ApiError, json_response
 
 log = logging.getLogger("sessionrec.serve")
 
@@ -54,7 +56,9 @@ _HEADERS = {
 }
 
 
-def _static(name: str) -> bytes:
+@functools.cache
+def static_file(name: str) -> bytes:
+    """A file of ``static/``, read once: it is package data and never changes while serving."""
     return (resources.files("sessionrec.serve") / "static" / name).read_bytes()
 
 
@@ -98,43 +102,45 @@ def catalog_listing(catalog: Catalog) -> list[dict[str, Any]]:
     return listing
 
 
-def add_demo_page(app: FastAPI, config: ServeConfig) -> None:
-    """Mount ``/demo``, ``/demo/static/*`` and (with a catalog) ``/demo/catalog.json``."""
-    from sessionrec.serve.app import ApiError, _json
+# The handlers carry comments, not docstrings (the routes are out of the schema anyway).
+async def demo_page() -> Response:
+    return Response(
+        static_file("demo.html"), media_type="text/html; charset=utf-8", headers=_HEADERS
+    )
 
-    # Read once: the files are part of the installed package and never change while serving.
-    page = _static("demo.html")
-    files = {name: _static(name) for name in STATIC_FILES}
 
-    @app.get("/demo", include_in_schema=False)
-    @app.get("/demo/", include_in_schema=False)
-    async def demo_page() -> Response:
-        return Response(page, media_type="text/html; charset=utf-8", headers=_HEADERS)
+async def demo_static(name: str) -> Response:
+    if name not in STATIC_FILES:
+        raise ApiError(404, "not_found", f"no demo file {name!r}")
+    return Response(static_file(name), media_type=STATIC_FILES[name], headers=_HEADERS)
 
-    @app.get("/demo/static/{name}", include_in_schema=False)
-    async def demo_static(name: str) -> Response:
-        if name not in files:
-            raise ApiError(404, "not_found", f"no demo file {name!r}")
-        return Response(files[name], media_type=STATIC_FILES[name], headers=_HEADERS)
 
-    if config.catalog is None:
-        return
-    listing: list[list[dict[str, Any]]] = []  # built on first use, after the lifespan loads
+# The catalog's categories, best sellers first; the listing is built on first use, after
+# the lifespan has loaded the catalog.
+async def demo_catalog(
+    state: Annotated[ServiceState, Depends(service)],
+    per_category: Annotated[int, Query(ge=1, le=MAX_PER_CATEGORY)] = 12,
+) -> Response:
+    if not state.demo_catalog:
+        loader = state.loader
+        if loader is None or loader.catalog is None:  # pragma: no cover - lifespan ran
+            raise ApiError(503, "loading", "the catalog is not loaded yet")
+        state.demo_catalog = catalog_listing(loader.catalog)
+    categories = [
+        {**category, "items": category["items"][:per_category]} for category in state.demo_catalog
+    ]
+    total = sum(category["count"] for category in categories)
+    return json_response(
+        {"items": total, "categories": categories}, headers={"Cache-Control": "no-cache"}
+    )
 
-    @app.get("/demo/catalog.json", include_in_schema=False)
-    async def demo_catalog(
-        request: Request,
-        per_category: Annotated[int, Query(ge=1, le=MAX_PER_CATEGORY)] = 12,
-    ) -> Response:
-        if not listing:
-            loader = request.app.state.service.loader
-            if loader is None or loader.catalog is None:  # pragma: no cover - lifespan ran
-                raise ApiError(503, "loading", "the catalog is not loaded yet")
-            listing.append(catalog_listing(loader.catalog))
-        categories = [
-            {**category, "items": category["items"][:per_category]} for category in listing[0]
-        ]
-        total = sum(category["count"] for category in categories)
-        return _json(
-            {"items": total, "categories": categories}, headers={"Cache-Control": "no-cache"}
-        )
+
+def build_router(has_catalog: bool) -> APIRouter:
+    """``/demo``, ``/demo/static/*`` and (with a catalog) ``/demo/catalog.json``."""
+    router = APIRouter(include_in_schema=False)
+    router.add_api_route("/demo/", demo_page, methods=["GET"])
+    router.add_api_route("/demo", demo_page, methods=["GET"])
+    router.add_api_route("/demo/static/{name}", demo_static, methods=["GET"])
+    if has_catalog:
+        router.add_api_route("/demo/catalog.json", demo_catalog, methods=["GET"])
+    return router

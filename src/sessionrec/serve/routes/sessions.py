@@ -1,0 +1,122 @@
+"""The recommendation endpoints: clicks of a live session, and stateless requests.
+
+- ``POST /v1/sessions/{session_id}/events`` records one click and, unless
+  ``recommend=false``, answers with recommendations in the same round trip.
+- ``GET /v1/sessions/{session_id}/recommendations`` recommendations for a live session.
+- ``POST /v1/recommendations`` stateless: the caller sends the session's items.
+
+These are the hot endpoints: they parse their input themselves and reach the shared state
+by a direct call of :func:`~sessionrec.serve.deps.service` (see
+:mod:`sessionrec.serve.validation` for why).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from sessionrec.serve.deps import service
+from sessionrec.serve.errors import json_response
+from sessionrec.serve.recommend import answer, answer_session, pick_variant
+from sessionrec.serve.schemas import ERRORS, EventAck, RecommendationOut, RequestModels
+from sessionrec.serve.store import Event, StoreUnavailable
+from sessionrec.serve.validation import (
+    check_session_id,
+    parse_body,
+    parse_query,
+    query_parameters,
+    request_body,
+    session_path_parameter,
+)
+
+
+# Record one click; answer with recommendations (or an acknowledgement).
+# (No docstring: it would become the operation's OpenAPI description.)
+async def post_event(request: Request) -> Response:
+    state = service(request)
+    session_id = check_session_id(request.path_params["session_id"], state.config.max_id_length)
+    query = parse_query(state.requests.event_query, request)
+    event = await parse_body(state.requests.event_in, request)
+    opts = query.options()
+    variant = pick_variant(state, request, session_id, opts.variant)
+    loaded = variant.serving()
+    click = Event(str(event.item_id), event.event_type, event.timestamp)
+    degraded = False
+    try:
+        events = await state.require_store().append(session_id, click)
+        state.store_answered()
+    except StoreUnavailable:
+        state.store_failed("events")
+        events, degraded = [click], True
+    if not query.recommend:
+        return json_response(
+            {"session_id": session_id, "event_count": len(events), "degraded": degraded}
+        )
+    return await answer_session(state, variant, loaded, session_id, events, opts, degraded)
+
+
+# Recommendations for the clicks stored for a live session.
+async def get_recommendations(request: Request) -> Response:
+    state = service(request)
+    session_id = check_session_id(request.path_params["session_id"], state.config.max_id_length)
+    opts = parse_query(state.requests.session_query, request).options()
+    variant = pick_variant(state, request, session_id, opts.variant)
+    loaded = variant.serving()
+    degraded = False
+    try:
+        events = await state.require_store().get(session_id)
+        state.store_answered()
+    except StoreUnavailable:
+        state.store_failed("recommendations")
+        events, degraded = [], True
+    return await answer_session(state, variant, loaded, session_id, events, opts, degraded)
+
+
+# Recommendations for the items the caller sends (nothing is stored).
+async def post_recommendations(request: Request) -> Response:
+    state = service(request)
+    body = await parse_body(state.requests.recommend_in, request)
+    variant = pick_variant(state, request, body.session_id, body.variant)
+    loaded = variant.serving()
+    items = [str(i) for i in body.items]
+    return await answer(state, variant, loaded, items, body.timestamps, body.options(), False)
+
+
+def build_router(requests: RequestModels, max_id_length: int) -> APIRouter:
+    """The routes, documented with the request models of the app's limits."""
+    router = APIRouter()
+    session_path = session_path_parameter(max_id_length)
+    router.add_api_route(
+        "/v1/sessions/{session_id}/events",
+        post_event,
+        methods=["POST"],
+        response_model=RecommendationOut | EventAck,
+        responses=ERRORS,
+        tags=["sessions"],
+        summary="Record a click; answer with recommendations in the same round trip",
+        openapi_extra={
+            "parameters": [session_path, *query_parameters(requests.event_query)],
+            "requestBody": request_body(requests.event_in),
+        },
+    )
+    router.add_api_route(
+        "/v1/sessions/{session_id}/recommendations",
+        get_recommendations,
+        methods=["GET"],
+        response_model=RecommendationOut,
+        responses=ERRORS,
+        tags=["sessions"],
+        summary="Recommendations for a live session",
+        openapi_extra={"parameters": [session_path, *query_parameters(requests.session_query)]},
+    )
+    router.add_api_route(
+        "/v1/recommendations",
+        post_recommendations,
+        methods=["POST"],
+        response_model=RecommendationOut,
+        responses=ERRORS,
+        tags=["recommendations"],
+        summary="Stateless recommendations for items sent by the caller",
+        openapi_extra={"requestBody": request_body(requests.recommend_in)},
+    )
+    return router

@@ -1,0 +1,288 @@
+"""Request and response schemas of the service, and the options a request asks for.
+
+The response models and :class:`ReloadIn` are fixed. The other request models carry the
+configured limits (id length, ``k``, session length, filter list length), so
+:func:`build_request_models` builds them once per app from its :class:`ServeConfig`: the
+OpenAPI schema then shows the limits the service enforces, and pydantic enforces them in
+its compiled core. This module has no ``from __future__ import annotations``: pydantic must
+see the annotations built in the factory as real objects, not strings.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
+
+from sessionrec.serve.config import ServeConfig
+from sessionrec.serve.rules import Filters
+
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+SESSION_ID = r"^[!-.0-~]+$"  # printable ASCII without space and '/'
+VARIANT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+EVENT_TYPE = r"^[A-Za-z0-9_.:-]{1,32}$"
+RECOMMENDATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_TIMESTAMP = 1e11
+"""Unix seconds; far beyond any real click, small enough to catch milliseconds sent as seconds."""
+
+IdInt = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+VariantName = Annotated[str, StringConstraints(pattern=VARIANT)]
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False)]
+
+
+# ------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class Options:
+    """What a recommendation request asks for, whichever endpoint it came through."""
+
+    k: int
+    exclude_seen: bool
+    fallback: bool
+    filters: Filters
+    exclude_items: tuple[str, ...]
+    details: bool
+    variant: str | None
+    explain: bool = False
+
+
+def request_options(
+    config: ServeConfig,
+    *,
+    k: int,
+    exclude_seen: bool | None,
+    fallback: bool,
+    categories: list[str],
+    exclude_categories: list[str],
+    available_only: bool,
+    exclude_items: Sequence[str | int],
+    details: bool,
+    variant: str | None,
+    explain: bool,
+) -> Options:
+    """The one place a request's :class:`Options` are built (``exclude_seen`` defaults)."""
+    return Options(
+        k=k,
+        exclude_seen=config.exclude_seen if exclude_seen is None else exclude_seen,
+        fallback=fallback,
+        filters=Filters(
+            include_categories=frozenset(categories),
+            exclude_categories=frozenset(exclude_categories),
+            available_only=available_only,
+        ),
+        exclude_items=tuple(str(i) for i in exclude_items),
+        details=details,
+        variant=variant,
+        explain=explain,
+    )
+
+
+# ------------------------------------------------------------------ requests
+class ReloadIn(BaseModel):
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The request models of one app, with its configured limits (see the module doc).
+
+    Typed ``Any``: the classes exist only once the config is known.
+    """
+
+    event_in: Any
+    recommend_in: Any
+    feedback_in: Any
+    session_query: Any
+    event_query: Any
+
+
+def build_request_models(config: ServeConfig) -> RequestModels:
+    """The request models with the limits of ``config``."""
+    IdStr = Annotated[
+        StrictStr,
+        StringConstraints(min_length=1, max_length=config.max_id_length, pattern=NO_CONTROL),
+    ]
+    ItemId = Annotated[
+        IdStr | IdInt,
+        AfterValidator(str),
+        Field(description="An item id: a string, or an integer (read as its decimal string)."),
+    ]
+    K = Annotated[int, Field(ge=1, le=config.max_k)]
+
+    class EventIn(BaseModel):
+        """One click. Only ``item_id`` is required."""
+
+        item_id: ItemId
+        event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE)] = "view"
+        timestamp: Timestamp | None = Field(
+            None, description="Unix seconds of the click (client clock); optional."
+        )
+
+    class RecommendIn(BaseModel):
+        """A stateless request: the session's items in click order."""
+
+        items: list[ItemId] = Field(max_length=config.max_session_length)
+        k: K = config.default_k
+        session_id: IdStr | None = Field(
+            None, description="Optional: assigns the A/B variant by stable hash."
+        )
+        timestamps: list[Timestamp] | None = Field(
+            None,
+            max_length=config.max_session_length,
+            description="Optional click times, one per item.",
+        )
+        exclude_seen: bool | None = None
+        exclude_items: list[ItemId] = Field([], max_length=config.max_exclude)
+        categories: list[IdStr] = Field([], max_length=config.max_exclude)
+        exclude_categories: list[IdStr] = Field([], max_length=config.max_exclude)
+        available_only: bool = False
+        fallback: bool = True
+        details: bool = False
+        explain: bool = Field(False, description="Add a reason to every item.")
+        variant: VariantName | None = None
+
+        @model_validator(mode="after")
+        def _times_match(self) -> "RecommendIn":
+            if self.timestamps is not None and len(self.timestamps) != len(self.items):
+                raise ValueError("timestamps must have one value per item")
+            return self
+
+        def options(self) -> Options:
+            return request_options(
+                config,
+                k=self.k,
+                exclude_seen=self.exclude_seen,
+                fallback=self.fallback,
+                categories=self.categories,
+                exclude_categories=self.exclude_categories,
+                available_only=self.available_only,
+                exclude_items=self.exclude_items,
+                details=self.details,
+                variant=self.variant,
+                explain=self.explain,
+            )
+
+    class FeedbackIn(BaseModel):
+        """A click on an item of a recommendation answer."""
+
+        recommendation_id: Annotated[str, StringConstraints(pattern=RECOMMENDATION_ID)]
+        item_id: ItemId
+
+    class SessionQuery(BaseModel):
+        """Query parameters of the session endpoints (one model: validated in one call)."""
+
+        k: K = Field(config.default_k, description="How many items (at most).")
+        exclude_seen: bool | None = Field(
+            None,
+            description=f"Never recommend the session's items (default {config.exclude_seen}).",
+        )
+        fallback: bool = Field(True, description="Complete short lists with popular items.")
+        category: list[IdStr] = Field(
+            [], max_length=config.max_exclude, description="Only these categories (repeat)."
+        )
+        exclude_category: list[IdStr] = Field([], max_length=config.max_exclude)
+        available_only: bool = False
+        exclude_item: list[IdStr] = Field([], max_length=config.max_exclude)
+        details: bool = Field(False, description="Add catalog fields to the items.")
+        explain: bool = Field(False, description="Add a reason to every item.")
+        variant: VariantName | None = Field(None, description="Force an A/B variant (QA, replay).")
+
+        def options(self) -> Options:
+            return request_options(
+                config,
+                k=self.k,
+                exclude_seen=self.exclude_seen,
+                fallback=self.fallback,
+                categories=self.category,
+                exclude_categories=self.exclude_category,
+                available_only=self.available_only,
+                exclude_items=self.exclude_item,
+                details=self.details,
+                variant=self.variant,
+                explain=self.explain,
+            )
+
+    class EventQuery(SessionQuery):
+        recommend: bool = Field(
+            True, description="Answer with recommendations (else an acknowledgement)."
+        )
+
+    return RequestModels(
+        event_in=EventIn,
+        recommend_in=RecommendIn,
+        feedback_in=FeedbackIn,
+        session_query=SessionQuery,
+        event_query=EventQuery,
+    )
+
+
+# ------------------------------------------------------------------ responses
+class SessionItemOut(BaseModel):
+    item_id: str
+    weight: float
+
+
+class NeighbourOut(BaseModel):
+    session: int = Field(description="Index of the training session in the training data.")
+    weight: float
+
+
+class ReasonOut(BaseModel):
+    """Why the item is recommended (``explain=true``); see ``Recommender.explain``."""
+
+    kind: Literal["session_items", "neighbours", "embedding", "ablation", "popular", "category"]
+    session_items: list[SessionItemOut]
+    neighbour_sessions: list[NeighbourOut]
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    score: float
+    source: Literal["model", "category", "popular"]
+    category: str | None = None
+    available: bool | None = None
+    attributes: dict[str, Any] | None = None
+    reason: ReasonOut | None = None
+
+
+class RecommendationOut(BaseModel):
+    recommendation_id: str
+    model: str
+    model_version: str
+    variant: str
+    fallback: bool
+    degraded: bool
+    items: list[ItemOut]
+    session_id: str | None = None
+    event_count: int | None = None
+
+
+class EventAck(BaseModel):
+    session_id: str
+    event_count: int
+    degraded: bool
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    details: Any = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "Invalid input"},
+    413: {"model": ErrorOut, "description": "Body too large"},
+}
+"""The error answers every API endpoint documents."""
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No token"},
+    403: {"model": ErrorOut, "description": "Wrong token or admin disabled"},
+}
+"""The error answers of the admin endpoints."""
