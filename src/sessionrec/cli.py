@@ -63,7 +63,10 @@ def _fit(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
         from sessionrec.models.neural.common import refit_params
 
         # Every model with a valid_fraction (the neural ones) records the epoch it chose.
-        epochs = int(model.best_epoch_)  # type: ignore[attr-defined]
+        history = model.training_history()
+        if history is None:
+            raise ConfigError(f"--refit needs a model trained in epochs; {args.model} is not")
+        epochs = history.best_epoch
         log.info("validation chose %d epoch(s): training again on all the sessions", epochs)
         model = create_model(args.model, refit_params(model.get_params(), epochs))
         model.fit(train)

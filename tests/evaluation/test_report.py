@@ -29,7 +29,7 @@ from sessionrec.evaluation.results import (
     save_results,
     training_history,
 )
-from sessionrec.models.base import Recommender, TrainingHistory
+from sessionrec.models.base import TrainingHistory
 from sessionrec.models.popular import Pop
 
 # 12 items in a cycle: sessions of 3, 5 and 13 clicks from every start.
@@ -145,16 +145,6 @@ def gru_file(run: dict[str, Any]) -> Path:
     return Path(file)
 
 
-@pytest.fixture(scope="module")
-def gru_history_file(gru_file: Path) -> Path:
-    """The GRU4Rec result, once GRU4Rec reports its epochs through ``training_history()``."""
-    from sessionrec.models.neural.gru4rec import GRU4Rec
-
-    if GRU4Rec.training_history is Recommender.training_history:
-        pytest.skip("GRU4Rec does not answer training_history() yet (neural models' branch)")
-    return gru_file
-
-
 # ------------------------------------------------------------ results files
 def test_results_file_holds_the_hand_counted_cases(run):
     for model, file in run["files"].items():
@@ -215,8 +205,8 @@ def test_latency_calls_zero_skips_latency(run, tmp_path, capsys):
     assert code == 1 and "--latency-calls" in capsys.readouterr().err
 
 
-def test_gru4rec_results_hold_its_training_history(gru_history_file):
-    history = load_results(gru_history_file)["history"]
+def test_gru4rec_results_hold_its_training_history(gru_file):
+    history = load_results(gru_file)["history"]
     assert len(history["loss"]) == 2 and all(v > 0 for v in history["loss"])
     assert len(history["valid"]) == 2 and all(0 <= v <= 100 for v in history["valid"])
     assert len(history["seconds"]) == len(history["examples"]) == 2
@@ -260,9 +250,9 @@ def _report(capsys, files: list[Path], out: Path, *extra: str) -> tuple[int, str
     return code, capsys.readouterr().err
 
 
-def test_report_has_every_section_and_embedded_images(run, gru_history_file, tmp_path, capsys):
+def test_report_has_every_section_and_embedded_images(run, gru_file, tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    files = [run["files"]["pop"], run["files"]["sr"], gru_history_file]
+    files = [run["files"]["pop"], run["files"]["sr"], gru_file]
     out = tmp_path / "report.html"
     code, err = _report(capsys, files, out, "--title", "Shop <A&B>")
     assert code == 0, err

@@ -180,7 +180,7 @@ def test_ablation_default_by_hand():
 
 # ---------------------------------------------------------------------- GRU4Rec
 def test_gru4rec_names_the_most_similar_session_item_by_embedding():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     train = random_train(5)
     model = create_model(
         "gru4rec", {"hidden_size": 8, "batch_size": 8, "n_sample": 0, "n_epochs": 1}
@@ -201,7 +201,6 @@ def test_gru4rec_names_the_most_similar_session_item_by_embedding():
         assert [w for _, w in reason.session_items] == pytest.approx(
             [cosine[j] for j in order], abs=1e-5
         )
-    assert torch is not None
 
 
 # ----------------------------------------------------------------------- errors

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
+from sessionrec.data.synthetic import make_catalog
 from sessionrec.models.base import SessionBatch
 from sessionrec.models.registry import create_model
 from sessionrec.models.topk import select_top_k
@@ -183,8 +184,7 @@ def test_catalog_formats_load_the_same(shop, tmp_path, suffix):
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
 def test_synthetic_shop_catalog_is_accepted(tmp_path, suffix):
-    synthetic = pytest.importorskip("sessionrec.data.synthetic")
-    frame = synthetic.make_catalog(100, seed=0)
+    frame = make_catalog(100, seed=0)
     path = tmp_path / f"shop{suffix}"
     {".csv": frame.write_csv, ".parquet": frame.write_parquet, ".jsonl": frame.write_ndjson}[
         suffix
