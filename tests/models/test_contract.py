@@ -383,3 +383,11 @@ def test_training_history_describes_the_epochs_run(model: Recommender) -> None:
         assert len(values) == n_epochs
     assert 1 <= history.best_epoch <= n_epochs
     assert np.isfinite(history.losses).all() and (history.examples > 0).all()
+
+
+def test_training_counts_are_the_training_clicks_per_item(model: Recommender) -> None:
+    counts = model.training_counts()
+    if counts is None:
+        return  # the model keeps no counts (rules, item-kNN); serving counts elsewhere
+    assert counts.dtype.kind in "iu"
+    np.testing.assert_array_equal(counts, TRAIN.item_counts())

@@ -13,7 +13,8 @@
 - What callers may ask beyond scoring is declared here with a default, never probed with
   ``getattr``: :meth:`Recommender.target_ranks` (the fast path of validation),
   :meth:`Recommender.fallback_mask` (which sessions got the model's own popularity
-  fallback) and :meth:`Recommender.training_history` (per-epoch figures of trained models).
+  fallback), :meth:`Recommender.training_history` (per-epoch figures of trained models) and
+  :meth:`Recommender.training_counts` (the training clicks per item a model keeps).
 - :meth:`Recommender.explain` gives one :class:`Reason` per recommended item. It is a
   separate, slower path (the default scores the session once per distinct item), never
   called by ``recommend``/``score``.
@@ -293,6 +294,12 @@ class Recommender(abc.ABC):
 
     def training_history(self) -> TrainingHistory | None:
         """Per-epoch figures of the last fit; ``None`` for models not trained in epochs."""
+        return None
+
+    def training_counts(self) -> np.ndarray | None:
+        """Training clicks per item (int64, ``n_items`` long) when the model keeps them (for
+        its own fallback or sampling); ``None`` otherwise. Serving ranks its popularity
+        fallback by them when no other popularity is given."""
         return None
 
     def top_k(

@@ -54,6 +54,10 @@ class Pop(Recommender):
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         self.popularity_ = train.item_counts()
 
+    def training_counts(self) -> np.ndarray:
+        self._check_fitted()
+        return self.popularity_
+
     def score(self, batch: SessionBatch) -> np.ndarray:
         self._check_fitted()
         row = self.popularity_.astype(np.float32)
@@ -92,6 +96,10 @@ class SessionPop(Recommender):
 
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         self.popularity_ = train.item_counts()
+
+    def training_counts(self) -> np.ndarray:
+        self._check_fitted()
+        return self.popularity_
 
     def _tiebreak(self) -> np.ndarray:
         """``pop / (max_pop + 1)`` in float64: the global-popularity part of the score."""

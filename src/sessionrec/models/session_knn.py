@@ -162,6 +162,10 @@ class SessionKNN(Recommender):
             offsets, items, targets, self.config_, self.index_, self.weights_, self._pop_rank
         )
 
+    def training_counts(self) -> np.ndarray:
+        self._check_fitted()
+        return self.popularity_
+
     def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
         """True for every session whose scores are the popularity fallback (no neighbour)."""
         offsets, items = self._batch_arrays(batch)

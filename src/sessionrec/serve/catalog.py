@@ -221,17 +221,10 @@ def read_id_list(path: str | Path) -> list[str]:
 
 
 def model_popularity(model: Recommender) -> np.ndarray | None:
-    """Training click counts a model carries, if any (``item_counts_`` or ``popularity_``).
-
-    These are learned arrays of some models (session-kNN, GRU4Rec, SASRec, the prefix
-    models), not part of the :class:`~sessionrec.models.base.Recommender` contract, which
-    declares no popularity accessor: hence the probe by attribute name.
-    """
-    for attribute in ("item_counts_", "popularity_"):
-        values = getattr(model, attribute, None)
-        if isinstance(values, np.ndarray) and values.shape == (model.n_items,):
-            return values.astype(np.float64)
-    return None
+    """The training clicks per item the model keeps (:meth:`Recommender.training_counts`), as
+    float64 for ranking the fallback; ``None`` when it keeps none."""
+    counts = model.training_counts()
+    return None if counts is None else counts.astype(np.float64)
 
 
 def encode_ids(vocab: ItemVocab, ids: Sequence[str]) -> np.ndarray:

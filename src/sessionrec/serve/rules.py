@@ -30,8 +30,8 @@ selection:
 
 Popularity for fallbacks comes from, in order: ``--popularity FILE`` (a sessions-txt
 training file whose clicks are counted, or a table with ``item_id`` and ``count``), the
-model's own click counts when it has them (``item_counts_`` or ``popularity_``, see
-:func:`~sessionrec.serve.catalog.model_popularity`), the
+model's own click counts when it keeps them
+(:meth:`~sessionrec.models.base.Recommender.training_counts`), the
 catalog's ``popularity`` column, or its ``popularity_rank`` column (1 = best seller). Without
 any of these the fallback chain is empty and a warning says so at start-up.
 """

@@ -381,6 +381,10 @@ class NeuralRecommender(QuantizedServing):
             best_epoch=self.best_epoch_,
         )
 
+    def training_counts(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_counts_
+
     # ------------------------------------------------------------------------- saved state
     _SAVED_KEYS: ClassVar[tuple[str, ...]] = ("item_counts", "best_epoch", *HISTORY_KEYS)
     """The state keys :meth:`_history_state` writes; a model's ``_set_state`` expects them."""
