@@ -452,6 +452,17 @@ class Recommender(abc.ABC):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         """Inverse of :meth:`_get_state`."""
 
+    def _get_members(self) -> dict[str, Recommender]:
+        """The fitted models this one is built on (an ensemble's members, a layer's base
+        model), by name. Each is saved in ``members/NAME/`` of this model's folder and
+        handed back to :meth:`_set_members` on loading, before :meth:`_set_state`."""
+        return {}
+
+    def _set_members(self, members: dict[str, Recommender]) -> None:
+        """Inverse of :meth:`_get_members`; a model without members accepts none."""
+        if members:
+            raise ModelError(f"{type(self).__name__} has no member models, got {sorted(members)}")
+
     def save(self, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
         """Write the model folder atomically; returns its path."""
         from sessionrec.models.persist import save_model

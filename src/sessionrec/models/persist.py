@@ -6,6 +6,8 @@ Layout of a model folder::
                     training-data fingerprint, metrics, and a SHA-256 of every other file
     vocab.npz       the external item ids (int64 or unicode; no object arrays)
     state.npz       the model's learned arrays
+    members/NAME/   a composite model's members (an ensemble's models, a layer's base
+                    model), each a model folder of this layout (listed in the manifest)
 
 The folder is written with :func:`sessionrec._atomic.atomic_folder`, so a reader (a serving
 process hot-reloading it) never sees half a model. Reading one back as a model needs the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +74,13 @@ def _json_ready(value: Any, where: str) -> Any:
         raise ModelError(f"{where} is not JSON-serialisable: {exc}") from exc
 
 
+MEMBERS = "members"
+"""The sub-folder that holds a composite model's member models, one folder each."""
+
+MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A member's name is a plain folder name: no path separators, no leading dot."""
+
+
 def save_model(model: Recommender, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
     """Write ``model`` to the folder ``path`` atomically (replacing an existing model folder)."""
     model._check_fitted()
@@ -78,24 +88,37 @@ def save_model(model: Recommender, path: str | Path, metrics: dict[str, Any] | N
     if target.exists() and not (target / MANIFEST).is_file():
         raise ModelError(f"{target} exists and is not a model folder; refusing to replace it")
     with atomic_folder(target) as tmp:
-        _write_npz(tmp / "vocab.npz", {"ids": np.asarray(model.vocab_.ids)})
-        _write_npz(tmp / "state.npz", model._get_state())
-        files = {name: _sha256(tmp / name) for name in ("vocab.npz", "state.npz")}
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "sessionrec_version": __version__,
-            "model": model.name,
-            "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "artifact_version": model.artifact_version,
-            "params": _json_ready(model.get_params(), "hyperparameters"),
-            "vocab": {"kind": model.vocab_.kind, "size": len(model.vocab_)},
-            "data_fingerprint": getattr(model, "data_fingerprint_", None),
-            "metrics": _json_ready(metrics or {}, "metrics"),
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _write_folder(model, tmp, metrics)
     return target
+
+
+def _write_folder(model: Recommender, folder: Path, metrics: dict[str, Any] | None) -> None:
+    """The files of one model folder, members included (the caller makes it atomic)."""
+    _write_npz(folder / "vocab.npz", {"ids": np.asarray(model.vocab_.ids)})
+    _write_npz(folder / "state.npz", model._get_state())
+    files = {name: _sha256(folder / name) for name in ("vocab.npz", "state.npz")}
+    members = model._get_members()
+    for name, member in members.items():
+        if not MEMBER_NAME.match(name):
+            raise ModelError(f"member name {name!r} is not a plain folder name")
+        member._check_fitted()
+        (folder / MEMBERS / name).mkdir(parents=True)
+        _write_folder(member, folder / MEMBERS / name, None)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sessionrec_version": __version__,
+        "model": model.name,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "artifact_version": model.artifact_version,
+        "params": _json_ready(model.get_params(), "hyperparameters"),
+        "vocab": {"kind": model.vocab_.kind, "size": len(model.vocab_)},
+        "data_fingerprint": getattr(model, "data_fingerprint_", None),
+        "metrics": _json_ready(metrics or {}, "metrics"),
+        "files": files,
+        "members": sorted(members),
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sessionrec.models.neural.narm import NARM
 from sessionrec.models.neural.sasrec import SASRec
 from sessionrec.models.neural.srgnn import SRGNN
 from sessionrec.models.neural.stamp import STAMP
-from sessionrec.models.persist import MANIFEST, read_arrays, read_manifest
+from sessionrec.models.persist import MANIFEST, MEMBER_NAME, MEMBERS, read_arrays, read_manifest
 from sessionrec.models.popular import Pop, SessionPop
 from sessionrec.models.rules import Markov, SequentialRules
 
@@ -148,5 +148,22 @@ def load_model(path: str | Path) -> Recommender:
         raise ModelError(f"{folder / MANIFEST}: field 'params': {exc}") from exc
     model.vocab_ = ItemVocab(vocab_ids)
     model.data_fingerprint_ = str(manifest.get("data_fingerprint") or "")
+    model._set_members(_load_members(folder, manifest, model.vocab_))
     model._set_state(state)
     return model
+
+
+def _load_members(folder: Path, manifest: dict[str, Any], vocab: ItemVocab) -> dict[str, Any]:
+    """The member models a composite model's manifest lists, each from ``members/NAME/``."""
+    names = manifest.get("members", [])
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and MEMBER_NAME.match(n) for n in names
+    ):
+        raise ModelError(f"{folder / MANIFEST}: field 'members' must list plain folder names")
+    members = {}
+    for name in names:
+        member = load_model(folder / MEMBERS / name)
+        if member.vocab_ != vocab:
+            raise ModelError(f"{folder / MEMBERS / name}: its vocabulary is not the model's")
+        members[name] = member
+    return members
