@@ -104,14 +104,14 @@ def normalise(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
         safe = np.where(spread > 0, spread, 1.0)
         out = np.where(spread > 0, (scores - low) / safe, 1.0)
     elif method == "rank":
-        # rank = 1 + the number of items scored strictly higher (ties share the best rank)
-        ascending = np.sort(scores, axis=1)
-        higher = np.empty(scores.shape, dtype=np.float64)
+        # rank = 1 + the number of items scored strictly higher (ties share the best rank);
+        # only the finite scores are sorted: a sparse member has a few hundred per row
+        out = np.zeros(scores.shape, dtype=np.float64)
         for row in range(scores.shape[0]):
-            higher[row] = scores.shape[1] - np.searchsorted(
-                ascending[row], scores[row], side="right"
-            )
-        out = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
+            where = np.flatnonzero(evidence[row])
+            values = scores[row, where]
+            higher = values.size - np.searchsorted(np.sort(values), values, side="right")
+            out[row, where] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
     else:
         raise ConfigError(f"unknown normalization {method!r}; choose one of {NORMALIZATIONS}")
     return np.where(evidence, out, 0.0), evidence
