@@ -15,12 +15,8 @@ from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import mrr
 from sessionrec.models import registry
 from sessionrec.models.base import Reason, Recommender, SessionBatch
-from sessionrec.models.ensemble import (
-    Ensemble,
-    normalise,
-    parse_members,
-    simplex_grid,
-)
+from sessionrec.models.ensemble import Ensemble, parse_members
+from sessionrec.models.ensemble_fusion import normalise, normalise_at, simplex_grid
 from sessionrec.models.persist import MANIFEST
 from sessionrec.models.registry import create_model, load_model
 from sessionrec.tuning import validation_ranks
@@ -133,6 +129,21 @@ def test_normalisations_on_a_worked_row() -> None:
     np.testing.assert_allclose(values, [[61 / 64, 1.0, 0.0, 61 / 63, 1.0]])
     flat, _ = normalise(np.array([[2.0, 2.0, -np.inf]]), "minmax")
     np.testing.assert_allclose(flat, [[1.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("method", ["minmax", "rank"])
+def test_normalising_at_candidate_columns_equals_normalising_whole_rows(method: str) -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.integers(0, 5, size=(6, 30)).astype(np.float32)  # ties on purpose
+    scores[rng.random(scores.shape) < 0.4] = -np.inf
+    scores[5] = -np.inf  # a row without evidence
+    columns = rng.integers(-1, 30, size=(6, 8))
+    values, evidence = normalise_at(scores, columns, method)
+    full, finite = normalise(scores, method)
+    rows = np.arange(6)[:, None]
+    pad = columns < 0
+    np.testing.assert_allclose(values, np.where(pad, 0.0, full[rows, columns]))
+    np.testing.assert_array_equal(evidence, ~pad & finite[rows, columns])
 
 
 # ------------------------------------------------------------------- weights recovered

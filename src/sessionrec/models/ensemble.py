@@ -27,7 +27,6 @@ normalisation and the validation MRR are the state.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -40,20 +39,19 @@ from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import mrr
 from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch, score_batch_size
 from sessionrec.models.base import Reason, Recommender, SessionBatch
+from sessionrec.models.ensemble_fusion import (
+    CANDIDATES,
+    NORMALIZATIONS,
+    candidate_columns,
+    candidate_ranks,
+    normalise,
+    normalise_at,
+    simplex_grid,
+)
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.persist import MEMBER_NAME
-from sessionrec.models.topk import select_top_k
 
 logger = logging.getLogger(__name__)
-
-NORMALIZATIONS = ("minmax", "rank")
-"""How a member's scores are made comparable, per session (see the module docstring)."""
-
-RANK_OFFSET = 60.0
-"""The constant of reciprocal-rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009)."""
-
-CANDIDATES = 50
-"""Best items per member kept per validation case for the weight search."""
 
 CUTOFF = 20
 """The weights maximise MRR at this cut-off on validation."""
@@ -79,42 +77,6 @@ def parse_members(spec: str) -> list[tuple[str, str]]:
     if len(set(labels)) != len(labels):
         raise ConfigError(f"members: labels must be unique, got {labels} (use NAME:LABEL)")
     return out
-
-
-def simplex_grid(n_members: int, steps: int) -> np.ndarray:
-    """Every weight vector of ``n_members`` non-negative multiples of ``1/steps`` summing to 1,
-    from ``(1, 0, ...)`` in lexicographically decreasing order: ``[points, n_members]``."""
-    points = [
-        (*cuts, steps - sum(cuts))
-        for cuts in itertools.product(range(steps, -1, -1), repeat=n_members - 1)
-        if sum(cuts) <= steps
-    ]
-    return np.asarray(points, dtype=np.float64).reshape(-1, n_members) / steps
-
-
-def normalise(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``scores`` ``[n, items]``: the normalised scores (float64, 0 where there is
-    no evidence) and the evidence mask (finite scores)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    evidence = np.isfinite(scores)
-    if method == "minmax":
-        low = np.where(evidence, scores, np.inf).min(axis=1, initial=np.inf)[:, None]
-        high = np.where(evidence, scores, -np.inf).max(axis=1, initial=-np.inf)[:, None]
-        spread = high - low
-        safe = np.where(spread > 0, spread, 1.0)
-        out = np.where(spread > 0, (scores - low) / safe, 1.0)
-    elif method == "rank":
-        # rank = 1 + the number of items scored strictly higher (ties share the best rank);
-        # only the finite scores are sorted: a sparse member has a few hundred per row
-        out = np.zeros(scores.shape, dtype=np.float64)
-        for row in range(scores.shape[0]):
-            where = np.flatnonzero(evidence[row])
-            values = scores[row, where]
-            higher = values.size - np.searchsorted(np.sort(values), values, side="right")
-            out[row, where] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
-    else:
-        raise ConfigError(f"unknown normalization {method!r}; choose one of {NORMALIZATIONS}")
-    return np.where(evidence, out, 0.0), evidence
 
 
 class Ensemble(Recommender):
@@ -250,8 +212,9 @@ class Ensemble(Recommender):
         best: tuple[float, int, int, int] | None = None
         for m, method in enumerate(methods):
             normalised, evidence = features[method]
+            cache: dict[tuple[bool, ...], np.ndarray] = {}
             for p, weights in enumerate(grid):
-                value = mrr(candidate_ranks(normalised, evidence, weights), CUTOFF)
+                value = mrr(candidate_ranks(normalised, evidence, weights, cache), CUTOFF)
                 # ties: fewer members to score at serving time, then the grid order
                 key = (value, -int((weights > 0).sum()), -m, -p)
                 if best is None or key > best:
@@ -292,15 +255,12 @@ class Ensemble(Recommender):
             batch = prefix_batch(items, valid.times, starts[lo:hi], lengths[lo:hi])
             scores = [member.score(batch) for member in members]
             columns = candidate_columns(scores, targets[lo:hi])
-            safe = np.maximum(columns, 0)
             for method in methods:
                 normalised, evidence = out[method]
                 for j, raw in enumerate(scores):
-                    values, finite = normalise(raw, method)
-                    rows = np.arange(hi - lo)[:, None]
-                    valid_column = columns >= 0
-                    normalised[lo:hi, :, j] = np.where(valid_column, values[rows, safe], 0.0)
-                    evidence[lo:hi, :, j] = valid_column & finite[rows, safe]
+                    values, finite = normalise_at(raw, columns, method)
+                    normalised[lo:hi, :, j] = values
+                    evidence[lo:hi, :, j] = finite
         return out
 
     # ------------------------------------------------------------------------ scoring
@@ -413,33 +373,3 @@ class Ensemble(Recommender):
         self.weights_ = weights
         self.normalization_ = NORMALIZATIONS[int(state["normalization"])]
         self.valid_mrr_ = float(state["valid_mrr"])
-
-
-def candidate_columns(scores: list[np.ndarray], targets: np.ndarray) -> np.ndarray:
-    """Per case: the target, then the union of every member's best :data:`CANDIDATES`
-    items (finite scores), each once; ``-1`` pads. int64 ``[cases, 1 + CANDIDATES x M]``."""
-    n = len(targets)
-    columns = np.full((n, 1 + CANDIDATES * len(scores)), -1, dtype=np.int64)
-    columns[:, 0] = targets
-    for j, raw in enumerate(scores):
-        for row, (idx, _) in enumerate(select_top_k(raw, CANDIDATES)):
-            columns[row, 1 + j * CANDIDATES : 1 + j * CANDIDATES + idx.size] = idx
-    rest = columns[:, 1:]
-    rest[rest == targets[:, None]] = -1
-    rest.sort(axis=1)
-    rest[:, 1:][rest[:, 1:] == rest[:, :-1]] = -1
-    columns[:, 0] = np.where(targets >= 0, targets, -1)
-    return columns
-
-
-def candidate_ranks(
-    normalised: np.ndarray, evidence: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """Pessimistic rank of each case's target (column 0) among its candidates under
-    ``weights``; ``inf`` when no weighted member has evidence for the target."""
-    combined = normalised @ weights.astype(np.float32)  # [cases, width]
-    supported = np.asarray((evidence & (weights > 0)).any(axis=2))
-    combined = np.where(supported, combined, -np.inf)
-    target = combined[:, :1]
-    ahead = ((combined[:, 1:] >= target) & supported[:, 1:]).sum(axis=1)
-    return np.where(np.isfinite(target[:, 0]), 1.0 + ahead, np.inf)
