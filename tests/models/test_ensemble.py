@@ -289,3 +289,16 @@ def test_unknown_member_models_are_refused_at_fit() -> None:
         create_model("ensemble", {"members": "nosuchmodel"}).fit(WORLD)
     with pytest.raises(ConfigError, match="cannot be a member"):
         create_model("ensemble", {"members": "ensemble:inner"}).fit(WORLD)
+
+
+def test_parameters_from_the_command_line() -> None:
+    parsed = registry.parse_params(
+        "ensemble", ["members=sr,spop:popular", 'member_params={"popular": {}}', "grid_steps=4"]
+    )
+    assert parsed == {
+        "members": "sr,spop:popular",
+        "member_params": {"popular": {}},
+        "grid_steps": 4,
+    }
+    model = create_model("ensemble", parsed).fit(random_sessions())
+    assert set(model.member_weights()) == {"sr", "popular"}
