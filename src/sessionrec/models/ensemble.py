@@ -16,10 +16,12 @@ with a positive weight are fitted again on all the training sessions. A member w
 is 0 is not scored at serving time and is not refitted (it keeps its fit on the first part).
 
 The weight search ranks each validation target among a candidate set: the union of every
-member's best :data:`CANDIDATES` items and the target. An item outside every member's best
-:data:`CANDIDATES` is assumed not to beat the target; with fewer than :data:`CANDIDATES`
-members' worth of disagreement this is exact for the ranks within 20 that MRR@20 counts, and
-it keeps validation memory at ``cases x members x CANDIDATES`` instead of dense rows.
+member's best :data:`CANDIDATES` items and the target, so that validation memory is ``cases x
+members x CANDIDATES`` instead of dense rows. An item outside every member's best
+:data:`CANDIDATES` is not counted against the target. The ranks are exact when the
+candidates hold every item with evidence (small catalogues; tested against the dense
+ranks); otherwise they may place a target a little too high, and only the choice of weights
+rests on them: serving and test figures use the exact dense scores.
 
 The members are saved in ``members/LABEL/`` of the model folder; the weights, the chosen
 normalisation and the validation MRR are the state.
