@@ -302,3 +302,34 @@ def test_parameters_from_the_command_line() -> None:
     }
     model = create_model("ensemble", parsed).fit(random_sessions())
     assert set(model.member_weights()) == {"sr", "popular"}
+
+
+def test_served_explained_and_hot_reloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from sessionrec.serve.app import create_app
+    from sessionrec.serve.config import ServeConfig, VariantSpec
+
+    before = create_model("sr").fit(WORLD).save(tmp_path / "sr")
+    folder = (
+        create_model("ensemble", experts(even="even", odd="odd"))
+        .fit(WORLD)
+        .save(tmp_path / "ensemble")
+    )
+    monkeypatch.setenv("SESSIONREC_ADMIN_TOKEN", "ensemble-token")
+    config = ServeConfig(variants=(VariantSpec("default", str(before)),), reload_interval=0.0)
+    with TestClient(create_app(config)) as client:
+        reload = client.post(
+            "/v1/admin/models/default/reload",
+            json={"path": str(folder)},
+            headers={"Authorization": "Bearer ensemble-token"},
+        )
+        assert reload.status_code == 200, reload.text
+        body = {"items": ["x02"], "k": 1, "explain": True}
+        answer = client.post("/v1/recommendations", json=body).json()
+    assert answer["model"] == "ensemble"
+    assert [item["item_id"] for item in answer["items"]] == ["x03"]
+    reason = answer["items"][0]["reason"]
+    assert reason["kind"] == "session_items"  # the even expert's own reason
+    assert reason["session_items"] == [{"item_id": "x02", "weight": 1.0}]
