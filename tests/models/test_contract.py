@@ -32,6 +32,7 @@ CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
     "stamp": {"embedding_size": 8, "batch_size": 16, "n_epochs": 2},
     "srgnn": {"hidden_size": 8, "batch_size": 16, "n_epochs": 2},
     "sasrec": {"hidden_size": 16, "max_len": 8, "batch_size": 32, "n_epochs": 2},
+    "ensemble": {"members": "vstan,sr,spop:popular", "grid_steps": 5},
 }
 """Hyperparameters that keep a slow model quick on the fixture (e.g. one epoch)."""
 

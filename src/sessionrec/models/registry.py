@@ -15,6 +15,7 @@ from typing import Any
 from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab
 from sessionrec.models.base import Recommender
+from sessionrec.models.ensemble import Ensemble
 from sessionrec.models.itemknn import ItemKNN
 from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
 from sessionrec.models.neural.gru4rec import GRU4Rec
@@ -42,6 +43,7 @@ MODELS: dict[str, type[Recommender]] = {
     "stamp": STAMP,  # torch extra
     "srgnn": SRGNN,  # torch extra
     "sasrec": SASRec,  # needs the torch extra to fit or load; imports without it
+    "ensemble": Ensemble,  # members: any of the models above
 }
 
 
@@ -76,6 +78,10 @@ def create_model(name: str, params: dict[str, Any] | None = None) -> Recommender
             f"it takes: {', '.join(sorted(known)) or 'none'}"
         )
     return model_class(name)(**params)
+
+
+# The ensemble creates its members by name through this registry, which it cannot import.
+Ensemble.member_factory = create_model
 
 
 def parse_param(name: str, key: str, text: str) -> Any:
