@@ -32,6 +32,8 @@ CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
     "stamp": {"embedding_size": 8, "batch_size": 16, "n_epochs": 2},
     "srgnn": {"hidden_size": 8, "batch_size": 16, "n_epochs": 2},
     "sasrec": {"hidden_size": 16, "max_len": 8, "batch_size": 32, "n_epochs": 2},
+    # A base with sparse scores and cells switched on by the few validation cases there are.
+    "repeat": {"base": "vsknn", "valid_fraction": 0.3, "min_cases": 1},
 }
 """Hyperparameters that keep a slow model quick on the fixture (e.g. one epoch)."""
 
