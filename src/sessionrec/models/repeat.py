@@ -14,7 +14,8 @@ are described in :mod:`sessionrec.models.repeat_mixture`.
   :meth:`RepeatAware.wrap` does the same for a base fitted elsewhere.
 - **On by default where validation says it helps**: each cell of sessions (length, repeats so
   far) switches the layer on only when it beats the base on validation; elsewhere the
-  session gets the base's scores unchanged. A mixture off everywhere is the base itself.
+  session gets the base's scores unchanged (or, where that is what validation prefers, the
+  base's scores without the session's items). A mixture off everywhere is the base itself.
 - **Exact serving**: :meth:`RepeatAware.top_k` equals selecting from :meth:`RepeatAware.score`;
   it asks the base for its top new items (the base's own sparse search for session-kNN) and
   adds the session's items, with the caller's exclusions (business rules) inside the search.
@@ -38,7 +39,13 @@ from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
-from sessionrec.models.repeat_mixture import N_CELLS, Mixture, explore, learn_mixture
+from sessionrec.models.repeat_mixture import (
+    N_CELLS,
+    Mixture,
+    explore,
+    learn_mixture,
+    session_values,
+)
 from sessionrec.models.standalone import STANDALONE_MODELS, create_standalone
 
 
@@ -124,7 +131,7 @@ class RepeatAware(Recommender):
             values[items] = -np.inf  # new items only: their best sets the explore scale
             if np.isfinite(values).any():
                 values[:] = explore(values, float(values.max()))
-            values[items] = np.float32(beta) * repeat
+            values[items] = session_values(beta, repeat)
         return scores
 
     def top_k(
@@ -159,7 +166,7 @@ class RepeatAware(Recommender):
                 if vals.size:
                     vals = explore(vals.astype(np.float32, copy=False), float(vals[0]))
                 idx = np.concatenate([idx.astype(np.int64), items])
-                vals = np.concatenate([vals, np.float32(beta) * repeat])
+                vals = np.concatenate([vals, session_values(beta, repeat)])
                 if banned[j].size:
                     keep = ~np.isin(idx, banned[j])
                     idx, vals = idx[keep], vals[keep]
@@ -183,7 +190,7 @@ class RepeatAware(Recommender):
         return self.base_.training_counts()
 
     def recommends_repeats(self) -> bool:
-        """True when validation switched the layer on for some sessions."""
+        """True when validation switched the layer on (``beta > 0``) for some sessions."""
         self._check_fitted()
         return self.mixture_.is_on
 
@@ -193,7 +200,7 @@ class RepeatAware(Recommender):
         scores; the base's reason for every other item."""
         beta = self.mixture_.session_beta(session)
         reasons: list[Reason | None] = [None] * targets.size
-        if beta is not None:
+        if beta is not None and beta > 0:
             items, repeat = self.mixture_.repeat_scores(session)
             names = self.vocab_.decode(items)
             for t, target in enumerate(targets.tolist()):

@@ -18,7 +18,10 @@ the search exact and sparse (the base's top list of new items plus the session i
 
 **Cells** (the session features ``beta`` depends on): the session length (1, 2, 3, 4-5, 6-9,
 10+ clicks) and whether the session already repeats an item. Each cell is either *off*
-(``beta`` is NaN: the session gets the base's scores unchanged) or *on* with its ``beta``.
+(``beta`` is NaN: the session gets the base's scores unchanged), *on* with its ``beta > 0``,
+or *no repeats* (``beta = 0``): the session items get no score at all, exactly what
+``exclude_seen`` does, which validation picks where the next click never repeats and the base
+ranks the session's items high anyway.
 Seconds since the last click are not a feature yet: the benchmark files carry no times.
 
 **Learning** (:func:`learn_mixture`): every next-click case of a validation split is ranked
@@ -52,7 +55,7 @@ N_CELLS = 2 * LENGTH_EDGES.size
 
 DECAYS = (0.25, 0.5, 0.75, 0.9, 1.0)
 POWERS = (0.0, 0.5, 1.0)
-BETAS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
+BETAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
 """The grid validation searches: recency decay, frequency power, repeat odds per cell."""
 
 CUTOFF = 20
@@ -76,7 +79,8 @@ class Mixture:
 
     @property
     def is_on(self) -> bool:
-        return bool(np.isfinite(self.beta).any())
+        """Whether some cell recommends repeats (``beta > 0``)."""
+        return bool((self.beta > 0).any())
 
     def session_beta(self, session: np.ndarray) -> float | None:
         """The session's ``beta``, ``None`` where its cell is off (or it is empty)."""
@@ -94,6 +98,14 @@ class Mixture:
         order = np.argsort(first, kind="stable")
         raw = repeat_raw(self.decay, self.power, first[order], counts[order])
         return items[order], (raw / raw.max()).astype(np.float32)
+
+
+def session_values(beta: float, repeat: np.ndarray) -> np.ndarray:
+    """The layer's scores of the session items (float32): ``beta · repeat``, and no score at
+    all (``-inf``) when ``beta`` is 0: the cell then recommends no repeat."""
+    if beta == 0:
+        return np.full(repeat.shape, -np.inf, dtype=np.float32)
+    return np.float32(beta) * repeat
 
 
 def cell_of(lengths: np.ndarray, repeats: np.ndarray) -> np.ndarray:
@@ -215,7 +227,7 @@ def _mixture_gains(data: _Cases, decay: float, power: float, beta: float) -> np.
     best = np.zeros(n, dtype=np.float64)
     np.maximum.at(best, data.owner, raw)
     repeat = (raw / best[data.owner]).astype(np.float32)
-    session_scores = np.float32(beta) * repeat
+    session_scores = session_values(beta, repeat)
     value = data.target_explore.copy()
     is_session = data.target_entry >= 0
     value[is_session] = session_scores[data.target_entry[is_session]]
