@@ -47,6 +47,7 @@ from sessionrec.models.repeat_mixture import (
     session_values,
 )
 from sessionrec.models.standalone import STANDALONE_MODELS, create_standalone
+from sessionrec.models.topk import rank_targets
 
 
 class RepeatAware(Recommender):
@@ -175,6 +176,25 @@ class RepeatAware(Recommender):
                 order = np.lexsort((idx, -vals))[:k]  # best first, ties by lower index
                 results[row] = (idx[order], vals[order])
         return [r for r in results if r is not None]
+
+    def target_ranks(self, batch: SessionBatch, targets: np.ndarray) -> np.ndarray:
+        """Pessimistic ranks: the base's own (fast) ranks for sessions whose cell is off, the
+        ranks in :meth:`score`'s rows for the others."""
+        targets = np.asarray(targets, dtype=np.int64)
+        if targets.shape != (len(batch),):
+            raise DataError(f"expected one target per session ({len(batch)}), got {targets.shape}")
+        betas = self._session_betas(batch)
+        ranks = np.empty(len(batch), dtype=np.float64)
+        for rows, ranker in (
+            ([r for r, beta in enumerate(betas) if beta is None], self.base_.target_ranks),
+            ([r for r, beta in enumerate(betas) if beta is not None], self._dense_ranks),
+        ):
+            if rows:
+                ranks[rows] = ranker(_rows(batch, rows), targets[rows])
+        return ranks
+
+    def _dense_ranks(self, batch: SessionBatch, targets: np.ndarray) -> np.ndarray:
+        return rank_targets(self.score(batch), targets, "pessimistic")
 
     def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
         """The base's fallback sessions, less those whose own items the layer scores."""

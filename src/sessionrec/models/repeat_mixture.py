@@ -53,6 +53,11 @@ LENGTH_EDGES = np.array([1, 2, 3, 4, 6, 10], dtype=np.int64)
 N_CELLS = 2 * LENGTH_EDGES.size
 """Length bucket x (the session repeats an item already or not)."""
 
+CELL_LABELS = tuple(
+    f"{length}{kind}" for length in ("1", "2", "3", "4-5", "6-9", "10+") for kind in ("", "/rep")
+)
+"""The cells by name, in order: "4-5/rep" holds sessions of 4 or 5 clicks with a repeat."""
+
 DECAYS = (0.25, 0.5, 0.75, 0.9, 1.0)
 POWERS = (0.0, 0.5, 1.0)
 BETAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
