@@ -155,24 +155,30 @@ class RepeatAware(Recommender):
                 results[row] = answer
         if on:
             repeats = [self.mixture_.repeat_scores(batch.session(row)) for row in on]
-            banned = [_as_index(None if exclude is None else exclude[row]) for row in on]
-            # Enough new items that k are left after the caller's exclusions.
-            depth = k + max(b.size for b in banned)
-            news = self.base_.top_k(_rows(batch, on), depth, [items for items, _ in repeats])
+            banned = [set() if exclude is None else set(_as_index(exclude[r]).tolist()) for r in on]
+            # Deep enough that k new items are left once the session's items and the caller's
+            # exclusions are taken out. Filtering here rather than through the base's
+            # ``exclude`` keeps the small sets in Python (numpy's isin costs ~0.1 ms a call).
+            depth = k + max(
+                len(items) + len(b) for (items, _), b in zip(repeats, banned, strict=True)
+            )
+            news = self.base_.top_k(_rows(batch, on), depth)
             for j, row in enumerate(on):
-                idx, vals = news[j]
                 beta = betas[row]
                 assert beta is not None
                 items, repeat = repeats[j]
-                if vals.size:
-                    vals = explore(vals.astype(np.float32, copy=False), float(vals[0]))
-                idx = np.concatenate([idx.astype(np.int64), items])
+                idx, vals = news[j]
+                seen = set(items.tolist())
+                new = np.fromiter((i not in seen for i in idx.tolist()), bool, idx.size)
+                idx, vals = idx[new].astype(np.int64), vals[new].astype(np.float32, copy=False)
+                if vals.size:  # the best new item sets the scale, excluded or not
+                    vals = explore(vals, float(vals[0]))
+                idx = np.concatenate([idx, items])
                 vals = np.concatenate([vals, session_values(beta, repeat)])
-                if banned[j].size:
-                    keep = ~np.isin(idx, banned[j])
-                    idx, vals = idx[keep], vals[keep]
-                finite = np.isfinite(vals)
-                idx, vals = idx[finite], vals[finite]
+                keep = np.isfinite(vals)
+                if banned[j]:
+                    keep &= np.fromiter((i not in banned[j] for i in idx.tolist()), bool, idx.size)
+                idx, vals = idx[keep], vals[keep]
                 order = np.lexsort((idx, -vals))[:k]  # best first, ties by lower index
                 results[row] = (idx[order], vals[order])
         return [r for r in results if r is not None]
@@ -264,6 +270,8 @@ class RepeatAware(Recommender):
 
 def _rows(batch: SessionBatch, rows: list[int]) -> SessionBatch:
     """The sessions ``rows`` of ``batch`` (with their times) as a batch of their own."""
+    if len(rows) == len(batch):  # all of them (rows are increasing): no copy
+        return batch
     sessions = [batch.session(r) for r in rows]
     times = None
     if batch.times is not None:

@@ -36,7 +36,9 @@ when repeats do not help.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +51,7 @@ log = logging.getLogger("sessionrec.models")
 
 LENGTH_EDGES = np.array([1, 2, 3, 4, 6, 10], dtype=np.int64)
 """Lower bounds of the session-length buckets: 1, 2, 3, 4-5, 6-9, 10+ clicks."""
+_EDGES = LENGTH_EDGES.tolist()
 
 N_CELLS = 2 * LENGTH_EDGES.size
 """Length bucket x (the session repeats an item already or not)."""
@@ -91,18 +94,27 @@ class Mixture:
         """The session's ``beta``, ``None`` where its cell is off (or it is empty)."""
         if session.size == 0:
             return None
-        repeats = np.unique(session).size < session.size
-        beta = self.beta[cell_of(np.array([session.size]), np.array([repeats]))[0]]
-        return float(beta) if np.isfinite(beta) else None
+        clicks = session.tolist()  # one session: Python beats numpy's per-call overhead
+        bucket = bisect.bisect_right(_EDGES, len(clicks)) - 1
+        beta = float(self.beta[2 * bucket + (len(set(clicks)) < len(clicks))])
+        return beta if math.isfinite(beta) else None
 
     def repeat_scores(self, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The distinct items of a non-empty session (most recent first) and their
         ``repeat`` scores (float32, the largest is 1)."""
-        backwards = np.asarray(session, dtype=np.int64)[::-1]
-        items, first, counts = np.unique(backwards, return_index=True, return_counts=True)
-        order = np.argsort(first, kind="stable")
-        raw = repeat_raw(self.decay, self.power, first[order], counts[order])
-        return items[order], (raw / raw.max()).astype(np.float32)
+        since: dict[int, int] = {}  # insertion order: most recent first
+        counts: dict[int, int] = {}
+        for position, item in enumerate(reversed(np.asarray(session).tolist())):
+            since.setdefault(item, position)
+            counts[item] = counts.get(item, 0) + 1
+        items = np.fromiter(since, dtype=np.int64, count=len(since))
+        raw = repeat_raw(
+            self.decay,
+            self.power,
+            np.fromiter(since.values(), dtype=np.int64, count=len(since)),
+            np.fromiter((counts[i] for i in since), dtype=np.int64, count=len(since)),
+        )
+        return items, (raw / raw.max()).astype(np.float32)
 
 
 def session_values(beta: float, repeat: np.ndarray) -> np.ndarray:
