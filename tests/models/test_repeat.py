@@ -85,15 +85,15 @@ def test_cells_are_length_buckets_times_repeats_so_far() -> None:
     assert mixture.session_beta(np.array([], dtype=np.int64)) is None
 
 
-def test_score_of_new_items_is_the_base_scaled_and_of_session_items_beta_times_repeat() -> None:
+def test_new_items_keep_the_base_score_and_session_items_get_beta_times_repeat() -> None:
     train = SessionData.from_sequences([[0, 1, 1, 1], [1, 2, 2], [3]])  # clicks 1, 4, 2, 1
     base = Pop().fit(train)
     model = RepeatAware.wrap(base, SessionData.from_sequences([[0, 1]]))
     model.mixture_ = Mixture(0.5, 0.0, np.full(N_CELLS, 0.3))
     scores = model.score(SessionBatch.from_sequences([[3, 1, 3], []]))
-    # Session items 3 (d=0) and 1 (d=1): 0.3 * 1 and 0.3 * 0.5. New items 0 and 2 (clicks 1
-    # and 2) over the best new item's clicks (2): 0.5 and 1. The empty session is the base's.
-    np.testing.assert_allclose(scores[0], [0.5, 0.15, 1.0, 0.3], rtol=1e-6)
+    # New items 0 and 2 keep their clicks (1 and 2); the best of them (2) scales the session
+    # items 3 (d=0) and 1 (d=1): 2 * 0.3 * 1 and 2 * 0.3 * 0.5. The empty session is the base's.
+    np.testing.assert_allclose(scores[0], [1.0, 0.3, 2.0, 0.6], rtol=1e-6)
     np.testing.assert_array_equal(scores[1], [1, 4, 2, 1])
 
 

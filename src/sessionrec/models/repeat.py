@@ -42,9 +42,8 @@ from sessionrec.models.params import check_choice, check_float, check_int, check
 from sessionrec.models.repeat_mixture import (
     N_CELLS,
     Mixture,
-    explore,
     learn_mixture,
-    session_values,
+    session_scores,
 )
 from sessionrec.models.standalone import STANDALONE_MODELS, create_standalone
 from sessionrec.models.topk import rank_targets
@@ -129,10 +128,9 @@ class RepeatAware(Recommender):
                 continue
             items, repeat = self.mixture_.repeat_scores(batch.session(row))
             values = scores[row]
-            values[items] = -np.inf  # new items only: their best sets the explore scale
-            if np.isfinite(values).any():
-                values[:] = explore(values, float(values.max()))
-            values[items] = session_values(beta, repeat)
+            values[items] = -np.inf  # new items only: their best sets the scale
+            best = float(values.max()) if np.isfinite(values).any() else None
+            values[items] = session_scores(beta, repeat, best)
         return scores
 
     def top_k(
@@ -171,10 +169,9 @@ class RepeatAware(Recommender):
                 seen = set(items.tolist())
                 new = np.fromiter((i not in seen for i in idx.tolist()), bool, idx.size)
                 idx, vals = idx[new].astype(np.int64), vals[new].astype(np.float32, copy=False)
-                if vals.size:  # the best new item sets the scale, excluded or not
-                    vals = explore(vals, float(vals[0]))
+                best = float(vals[0]) if vals.size else None  # excluded or not: as in score
                 idx = np.concatenate([idx, items])
-                vals = np.concatenate([vals, session_values(beta, repeat)])
+                vals = np.concatenate([vals, session_scores(beta, repeat, best)])
                 keep = np.isfinite(vals)
                 if banned[j]:
                     keep &= np.fromiter((i not in banned[j] for i in idx.tolist()), bool, idx.size)
@@ -222,18 +219,17 @@ class RepeatAware(Recommender):
 
     # ---------------------------------------------------------- explanations
     def _explain(self, session: np.ndarray, targets: np.ndarray, top: int) -> list[Reason]:
-        """``"repeat"`` naming the item itself for the session items a switched-on cell
-        scores; the base's reason for every other item."""
+        """``"repeat"`` naming the item itself, weighed by its score, for the session items a
+        switched-on cell scores; the base's reason for every other item."""
         beta = self.mixture_.session_beta(session)
         reasons: list[Reason | None] = [None] * targets.size
         if beta is not None and beta > 0:
-            items, repeat = self.mixture_.repeat_scores(session)
-            names = self.vocab_.decode(items)
+            scores = self.score(SessionBatch.from_sequences([session]))[0]
+            items = np.unique(session)
             for t, target in enumerate(targets.tolist()):
-                where = np.flatnonzero(items == target)
-                if where.size:
-                    j = int(where[0])
-                    reasons[t] = Reason("repeat", ((names[j], float(beta * repeat[j])),))
+                if target in items:
+                    (name,) = self.vocab_.decode(np.array([target]))
+                    reasons[t] = Reason("repeat", ((name, float(scores[target])),))
         rest = [t for t, reason in enumerate(reasons) if reason is None]
         if rest:
             delegated = self.base_._explain(session, targets[rest], top)

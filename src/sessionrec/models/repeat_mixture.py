@@ -3,18 +3,21 @@ learns it.
 
 For a session ``s`` whose cell (below) is switched on, the layer scores
 
-- a **new item** ``i`` (not in ``s``): ``explore(i) = base(i) / m`` where ``m`` is the best
-  base score of the new items when it is positive (``base(i) - m + 1`` otherwise): the base's
-  own order, scaled so that the best new item scores 1;
-- a **session item** ``i``: ``beta(cell) · repeat(i)`` with
+- a **new item** ``i`` (not in ``s``): the base's score, unchanged (so the base's order and
+  ties, exactly);
+- a **session item** ``i``: ``m · beta(cell) · repeat(i)``, where ``m`` is the best base score
+  of the new items (when it is positive; ``m - 1 + beta · repeat(i)`` otherwise, and
+  ``beta · repeat(i)`` when no new item has a score) and
   ``repeat(i) = decay^d(i) · count(i)^power``, divided by its largest value in the session
-  (so that the most repeatable item scores 1). ``d(i)``: clicks after the item's last click
+  (so that the most repeatable item has 1). ``d(i)``: clicks after the item's last click
   (0 for the last click, recency and position in one); ``count(i)``: its clicks (frequency).
 
-This is RepeatNet's split (Ren et al., AAAI 2019) into a repeat mode over the session's items
-and an explore mode over new items, made model-agnostic: ``beta`` is the odds of repeating
-against the best new item. It does not use the base's score of session items, which keeps
-the search exact and sparse (the base's top list of new items plus the session items).
+In units of the best new item (``explore(i) = base(i) / m``, 1 for the best new item) a
+session item scores ``beta · repeat(i)``: this is RepeatNet's split (Ren et al., AAAI 2019)
+into a repeat mode over the session's items and an explore mode over new items, made
+model-agnostic, and ``beta`` is the odds of repeating against the best new item. The layer
+does not use the base's score of session items, which keeps the search exact and sparse
+(the base's top list plus the session's items).
 
 **Cells** (the session features ``beta`` depends on): the session length (1, 2, 3, 4-5, 6-9,
 10+ clicks) and whether the session already repeats an item. Each cell is either *off*
@@ -117,14 +120,6 @@ class Mixture:
         return items, (raw / raw.max()).astype(np.float32)
 
 
-def session_values(beta: float, repeat: np.ndarray) -> np.ndarray:
-    """The layer's scores of the session items (float32): ``beta · repeat``, and no score at
-    all (``-inf``) when ``beta`` is 0: the cell then recommends no repeat."""
-    if beta == 0:
-        return np.full(repeat.shape, -np.inf, dtype=np.float32)
-    return np.float32(beta) * repeat
-
-
 def cell_of(lengths: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     """The cell of sessions of ``lengths`` >= 1 that repeat an item already or not."""
     bucket = np.searchsorted(LENGTH_EDGES, lengths, side="right") - 1
@@ -136,20 +131,26 @@ def repeat_raw(decay: float, power: float, since: np.ndarray, counts: np.ndarray
     return np.power(decay, since.astype(np.float64)) * np.power(counts.astype(np.float64), power)
 
 
-def explore_scale(best: float) -> tuple[bool, np.float32]:
-    """How new items' base scores become ``explore`` scores: divide by the best one when it is
-    positive, otherwise shift it to 1 (either keeps the base's order)."""
-    if best > 0:
-        return True, np.float32(best)
-    return False, np.float32(best)
-
-
 def explore(values: np.ndarray, best: float) -> np.ndarray:
-    """``explore`` of float32 base scores given the best base score of the new items."""
-    divide, m = explore_scale(best)
-    if divide:
-        return values / m
-    return values - m + np.float32(1.0)
+    """Float32 base scores of new items in units of the best one, ``best`` (what learning
+    compares ``beta · repeat`` with)."""
+    if best > 0:
+        return values / np.float32(best)
+    return values - np.float32(best) + np.float32(1.0)
+
+
+def session_scores(beta: float, repeat: np.ndarray, best: float | None) -> np.ndarray:
+    """The layer's float32 scores of the session items given the best base score of the new
+    items (``None``: no new item has one); ``-inf`` for all when ``beta`` is 0 (the cell then
+    recommends no repeat)."""
+    if beta == 0:
+        return np.full(repeat.shape, -np.inf, dtype=np.float32)
+    odds = np.float32(beta) * repeat
+    if best is None:
+        return odds
+    if best > 0:
+        return odds * np.float32(best)
+    return odds + np.float32(best) - np.float32(1.0)
 
 
 # ------------------------------------------------------------------------------- learning
@@ -244,14 +245,12 @@ def _mixture_gains(data: _Cases, decay: float, power: float, beta: float) -> np.
     best = np.zeros(n, dtype=np.float64)
     np.maximum.at(best, data.owner, raw)
     repeat = (raw / best[data.owner]).astype(np.float32)
-    session_scores = session_values(beta, repeat)
+    session_odds = session_scores(beta, repeat, None)  # in units of the best new item
     value = data.target_explore.copy()
     is_session = data.target_entry >= 0
-    value[is_session] = session_scores[data.target_entry[is_session]]
+    value[is_session] = session_odds[data.target_entry[is_session]]
     above_new = (data.top >= value[:, None]).sum(axis=1)
-    above_session = np.bincount(
-        data.owner, weights=session_scores >= value[data.owner], minlength=n
-    )
+    above_session = np.bincount(data.owner, weights=session_odds >= value[data.owner], minlength=n)
     ranks = (above_new + above_session).astype(np.float64)
     ranks[~np.isfinite(value)] = np.inf
     return gain(ranks)
