@@ -25,7 +25,9 @@ does not use the base's score of session items, which keeps the search exact and
 or *no repeats* (``beta = 0``): the session items get no score at all, exactly what
 ``exclude_seen`` does, which validation picks where the next click never repeats and the base
 ranks the session's items high anyway.
-Seconds since the last click are not a feature yet: the benchmark files carry no times.
+Time is not a feature yet: the benchmark files carry no times, and offline the "seconds since
+the last click" at prediction time is the time until the target click (it would leak the
+answer); the leak-free candidate is the gap between the session's last two clicks.
 
 **Learning** (:func:`learn_mixture`): every next-click case of a validation split is ranked
 (pessimistic ties, cut-off :data:`CUTOFF`) by the base and by every mixture of a coarse grid
