@@ -33,6 +33,8 @@ CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
     "srgnn": {"hidden_size": 8, "batch_size": 16, "n_epochs": 2},
     "sasrec": {"hidden_size": 16, "max_len": 8, "batch_size": 32, "n_epochs": 2},
     "ensemble": {"members": "vstan,sr,spop:popular", "grid_steps": 5},
+    # A base with sparse scores and cells switched on by the few validation cases there are.
+    "repeat": {"base": "vsknn", "valid_fraction": 0.3, "min_cases": 1},
 }
 """Hyperparameters that keep a slow model quick on the fixture (e.g. one epoch)."""
 

@@ -15,7 +15,7 @@ from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import mrr
 from sessionrec.models import registry
 from sessionrec.models.base import Reason, Recommender, SessionBatch
-from sessionrec.models.ensemble import Ensemble, parse_members
+from sessionrec.models.ensemble import MEMBER_MODELS, Ensemble, parse_members
 from sessionrec.models.ensemble_fusion import normalise, normalise_at, simplex_grid
 from sessionrec.models.persist import MANIFEST
 from sessionrec.models.registry import create_model, load_model
@@ -91,6 +91,8 @@ class Expert(Recommender):
 
 @pytest.fixture(autouse=True)
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A member by name (fitting) and a saved member folder (loading) both find the test model.
+    monkeypatch.setitem(MEMBER_MODELS, Expert.name, Expert)
     monkeypatch.setitem(registry.MODELS, Expert.name, Expert)
 
 
@@ -285,7 +287,7 @@ def test_bad_parameters_are_refused(params: dict[str, object], message: str) -> 
 
 
 def test_unknown_member_models_are_refused_at_fit() -> None:
-    with pytest.raises(ConfigError, match="unknown model"):
+    with pytest.raises(ConfigError, match="unknown ensemble member .nosuchmodel."):
         create_model("ensemble", {"members": "nosuchmodel"}).fit(WORLD)
     with pytest.raises(ConfigError, match="cannot be a member"):
         create_model("ensemble", {"members": "ensemble:inner"}).fit(WORLD)

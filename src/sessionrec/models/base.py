@@ -13,8 +13,9 @@
 - What callers may ask beyond scoring is declared here with a default, never probed with
   ``getattr``: :meth:`Recommender.target_ranks` (the fast path of validation),
   :meth:`Recommender.fallback_mask` (which sessions got the model's own popularity
-  fallback), :meth:`Recommender.training_history` (per-epoch figures of trained models) and
-  :meth:`Recommender.training_counts` (the training clicks per item a model keeps).
+  fallback), :meth:`Recommender.training_history` (per-epoch figures of trained models),
+  :meth:`Recommender.training_counts` (the training clicks per item a model keeps) and
+  :meth:`Recommender.recommends_repeats` (whether serving should keep the session's items).
 - :meth:`Recommender.explain` gives one :class:`Reason` per recommended item. It is a
   separate, slower path (the default scores the session once per distinct item), never
   called by ``recommend``/``score``.
@@ -105,7 +106,7 @@ TopK = tuple[np.ndarray, np.ndarray]
 _ABLATION_CHUNK = 32
 """Sessions scored per call by the ablation default (bounds its memory to 32 dense rows)."""
 
-REASON_KINDS = ("session_items", "neighbours", "embedding", "ablation", "popular")
+REASON_KINDS = ("session_items", "neighbours", "embedding", "ablation", "popular", "repeat")
 """What a :class:`Reason` rests on (see :class:`Reason`)."""
 
 
@@ -124,6 +125,8 @@ class Reason:
     - ``"ablation"``: the drop of the item's score when a session item is removed (the
       model-agnostic default);
     - ``"popular"``: the item is recommended for its popularity, not for the session.
+    - ``"repeat"``: the item is one of the session's own ("you viewed this"), recommended by
+      a repeat layer (:mod:`sessionrec.models.repeat`); the weight is its repeat score.
 
     ``session_items``: (external item id, weight) of the session items that contributed
     most, best first. ``neighbour_sessions``: (index of the training session in the
@@ -301,6 +304,12 @@ class Recommender(abc.ABC):
         its own fallback or sampling); ``None`` otherwise. Serving ranks its popularity
         fallback by them when no other popularity is given."""
         return None
+
+    def recommends_repeats(self) -> bool:
+        """Whether the model was built to recommend the session's own items again (a repeat
+        layer that validation switched on). Serving then keeps those items by default instead
+        of excluding them (``exclude_seen``); the default says no."""
+        return False
 
     def top_k(
         self,

@@ -30,8 +30,8 @@ normalisation and the validation MRR are the state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,13 +52,16 @@ from sessionrec.models.ensemble_fusion import (
 )
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.persist import MEMBER_NAME
+from sessionrec.models.repeat import RepeatAware
+from sessionrec.models.standalone import STANDALONE_MODELS, create_from
 
 logger = logging.getLogger(__name__)
 
 CUTOFF = 20
 """The weights maximise MRR at this cut-off on validation."""
 
-MemberFactory = Callable[[str, dict[str, Any]], Recommender]
+MEMBER_MODELS: dict[str, type[Recommender]] = {**STANDALONE_MODELS, RepeatAware.name: RepeatAware}
+"""What an ensemble's ``members`` may name: every registered model but the ensemble itself."""
 
 
 def parse_members(spec: str) -> list[tuple[str, str]]:
@@ -93,10 +96,6 @@ class Ensemble(Recommender):
     """
 
     name = "ensemble"
-
-    member_factory: ClassVar[MemberFactory | None] = None
-    """Creates a registered model by name. The registry imports this module, so it hands
-    its ``create_model`` over here instead of being imported (no import circle)."""
 
     def __init__(
         self,
@@ -137,17 +136,14 @@ class Ensemble(Recommender):
         return [label for _, label in parse_members(self.members)]
 
     def _new_members(self) -> dict[str, Recommender]:
-        factory = type(self).member_factory
-        if factory is None:
-            raise ModelError("no member factory: import sessionrec.models.registry first")
         out = {}
         for name, label in parse_members(self.members):
             if name == self.name:
                 raise ConfigError("an ensemble cannot be a member of an ensemble")
             params = dict((self.member_params or {}).get(label, {}))
-            model = factory(name, params)
+            model = create_from(MEMBER_MODELS, name, params, role="ensemble member")
             if "seed" in model.get_params() and "seed" not in params:
-                model = factory(name, {**params, "seed": self.seed})
+                model = create_from(MEMBER_MODELS, name, {**params, "seed": self.seed})
             out[label] = model
         return out
 

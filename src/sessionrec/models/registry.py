@@ -16,33 +16,13 @@ from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab
 from sessionrec.models.base import Recommender
 from sessionrec.models.ensemble import Ensemble
-from sessionrec.models.itemknn import ItemKNN
-from sessionrec.models.knn import SKNN, STAN, VMISKNN, VSKNN, VSTAN
-from sessionrec.models.neural.gru4rec import GRU4Rec
-from sessionrec.models.neural.narm import NARM
-from sessionrec.models.neural.sasrec import SASRec
-from sessionrec.models.neural.srgnn import SRGNN
-from sessionrec.models.neural.stamp import STAMP
 from sessionrec.models.persist import MANIFEST, MEMBER_NAME, MEMBERS, read_arrays, read_manifest
-from sessionrec.models.popular import Pop, SessionPop
-from sessionrec.models.rules import Markov, SequentialRules
+from sessionrec.models.repeat import RepeatAware
+from sessionrec.models.standalone import STANDALONE_MODELS
 
 MODELS: dict[str, type[Recommender]] = {
-    "pop": Pop,
-    "spop": SessionPop,
-    "markov": Markov,
-    "sr": SequentialRules,
-    "itemknn": ItemKNN,
-    "sknn": SKNN,
-    "vsknn": VSKNN,
-    "stan": STAN,
-    "vstan": VSTAN,
-    "vmisknn": VMISKNN,
-    "gru4rec": GRU4Rec,  # needs the torch extra to fit or load; imports without it
-    "narm": NARM,  # torch extra, like gru4rec
-    "stamp": STAMP,  # torch extra
-    "srgnn": SRGNN,  # torch extra
-    "sasrec": SASRec,  # needs the torch extra to fit or load; imports without it
+    **STANDALONE_MODELS,  # pop, spop, markov, sr, itemknn, the kNN family, the neural models
+    "repeat": RepeatAware,  # a layer over any standalone model: repeat-aware scoring
     "ensemble": Ensemble,  # members: any of the models above
 }
 
@@ -81,7 +61,6 @@ def create_model(name: str, params: dict[str, Any] | None = None) -> Recommender
 
 
 # The ensemble creates its members by name through this registry, which it cannot import.
-Ensemble.member_factory = create_model
 
 
 def parse_param(name: str, key: str, text: str) -> Any:

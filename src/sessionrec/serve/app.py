@@ -22,6 +22,12 @@ carries ``reason: {"kind", "session_items": [{"item_id", "weight"}], "neighbour_
 [{"session", "weight"}]}`` (see :meth:`~sessionrec.models.base.Recommender.explain`);
 without it the answer is byte for byte what it was before explanations existed.
 
+The session's own items: answers leave them out (``exclude_seen``) unless the served model
+recommends repeats (:meth:`~sessionrec.models.base.Recommender.recommends_repeats`: a
+``repeat`` layer that validation switched on), for which leaving them out would drop what it
+learned to recommend. ``--exclude-seen`` / ``--no-exclude-seen`` fix the default for every
+model, and a request's ``exclude_seen`` wins over both.
+
 Where the rest lives: the shared state and its dependency in :mod:`~sessionrec.serve.deps`,
 the schemas (built per app from the configured limits) in :mod:`~sessionrec.serve.schemas`,
 the answer itself in :mod:`~sessionrec.serve.recommend`, errors in

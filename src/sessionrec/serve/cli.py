@@ -61,6 +61,16 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
+def _exclude_seen_default(args: argparse.Namespace) -> bool | None:
+    """``--exclude-seen``: True, ``--no-exclude-seen``: False, neither: None (the served
+    model decides: see :attr:`sessionrec.serve.config.ServeConfig.exclude_seen`)."""
+    if args.exclude_seen and args.no_exclude_seen:  # both from the environment
+        raise ConfigError("--exclude-seen and --no-exclude-seen contradict each other")
+    if args.exclude_seen:
+        return True
+    return False if args.no_exclude_seen else None
+
+
 def add_parsers(subparsers: Any) -> None:
     """Add ``serve`` and ``replay`` to the main CLI's subparsers."""
     p = subparsers.add_parser(
@@ -130,7 +140,15 @@ def add_parsers(subparsers: Any) -> None:
         default=_env("unlisted", "exclude"),
         help="items missing from the catalog: never shown (default) or allowed",
     )
-    p.add_argument(
+    seen = p.add_mutually_exclusive_group()
+    seen.add_argument(
+        "--exclude-seen",
+        action="store_true",
+        default=_env("exclude_seen", False, _flag),
+        help="by default remove the session's own items, even for a model that recommends "
+        "repeats (default: remove them unless the model recommends repeats)",
+    )
+    seen.add_argument(
         "--no-exclude-seen",
         action="store_true",
         default=_env("no_exclude_seen", False, _flag),
@@ -195,7 +213,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         max_session_length=args.max_session_length,
         max_id_length=args.max_id_length,
         max_body_bytes=args.max_body_bytes,
-        exclude_seen=not args.no_exclude_seen,
+        exclude_seen=_exclude_seen_default(args),
         catalog=args.catalog,
         popularity=args.popularity,
         include_categories=tuple(args.include_category),

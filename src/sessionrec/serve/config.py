@@ -106,8 +106,12 @@ class ServeConfig:
     max_exclude: int = 500
     """Most item ids a request may list in ``exclude_items`` / category filters."""
 
-    exclude_seen: bool = True
-    """Default of the ``exclude_seen`` request option."""
+    exclude_seen: bool | None = None
+    """Default of the ``exclude_seen`` request option. ``None`` (the default): leave out the
+    session's items unless the served model recommends repeats
+    (:meth:`~sessionrec.models.base.Recommender.recommends_repeats`, a repeat layer that
+    validation switched on), since excluding them would drop exactly what that model learned
+    to recommend; ``True`` / ``False`` force it for every model."""
     catalog: str | None = None
     popularity: str | None = None
     """Optional popularity source: a sessions-txt file (clicks are counted) or a table."""

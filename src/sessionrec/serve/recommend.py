@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from sessionrec._errors import ConfigError, SessionrecError
+from sessionrec.models.base import Recommender
 from sessionrec.serve.deps import ServiceState
 from sessionrec.serve.errors import ApiError, json_response
 from sessionrec.serve.registry import LoadedModel, Variant
@@ -84,6 +85,16 @@ def explain(loaded: LoadedModel, session: list[str], ranked: Ranked) -> list[Any
     return reasons
 
 
+def excludes_seen(opts: Options, model: Recommender) -> bool:
+    """Whether the answer leaves out the session's own items: as the request (or the
+    service's ``--exclude-seen`` / ``--no-exclude-seen``) says, otherwise yes unless the
+    model recommends repeats (a switched-on repeat layer: excluding the session's items
+    would drop what it learned to recommend)."""
+    if opts.exclude_seen is not None:
+        return opts.exclude_seen
+    return not model.recommends_repeats()
+
+
 async def answer(
     state: ServiceState,
     variant: Variant,
@@ -101,7 +112,7 @@ async def answer(
             items,
             opts.k,
             times=times,
-            exclude_seen=opts.exclude_seen,
+            exclude_seen=excludes_seen(opts, loaded.model),
             exclude_items=opts.exclude_items,
             filters=opts.filters,
             fallback=opts.fallback,

@@ -44,7 +44,8 @@ class Options:
     """What a recommendation request asks for, whichever endpoint it came through."""
 
     k: int
-    exclude_seen: bool
+    exclude_seen: bool | None
+    """``None``: the served model decides (:func:`sessionrec.serve.recommend.excludes_seen`)."""
     fallback: bool
     filters: Filters
     exclude_items: tuple[str, ...]
@@ -181,7 +182,13 @@ def build_request_models(config: ServeConfig) -> RequestModels:
         k: K = Field(config.default_k, description="How many items (at most).")
         exclude_seen: bool | None = Field(
             None,
-            description=f"Never recommend the session's items (default {config.exclude_seen}).",
+            description="Never recommend the session's items (default: "
+            + (
+                "yes unless the model recommends repeats"
+                if config.exclude_seen is None
+                else str(config.exclude_seen).lower()
+            )
+            + ").",
         )
         fallback: bool = Field(True, description="Complete short lists with popular items.")
         category: list[IdStr] = Field(
