@@ -287,7 +287,7 @@ def test_bad_parameters_are_refused(params: dict[str, object], message: str) -> 
 
 
 def test_unknown_member_models_are_refused_at_fit() -> None:
-    with pytest.raises(ConfigError, match="unknown ensemble member .nosuchmodel."):
+    with pytest.raises(ConfigError, match="unknown ensemble member 'nosuchmodel'"):
         create_model("ensemble", {"members": "nosuchmodel"}).fit(WORLD)
     with pytest.raises(ConfigError, match="cannot be a member"):
         create_model("ensemble", {"members": "ensemble:inner"}).fit(WORLD)
