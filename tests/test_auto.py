@@ -156,3 +156,20 @@ def test_budgets_parse(text: str, seconds: float) -> None:
 def test_bad_budgets_are_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="budget"):
         parse_budget(text)
+
+
+def test_the_command_line_takes_a_raw_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = ["SessionId\tItemId\tTime"]
+    for s, line in enumerate(ring_sessions(600, 2)):
+        start = 1_700_000_000 + s * 3600  # one session an hour: 25 days
+        rows += [f"{s}\t{item}\t{start + 60 * i}" for i, item in enumerate(line.split())]
+    log_file = tmp_path / "clicks.tsv"
+    log_file.write_text("\n".join(rows) + "\n")
+    argv = ["auto", "--events", str(log_file), "--preset", "gru4rec", "--budget", "0.001"]
+    # a budget under any candidate: the baseline folder, and the message in the summary
+    assert main([*argv, "--output", str(tmp_path / "model"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["chosen"] == "pop" and "too small" in summary["warning"]
+    assert load_model(tmp_path / "model").name == "pop"

@@ -256,8 +256,16 @@ def cmd_auto(args: argparse.Namespace) -> int:
     from sessionrec.auto import auto, parse_budget
     from sessionrec.evaluation.protocol import BenchmarkFolder
 
+    if args.events is not None:  # a raw log: cleaned and split as `prepare` does
+        from sessionrec.data.prepare import prepare
+
+        if args.preset is None:
+            raise ConfigError("auto --events needs --preset (see `sessionrec prepare`)")
+        train = prepare(args.events, preset=args.preset).train_full
+    else:
+        train = BenchmarkFolder(Path(args.benchmark)).train()
     summary = auto(
-        BenchmarkFolder(Path(args.benchmark)).train(),
+        train,
         args.output,
         parse_budget(args.budget),
         work_dir=args.work_dir,
@@ -512,7 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "auto", help="choose, tune and train a model on validation within a time budget"
     )
-    p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--benchmark", help="folder with train_sessions.txt")
+    source.add_argument("--events", help="raw click log, prepared with --preset")
+    p.add_argument("--preset", help="input preset of --events (as for `prepare`)")
     p.add_argument("--budget", default="60m", help="wall-clock budget: 60m, 90s, 1.5h")
     p.add_argument("--output", required=True, help="model folder to write")
     p.add_argument("--work-dir", help="studies, leaderboard, candidates (default OUTPUT.auto)")
