@@ -10,15 +10,17 @@ order of cost, each started only while the budget lasts:
    budget too small for anything else still ends with a servable folder;
 2. Optuna TPE on the session-kNN family (``vsknn``, ``stan``, ``vstan``, ``vmisknn``), each
    with an equal share of the budget left for this stage; the best trial is the candidate;
-3. the repeat layer (:meth:`RepeatAware.wrap`) over the two best candidates;
-4. an ensemble (:meth:`Ensemble.from_fitted`) of the best candidates of distinct bases.
-
-Neural models are not tried: on the 2-core CPU this runs on, one epoch on Diginetica takes
-longer than the share of a 60-minute budget the kNN search leaves them.
+3. the neural models (``gru4rec``, ``sasrec``; on the GPU when there is one), each trained
+   for at most its share of half the budget left, half of it kept for its refit; the epoch
+   is chosen on validation; with too little time left (under :data:`MIN_NEURAL_SECONDS`
+   per fit) they are skipped;
+4. the repeat layer (:meth:`RepeatAware.wrap`) over the two best candidates;
+5. an ensemble (:meth:`Ensemble.from_fitted`) of the best candidates of distinct bases.
 
 The chosen model is the best on validation (ties: the earlier, cheaper one), so it is never
 worse there than any single candidate tried. It is then refitted on all the training
-sessions the way its own ``fit(train)`` does: a plain model from scratch, the repeat layer
+sessions the way its own ``fit(train)`` does: a plain model from scratch (a neural one for
+the epochs validation chose, without time limit), the repeat layer
 keeps its mixture learned on validation and refits its base, the ensemble keeps its weights
 and refits its members of positive weight. Deterministic for a seed when the number of
 trials is fixed (``trials``); a time budget alone stops the search where the clock says.
@@ -49,6 +51,7 @@ from sessionrec.evaluation import metrics
 from sessionrec.evaluation.protocol import make_cases
 from sessionrec.models.base import Recommender
 from sessionrec.models.ensemble import Ensemble
+from sessionrec.models.neural.common import refit_params
 from sessionrec.models.registry import create_model, load_model, model_params
 from sessionrec.models.repeat import RepeatAware
 from sessionrec.tuning import SEARCH_SPACES, validation_ranks
@@ -63,6 +66,12 @@ MIN_VALID_CASES = 20
 MIN_FIT_SESSIONS = 10
 TUNE_SHARE = 0.6
 """Share of the budget left after the baselines that the kNN search may use."""
+NEURAL = ("gru4rec", "sasrec")
+NEURAL_SHARE = 0.5
+"""Share of the budget left after the kNN search that the neural models may use; each fit
+gets half of its part, the other half being kept for its refit on all the sessions."""
+MIN_NEURAL_SECONDS = 30.0
+"""A neural model is not started with less than this for its training."""
 REPEAT_BASES = 2
 ENSEMBLE_MEMBERS = 3
 SHORT_PREFIXES = (1, 2)
@@ -337,6 +346,28 @@ def _tune_one(
     run.add(name, model, "knn-optuna", fit_seconds, name)
 
 
+def _stage_neural(run: _Run, names: tuple[str, ...]) -> None:
+    """Each neural model trained (on the GPU when there is one) for at most its share of the
+    budget, validated every epoch; the best epoch is kept and is what the refit trains."""
+    todo = [name for name in names if not run.has(name)]
+    stage_end = time.monotonic() + max(run.left(), 0.0) * NEURAL_SHARE
+    for i, name in enumerate(todo):
+        seconds = (stage_end - time.monotonic()) / (len(todo) - i) / 2
+        if seconds < MIN_NEURAL_SECONDS or run.left() <= 0 or not _has_torch():
+            run.skip(name)
+            continue
+        params = {**model_params(name), "max_train_seconds": seconds}
+        started = time.perf_counter()
+        model = create_model(name, params).fit(run.fit_part, run.valid)
+        run.add(name, model, "neural", time.perf_counter() - started, name)
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 def _stage_repeat(run: _Run) -> None:
     bases = [c for c in run.ranked() if c.stage != "repeat" and c.model != "ensemble"]
     for base in bases[:REPEAT_BASES]:
@@ -386,7 +417,11 @@ def refit(model: Recommender, train: SessionData) -> Recommender:
         refitted = [m for m in model.members_.values()]
         model.data_fingerprint_ = str(getattr(refitted[0], "data_fingerprint_", "") or "")
         return model
-    return create_model(model.name, model.get_params()).fit(train)
+    params = model.get_params()
+    history = model.training_history()
+    if history is not None:  # the epochs validation chose, with no time limit
+        params = refit_params(params, history.best_epoch)
+    return create_model(model.name, params).fit(train)
 
 
 # ---------------------------------------------------------------------------------- run
@@ -398,6 +433,7 @@ def auto(
     seed: int = 0,
     valid_fraction: float = 0.1,
     trials: int | None = None,
+    neural: tuple[str, ...] = NEURAL,
 ) -> dict[str, Any]:
     """Choose a model on validation within ``budget`` seconds, refit it on ``train`` and save
     it to ``output``; returns the summary written to the leaderboard."""
@@ -412,19 +448,21 @@ def auto(
         "seed": seed,
         "valid_fraction": valid_fraction,
         "trials": trials,
+        "neural": list(neural),
         "n_train_sessions": train.n_sessions,
     }
     run = _Run(fit_part, valid, work, budget, arguments)
     stages: list[tuple[str, Callable[[], None]]] = [
         ("baselines", lambda: _stage_baselines(run)),
         ("knn", lambda: _stage_knn(run, trials)),
+        ("neural", lambda: _stage_neural(run, neural)),
         ("repeat", lambda: _stage_repeat(run)),
         ("ensemble", lambda: _stage_ensemble(run)),
     ]
     for _name, stage in progress(stages, desc="auto", unit="stage"):
         stage()
     best = run.ranked()[0]
-    single = next(c for c in run.ranked() if c.stage in ("baselines", "knn-optuna"))
+    single = next(c for c in run.ranked() if c.stage in ("baselines", "knn-optuna", "neural"))
     warning = None
     if len(run.candidates) == 1:
         warning = (
