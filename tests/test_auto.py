@@ -178,3 +178,25 @@ def test_the_command_line_takes_a_raw_log(
     summary = json.loads(capsys.readouterr().out)
     assert summary["chosen"] == "pop" and "too small" in summary["warning"]
     assert load_model(tmp_path / "model").name == "pop"
+
+
+def test_an_interrupted_run_leaves_no_folder_and_resumes_to_the_same_choice(
+    finished: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionrec.auto.run as auto_run
+
+    def interrupt(run: Any) -> None:
+        raise KeyboardInterrupt
+
+    train = BenchmarkFolder(finished["folder"]).train()
+    with monkeypatch.context() as patch:
+        patch.setattr(auto_run, "stage_ensemble", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            auto(train, tmp_path / "model", BUDGET, trials=TRIALS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.auto"]
+    done = {row["label"] for row in board({"work_dir": tmp_path / "model.auto"})["candidates"]}
+    assert "vmisknn" in done and "ensemble" not in done
+    resumed = auto(train, tmp_path / "model", BUDGET, trials=TRIALS)
+    assert resumed["chosen"] == finished["summary"]["chosen"]
+    assert resumed["valid_mrr@20"] == finished["summary"]["valid_mrr@20"]
+    assert load_model(tmp_path / "model").name == load_model(finished["summary"]["output"]).name
