@@ -141,7 +141,7 @@ def stage_neural(run: AutoRun, names: tuple[str, ...]) -> None:
             )
             run.skip(name)
             continue
-        params = {**model_params(name), "max_train_seconds": seconds}
+        params = {**model_params(name), "max_train_seconds": seconds, "seed": run.seed}
         started = time.perf_counter()
         model = create_model(name, params).fit(run.fit_part, run.valid)
         run.add(name, model, "neural", time.perf_counter() - started, name)
