@@ -252,6 +252,31 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auto(args: argparse.Namespace) -> int:
+    from sessionrec.auto import auto, parse_budget
+    from sessionrec.evaluation.protocol import BenchmarkFolder
+
+    if args.events is not None:  # a raw log: cleaned and split as `prepare` does
+        from sessionrec.data.prepare import prepare
+
+        if args.preset is None:
+            raise ConfigError("auto --events needs --preset (see `sessionrec prepare`)")
+        train = prepare(args.events, preset=args.preset).train_full
+    else:
+        train = BenchmarkFolder(Path(args.benchmark)).train()
+    summary = auto(
+        train,
+        args.output,
+        parse_budget(args.budget),
+        work_dir=args.work_dir,
+        seed=args.seed,
+        valid_fraction=args.valid_fraction,
+        trials=args.trials,
+    )
+    _emit(summary, args.json)
+    return 0
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
 
     model = load_model(args.model_dir)
@@ -491,6 +516,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="JSON file for train/evaluate --params-file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser(
+        "auto", help="choose, tune and train a model on validation within a time budget"
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--benchmark", help="folder with train_sessions.txt")
+    source.add_argument("--events", help="raw click log, prepared with --preset")
+    p.add_argument("--preset", help="input preset of --events (as for `prepare`)")
+    p.add_argument("--budget", default="60m", help="wall-clock budget: 60m, 90s, 1.5h")
+    p.add_argument("--output", required=True, help="model folder to write")
+    p.add_argument("--work-dir", help="studies, leaderboard, candidates (default OUTPUT.auto)")
+    p.add_argument("--trials", type=int, help="cap on Optuna trials per kNN model")
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_auto)
 
     p = sub.add_parser("recommend", help="top-k items for one session given as item ids")
     p.add_argument("--model-dir", required=True)

@@ -1,0 +1,195 @@
+"""The stages of ``sessionrec auto``, cheapest first: each adds its candidates to the run
+while the budget lasts."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from sessionrec.auto.board import AutoRun, Candidate, jsonable
+from sessionrec.data.sessions import SessionData
+from sessionrec.models.base import Recommender
+from sessionrec.models.ensemble import Ensemble
+from sessionrec.models.registry import create_model, model_params
+from sessionrec.models.repeat import RepeatAware
+from sessionrec.tuning import SEARCH_SPACES
+
+log = logging.getLogger("sessionrec.auto")
+
+BASELINES = ("pop", "spop", "markov", "sr")
+KNN_FAMILY = ("vsknn", "stan", "vstan", "vmisknn")
+TUNE_SHARE = 0.6
+"""Share of the budget left after the baselines that the kNN search may use."""
+NEURAL = ("gru4rec", "sasrec")
+NEURAL_SHARE = 0.5
+"""Share of the budget left after the kNN search that the neural models may use; each fit
+gets half of its part, the other half being kept for its refit on all the sessions."""
+PROBE_FRACTION = 50
+"""The epoch time of a neural model is estimated on this fraction (1/50) of the sessions."""
+PROBE_SESSIONS = 1000
+"""... and on at least this many sessions, so that fixed costs are not scaled up much."""
+MIN_NEURAL_SECONDS = 30.0
+"""A neural model is not started with less than this for its training."""
+REPEAT_BASES = 2
+ENSEMBLE_MEMBERS = 3
+
+
+def fit_timed(name: str, params: dict[str, Any], train: SessionData) -> tuple[Recommender, float]:
+    """``name`` fitted on ``train``, and the seconds it took."""
+    started = time.perf_counter()
+    model = create_model(name, params).fit(train)
+    return model, time.perf_counter() - started
+
+
+# ------------------------------------------------------------------------------- stages
+def stage_baselines(run: AutoRun) -> None:
+    for i, name in enumerate(BASELINES):
+        if run.has(name):
+            continue
+        if i > 0 and run.left() <= 0:  # pop always runs: the floor of every run
+            run.skip(name)
+            continue
+        model, seconds = fit_timed(name, model_params(name), run.fit_part)
+        run.add(name, model, "baselines", seconds, name)
+
+
+def stage_knn(run: AutoRun, trials: int | None) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{run.work_dir / 'optuna.db'}"
+    todo = [name for name in KNN_FAMILY if not run.has(name)]
+    stage_end = time.monotonic() + max(run.left(), 0.0) * TUNE_SHARE
+    for i, name in enumerate(todo):
+        share = (stage_end - time.monotonic()) / (len(todo) - i)
+        if share <= 0 or run.left() <= 0:
+            run.skip(name)
+            continue
+        _tune_one(run, optuna, storage, name, share, trials)
+
+
+def _tune_one(
+    run: AutoRun, optuna: Any, storage: str, name: str, seconds: float, trials: int | None
+) -> None:
+    defaults = model_params(name)
+    space = SEARCH_SPACES[name]
+    study = optuna.create_study(
+        study_name=f"auto-{name}",
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=run.seed),
+        load_if_exists=True,
+    )
+    done_before = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not study.trials and all(rng.contains(defaults[k]) for k, rng in space.items()):
+        study.enqueue_trial({key: defaults[key] for key in space})
+    kept: dict[int, tuple[Recommender, float]] = {}
+
+    def objective(trial: Any) -> float:
+        params = {**defaults, **{key: rng.suggest(trial, key) for key, rng in space.items()}}
+        if "k" in params and "sample_size" in params:
+            params["sample_size"] = max(params["sample_size"], params["k"])
+        model, fit_seconds = fit_timed(name, params, run.fit_part)
+        hr, mrr = run.score(model)
+        trial.set_user_attr("params", jsonable(params))
+        trial.set_user_attr("hr", hr)
+        trial.set_user_attr("fit_seconds", fit_seconds)
+        if not kept or mrr > next(iter(kept.values()))[1]:  # keep only the best model in memory
+            kept.clear()
+            kept[trial.number] = (model, mrr)
+        return mrr
+
+    left_trials = None if trials is None else max(trials - len(done_before), 0)
+    if left_trials != 0:
+        study.optimize(objective, n_trials=left_trials, timeout=max(min(seconds, run.left()), 1e-3))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for t in complete:
+        row = {"model": name, "trial": t.number, "mrr": float(t.value), **t.user_attrs}
+        if row not in run.trials:
+            run.trials.append(row)
+    if not complete:
+        run.skip(name)
+        run.write_board()
+        return
+    best = max(complete, key=lambda t: (t.value, -t.number))  # the first of equals
+    if best.number in kept:
+        model = kept[best.number][0]
+        fit_seconds = float(best.user_attrs["fit_seconds"])
+    else:  # found by an earlier, interrupted run: fit it again
+        model, fit_seconds = fit_timed(name, best.user_attrs["params"], run.fit_part)
+    run.add(name, model, "knn-optuna", fit_seconds, name)
+
+
+def stage_neural(run: AutoRun, names: tuple[str, ...]) -> None:
+    """Each neural model trained (on the GPU when there is one) for at most its share of the
+    budget, validated every epoch; the best epoch is kept and is what the refit trains."""
+    todo = [name for name in names if not run.has(name)]
+    stage_end = time.monotonic() + max(run.left(), 0.0) * NEURAL_SHARE
+    for i, name in enumerate(todo):
+        seconds = (stage_end - time.monotonic()) / (len(todo) - i) / 2
+        if seconds < MIN_NEURAL_SECONDS or run.left() <= 0 or not _has_torch():
+            run.skip(name)
+            continue
+        epoch = _epoch_estimate(name, run.fit_part)
+        if epoch > seconds:  # its first epoch, which always runs, would pass the share
+            log.info(
+                "auto: %s skipped: one epoch takes about %.0fs, %.0fs left", name, epoch, seconds
+            )
+            run.skip(name)
+            continue
+        params = {**model_params(name), "max_train_seconds": seconds, "seed": run.seed}
+        started = time.perf_counter()
+        model = create_model(name, params).fit(run.fit_part, run.valid)
+        run.add(name, model, "neural", time.perf_counter() - started, name)
+
+
+def _epoch_estimate(name: str, train: SessionData) -> float:
+    """Seconds of one epoch on ``train``: one epoch on a 1/:data:`PROBE_FRACTION` sample of
+    its sessions, scaled up (fixed costs scale too, so it errs on the long side)."""
+    n = min(max(train.n_sessions // PROBE_FRACTION, PROBE_SESSIONS), train.n_sessions)
+    sample = train.subset(np.arange(n, dtype=np.int64))
+    started = time.perf_counter()
+    create_model(name, {**model_params(name), "n_epochs": 1}).fit(sample)
+    return (time.perf_counter() - started) * train.n_sessions / n
+
+
+def _has_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def stage_repeat(run: AutoRun) -> None:
+    bases = [c for c in run.ranked() if c.stage != "repeat" and c.model != "ensemble"]
+    for base in bases[:REPEAT_BASES]:
+        label = f"repeat_{base.label}"
+        if run.has(label):
+            continue
+        if run.left() <= 0:
+            run.skip(label)
+            continue
+        started = time.perf_counter()
+        layer = RepeatAware.wrap(run.models[base.label], run.valid)
+        run.add(label, layer, "repeat", base.fit_seconds + time.perf_counter() - started, base.root)
+
+
+def stage_ensemble(run: AutoRun) -> None:
+    if run.has("ensemble"):
+        return
+    chosen: list[Candidate] = []
+    for candidate in run.ranked():
+        if all(candidate.root != c.root for c in chosen):
+            chosen.append(candidate)
+    chosen = chosen[:ENSEMBLE_MEMBERS]
+    if len(chosen) < 2 or run.left() <= 0:
+        run.skip("ensemble")
+        return
+    started = time.perf_counter()
+    members = {c.label: run.models[c.label] for c in chosen}
+    model = Ensemble.from_fitted(members, run.valid)
+    seconds = sum(c.fit_seconds for c in chosen) + time.perf_counter() - started
+    candidate = run.add("ensemble", model, "ensemble", seconds, "ensemble")
+    candidate.members = [c.label for c in chosen]
+    run.write_board()
