@@ -50,7 +50,11 @@ from sessionrec.models.ensemble_fusion import (
     normalise_at,
     simplex_grid,
 )
-from sessionrec.models.params import check_choice, check_float, check_int, check_param
+from sessionrec.models.params import (
+    check_choice,
+    check_fraction,
+    check_int,
+)
 from sessionrec.models.persist import MEMBER_NAME
 from sessionrec.models.repeat import RepeatAware
 from sessionrec.models.standalone import STANDALONE_MODELS, create_from
@@ -117,8 +121,7 @@ class Ensemble(Recommender):
             if unknown:
                 raise ConfigError(f"member_params: no member labelled {unknown}; have {labels}")
         check_choice("normalization", normalization, ("auto", *NORMALIZATIONS))
-        check_float("valid_fraction", valid_fraction, minimum=0.0, strict_min=True)
-        check_param("valid_fraction", valid_fraction, valid_fraction < 1.0, "expected < 1")
+        check_fraction("valid_fraction", valid_fraction)
         check_int("grid_steps", grid_steps, minimum=1)
         check_int("max_valid_cases", max_valid_cases, minimum=1)
         check_int("seed", seed, minimum=0)

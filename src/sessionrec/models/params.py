@@ -46,3 +46,9 @@ def check_float(
 
 def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
     check_param(name, value, value in choices, f"expected one of {sorted(choices)}")
+
+
+def check_fraction(name: str, value: Any) -> None:
+    """Accept only a share strictly between 0 and 1 (e.g. a validation fraction)."""
+    check_float(name, value, minimum=0.0, strict_min=True)
+    check_param(name, value, value < 1.0, "expected < 1")

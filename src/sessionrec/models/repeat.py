@@ -38,7 +38,12 @@ from sessionrec._errors import DataError, ModelError
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k
-from sessionrec.models.params import check_choice, check_float, check_int, check_param
+from sessionrec.models.params import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_param,
+)
 from sessionrec.models.repeat_mixture import (
     N_CELLS,
     Mixture,
@@ -78,8 +83,7 @@ class RepeatAware(Recommender):
             base_params is None or isinstance(base_params, dict),
             "expected a dict of the base model's hyperparameters or None",
         )
-        check_float("valid_fraction", valid_fraction, minimum=0.0, strict_min=True)
-        check_param("valid_fraction", valid_fraction, valid_fraction < 1, "expected < 1")
+        check_fraction("valid_fraction", valid_fraction)
         check_int("min_cases", min_cases)
         self.base = base
         self.base_params = base_params
