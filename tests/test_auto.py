@@ -16,6 +16,9 @@ import pytest
 
 from sessionrec._errors import ConfigError
 from sessionrec.auto import auto, parse_budget
+from sessionrec.auto.board import Candidate
+from sessionrec.auto.run import choose, short_floor
+from sessionrec.auto.stages import ensemble_members
 from sessionrec.cli import main
 from sessionrec.data.formats import read_sessions_txt
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
@@ -70,9 +73,17 @@ def test_the_choice_is_the_best_candidate_on_validation(finished: dict[str, Any]
     assert {"pop", "spop", "markov", "sr", "vsknn", "stan", "vstan", "vmisknn"} <= labels
     assert {"gru4rec", "sasrec"} <= labels or importlib.util.find_spec("torch") is None
     assert "ensemble" in labels and any(label.startswith("repeat_") for label in labels)
-    best = max(rows, key=lambda row: row["mrr"])
-    assert summary["valid_mrr@20"] == best["mrr"] >= max(row["mrr"] for row in rows)
-    assert summary["chosen"] == best["label"]
+    # The choice: the best MRR@20 among the candidates whose HR@20 at one and at two clicks
+    # reaches the best single candidate's there (here the ensemble, whose short-session
+    # weights lean on sasrec); at least as good as every single candidate on both counts.
+    singles = [row for row in rows if row["stage"] in ("baselines", "knn-optuna", "neural")]
+    floor = {n: max(row["hr_short"][n] for row in singles) for n in ("1", "2")}
+    assert summary["best_single_by_prefix"] == floor
+    allowed = [r for r in rows if all(r["hr_short"][n] >= floor[n] for n in floor)]
+    best = max(allowed, key=lambda row: row["mrr"])
+    assert summary["chosen"] == best["label"] == "ensemble"
+    assert summary["valid_mrr@20"] == best["mrr"] >= max(row["mrr"] for row in singles)
+    assert max(row["mrr"] for row in rows) == best["mrr"]
     assert summary["warning"] is None
     trials = board(summary)["trials"]
     assert {t["model"] for t in trials} == {"stan", "vmisknn", "vstan", "vsknn"}
@@ -200,3 +211,52 @@ def test_an_interrupted_run_leaves_no_folder_and_resumes_to_the_same_choice(
     assert resumed["chosen"] == finished["summary"]["chosen"]
     assert resumed["valid_mrr@20"] == finished["summary"]["valid_mrr@20"]
     assert load_model(tmp_path / "model").name == load_model(finished["summary"]["output"]).name
+
+
+# ------------------------------------------------------------------ the choice rules
+def candidate(label: str, stage: str, mrr: float, one: float, two: float) -> Candidate:
+    return Candidate(
+        label=label,
+        model=label,
+        stage=stage,
+        params={},
+        hr=0.0,
+        mrr=mrr,
+        fit_seconds=1.0,
+        root=label,
+        hr_short={"1": one, "2": two},
+    )
+
+
+def test_the_choice_keeps_the_best_single_hit_rate_at_one_and_two_clicks() -> None:
+    knn = candidate("vsknn", "knn-optuna", 18.0, one=50.0, two=52.0)
+    rules = candidate("sr", "baselines", 17.0, one=45.0, two=53.0)
+    layer = candidate("repeat_vsknn", "repeat", 19.0, one=49.9, two=53.5)  # short at 1 click
+    fused = candidate("ensemble", "ensemble", 18.5, one=50.0, two=53.0)
+    ranked = [layer, fused, knn, rules]
+    assert short_floor(ranked) == {"1": 50.0, "2": 53.0}  # singles only, each length's best
+    assert choose(ranked) == (fused, True)
+    # no candidate reaches both floors: the best by MRR, flagged
+    assert choose([layer, knn, rules]) == (layer, False)
+
+
+def test_ensemble_members_include_the_best_single_at_short_lengths() -> None:
+    ranked = [
+        candidate("repeat_vstan", "repeat", 20.0, 49.0, 52.0),
+        candidate("vstan", "knn-optuna", 19.5, 49.0, 52.0),
+        candidate("stan", "knn-optuna", 19.0, 48.0, 51.0),
+        candidate("sr", "baselines", 18.0, 45.0, 53.0),
+        candidate("vsknn", "knn-optuna", 17.0, 50.0, 50.0),
+    ]
+    ranked[0].root = "vstan"
+    # the three best on distinct bases (vstan's base is taken by its layer), then vsknn,
+    # the best single at one click; sr, the best at two, is already in
+    assert [c.label for c in ensemble_members(ranked)] == ["repeat_vstan", "stan", "sr", "vsknn"]
+    ranked[1].hr_short["2"] = 54.0  # now vstan is the best at two clicks: five would be too
+    # many, so the weakest member not needed at a short length (sr) leaves
+    assert [c.label for c in ensemble_members(ranked)] == [
+        "repeat_vstan",
+        "stan",
+        "vsknn",
+        "vstan",
+    ]

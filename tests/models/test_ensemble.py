@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sessionrec._errors import ConfigError
+from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import mrr
@@ -43,7 +43,8 @@ class Expert(Recommender):
 
     ``kind``: ``"all"`` knows every next item; ``"even"``/``"odd"`` know it after an even
     / odd last item and have no evidence otherwise; ``"noise"`` scores at random (seeded by
-    the last item). An empty session gets a flat fallback row.
+    the last item); ``"first"`` / ``"later"`` know it after one click / after two or more
+    and score noise otherwise. An empty session gets a flat fallback row.
     """
 
     name = "expert-test"
@@ -63,9 +64,13 @@ class Expert(Recommender):
         self._check_fitted()
         out = np.full((len(batch), self.n_items), -np.inf, dtype=np.float32)
         for row, last in enumerate(batch.last_items().tolist()):
+            one_click = bool(batch.lengths[row] == 1)
             if last < 0:
                 out[row] = 0.0
-            elif self.kind == "noise":
+            elif self.kind in ("first", "later") and one_click == (self.kind == "first"):
+                out[row] = 0.0
+                out[row, (last + 1) % self.n_items] = 1.0
+            elif self.kind in ("noise", "first", "later"):
                 out[row] = np.random.default_rng(last).random(self.n_items)
             elif self.knows(last):
                 out[row, (last + 1) % self.n_items] = 1.0
@@ -180,20 +185,64 @@ def validation_share(kind: str) -> float:
 
 def test_chosen_weights_maximise_the_exact_validation_mrr() -> None:
     """On a small catalogue the candidate sets hold every item, so the search must pick the
-    grid point whose dense, exact validation MRR@20 (the evaluation's ranks) is highest."""
-    params = {"members": "sr,spop,vstan", "grid_steps": 4, "normalization": "minmax"}
+    grid point whose dense, exact validation MRR@20 (the evaluation's ranks) is highest among
+    those whose HR@20 reaches the best single member's."""
+    params = {
+        "members": "sr,spop,vstan",
+        "grid_steps": 4,
+        "normalization": "minmax",
+        "length_groups": "",
+    }
     first, held = last_fraction_split(random_sessions(), 0.2)
     model = create_model("ensemble", params).fit(first, valid=held)
-    chosen, found = model.weights_.copy(), model.valid_mrr_
+    chosen, found = model.weights_[0].copy(), model.valid_mrr_
     grid = simplex_grid(3, 4)
-    exact = []
+    exact, hits = [], []
     for weights in grid:
-        model.weights_ = weights
-        exact.append(100.0 * mrr(validation_ranks(model, held), 20))
+        model.weights_ = weights[None, :]
+        ranks = validation_ranks(model, held)
+        exact.append(100.0 * mrr(ranks, 20))
+        hits.append(int((ranks <= 20).sum()))
+    floor = max(h for h, w in zip(hits, grid, strict=True) if w.max() == 1.0)
+    allowed = [e for e, h in zip(exact, hits, strict=True) if h >= floor]
     model_exact = exact[[list(w) for w in grid].index(list(chosen))]
-    assert model_exact == pytest.approx(max(exact), abs=1e-9)
+    assert model_exact == pytest.approx(max(allowed), abs=1e-9)
     assert found == pytest.approx(model_exact, abs=1e-6)
     assert len(set(np.round(exact, 6))) > 1  # the grid points differ: the choice matters
+
+
+def test_each_length_group_gets_the_member_that_knows_it() -> None:
+    """One member knows the next item after one click, the other after two or more: with
+    weights per length group the fusion is perfect on validation, with one set it is not."""
+    first, held = last_fraction_split(make_world(2000, seed=2), 0.2)
+    kinds = experts(first="first", later="later")
+    model = create_model("ensemble", kinds).fit(first, valid=held)
+    assert model.group_weights() == {
+        "1": {"first": 1.0, "later": 0.0},
+        "2": {"first": 0.0, "later": 1.0},
+        "3+": {"first": 0.0, "later": 1.0},
+    }
+    assert model.valid_mrr_ == pytest.approx(100.0)
+    sessions = [["x03"], ["x03", "x04"], ["x07", "x08", "x09"]]
+    assert [r[0].item_id for r in model.recommend(sessions, k=1)] == ["x04", "x05", "x10"]
+    one = create_model("ensemble", {**kinds, "length_groups": ""}).fit(first, valid=held)
+    assert one.weights_.shape == (1, 2)
+    assert one.valid_mrr_ < 99.0
+
+
+def test_weights_saved_before_length_groups_serve_every_group() -> None:
+    model = create_model("ensemble", experts(noise="noise", oracle="all")).fit(WORLD)
+    state = {"weights": np.array([0.0, 1.0]), "normalization": np.asarray(0), "valid_mrr": 1.0}
+    model._set_state(state)
+    np.testing.assert_array_equal(model.weights_, [[0.0, 1.0]] * 3)
+    with pytest.raises(ModelError, match="length groups"):
+        model._set_state({**state, "weights": np.ones((2, 2))})
+
+
+@pytest.mark.parametrize("spec", ["2,1", "0", "1,x", "1,1"])
+def test_bad_length_groups_are_refused(spec: str) -> None:
+    with pytest.raises(ConfigError, match="length_groups"):
+        create_model("ensemble", {"length_groups": spec})
 
 
 def random_sessions() -> SessionData:

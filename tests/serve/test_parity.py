@@ -111,6 +111,10 @@ def model_fallbacks(model, folder: BenchmarkFolder) -> int:
 
 def test_replay_equals_offline_evaluation(served, split):
     _, model_dir, url = served
+    assert_replay_equals_evaluation(model_dir, url, split)
+
+
+def assert_replay_equals_evaluation(model_dir: Path, url: str, split: Path) -> None:
     folder = BenchmarkFolder(split)
     offline = evaluate(load_model(model_dir), folder.test(), protocol="benchmark", cutoffs=(K,))
     online = replay_file(split / "test_sessions.txt", url, k=K, concurrency=4)
@@ -129,6 +133,25 @@ def test_replay_equals_offline_evaluation(served, split):
     # reports one offline.
     assert online_metrics["fallback_answers"] == model_fallbacks(load_model(model_dir), folder)
     assert online_metrics["latency_p50_ms"] > 0
+
+
+def test_replay_of_the_folder_auto_chose_equals_offline_evaluation(split, tmp_path_factory):
+    """``sessionrec auto``'s folder (a composite model: a repeat layer or an ensemble with
+    its members inside, or a single model) serves what ``evaluate`` measures."""
+    pytest.importorskip("optuna")
+    from sessionrec.auto import auto
+
+    model_dir = tmp_path_factory.mktemp("auto") / "model"
+    summary = auto(BenchmarkFolder(split).train(), model_dir, 600.0, trials=1, neural=())
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["metrics"]["auto_choice"] == summary["chosen"]
+    config = ServeConfig(
+        variants=(VariantSpec("default", str(model_dir)),),
+        popularity=str(split / "train_sessions.txt"),
+        reload_interval=0,
+    )
+    with ThreadServer(create_app(config)) as server:
+        assert_replay_equals_evaluation(model_dir, server.url, split)
 
 
 @pytest.mark.parametrize("served", PARITY_MODELS[:1], indirect=True)

@@ -10,9 +10,10 @@ from typing import Any
 
 from sessionrec._errors import ConfigError, DataError
 from sessionrec._progress import progress
-from sessionrec.auto.board import CUTOFF, AutoRun, write_leaderboard_html
+from sessionrec.auto.board import CUTOFF, AutoRun, Candidate, write_leaderboard_html
 from sessionrec.auto.stages import (
     NEURAL,
+    SINGLE_STAGES,
     stage_baselines,
     stage_ensemble,
     stage_knn,
@@ -77,9 +78,8 @@ def refit(model: Recommender, train: SessionData) -> Recommender:
         model.data_fingerprint_ = model.base_.data_fingerprint_
         return model
     if isinstance(model, Ensemble):
-        for label, weight in zip(model.labels, model.weights_.tolist(), strict=True):
-            if weight > 0:  # a member without weight is never scored
-                model.members_[label] = refit(model.members_[label], train)
+        for label in model.weighted_labels():  # a member without weight is never scored
+            model.members_[label] = refit(model.members_[label], train)
         refitted = [m for m in model.members_.values()]
         model.data_fingerprint_ = str(getattr(refitted[0], "data_fingerprint_", "") or "")
         return model
@@ -88,6 +88,28 @@ def refit(model: Recommender, train: SessionData) -> Recommender:
     if history is not None:  # the epochs validation chose, with no time limit
         params = refit_params(params, history.best_epoch)
     return create_model(model.name, params).fit(train)
+
+
+# ------------------------------------------------------------------------------- choice
+def short_floor(ranked: list[Candidate]) -> dict[str, float]:
+    """The best single candidate's validation HR@20 at each short prefix length."""
+    out: dict[str, float] = {}
+    for c in ranked:
+        if c.stage in SINGLE_STAGES:
+            for length, hr in c.hr_short.items():
+                out[length] = max(out.get(length, hr), hr)
+    return out
+
+
+def choose(ranked: list[Candidate]) -> tuple[Candidate, bool]:
+    """The best candidate by validation MRR@20 among those whose HR@20 at every short prefix
+    length is at least the best single candidate's there, and whether one qualified (if none
+    did: the best by MRR@20)."""
+    floor = short_floor(ranked)
+    for c in ranked:
+        if all(c.hr_short.get(length, 0.0) >= hr - 1e-9 for length, hr in floor.items()):
+            return c, True
+    return ranked[0], False
 
 
 # ---------------------------------------------------------------------------------- run
@@ -128,15 +150,22 @@ def auto(
     if not run.finished:
         for _name, stage in progress(stages, desc="auto", unit="stage"):
             stage()
-    best = run.ranked()[0]
-    single = next(c for c in run.ranked() if c.stage in ("baselines", "knn-optuna", "neural"))
-    warning = None
+    best, short_ok = choose(run.ranked())
+    single = next(c for c in run.ranked() if c.stage in SINGLE_STAGES)
+    warnings = []
     if len(run.candidates) == 1:
-        warning = (
+        warnings.append(
             f"the budget of {budget:.0f}s was too small for any candidate beyond the "
             f"popularity baseline; saved {best.label}"
         )
-        log.warning("auto: %s", warning)
+    if not short_ok:
+        warnings.append(
+            f"no candidate reached the best single candidate's validation HR@{CUTOFF} at "
+            f"every short prefix length; saved the best by MRR@{CUTOFF}, {best.label}"
+        )
+    for text in warnings:
+        log.warning("auto: %s", text)
+    warning = "; ".join(warnings) or None
     started = time.perf_counter()
     final = refit(run.models[best.label], train)
     refit_seconds = time.perf_counter() - started
@@ -151,6 +180,7 @@ def auto(
         "valid_hr@20_by_prefix": best.hr_short,
         "best_single": single.label,
         "best_single_valid_hr@20_by_prefix": single.hr_short,
+        "best_single_by_prefix": short_floor(run.ranked()),
         "warning": warning,
         "work_dir": str(work),
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sessionrec.auto.board import AutoRun, Candidate, jsonable
+from sessionrec.auto.board import SHORT_PREFIXES, AutoRun, Candidate, jsonable
 from sessionrec.data.sessions import SessionData
 from sessionrec.models.base import Recommender
 from sessionrec.models.ensemble import Ensemble
@@ -36,6 +36,9 @@ MIN_NEURAL_SECONDS = 30.0
 """A neural model is not started with less than this for its training."""
 REPEAT_BASES = 2
 ENSEMBLE_MEMBERS = 3
+MAX_ENSEMBLE_MEMBERS = 4
+SINGLE_STAGES = ("baselines", "knn-optuna", "neural")
+"""The stages whose candidates are single models (not layers or ensembles over others)."""
 
 
 def fit_timed(name: str, params: dict[str, Any], train: SessionData) -> tuple[Recommender, float]:
@@ -176,13 +179,12 @@ def stage_repeat(run: AutoRun) -> None:
 
 
 def stage_ensemble(run: AutoRun) -> None:
+    """An ensemble (weights per session-length group) of the best candidates on distinct
+    bases, with the best single candidate at each short prefix length among its members, so
+    that its short-session weights can always fall back on that candidate."""
     if run.has("ensemble"):
         return
-    chosen: list[Candidate] = []
-    for candidate in run.ranked():
-        if all(candidate.root != c.root for c in chosen):
-            chosen.append(candidate)
-    chosen = chosen[:ENSEMBLE_MEMBERS]
+    chosen = ensemble_members(run.ranked())
     if len(chosen) < 2 or run.left() <= 0:
         run.skip("ensemble")
         return
@@ -193,3 +195,25 @@ def stage_ensemble(run: AutoRun) -> None:
     candidate = run.add("ensemble", model, "ensemble", seconds, "ensemble")
     candidate.members = [c.label for c in chosen]
     run.write_board()
+
+
+def ensemble_members(ranked: list[Candidate]) -> list[Candidate]:
+    """The best :data:`ENSEMBLE_MEMBERS` candidates on distinct bases, plus the best single
+    candidate at each short prefix length when it is not among them; at most
+    :data:`MAX_ENSEMBLE_MEMBERS` (the weight grid grows fast with members)."""
+    pool = [c for c in ranked if c.model != "ensemble"]
+    chosen: list[Candidate] = []
+    for candidate in pool:
+        if len(chosen) < ENSEMBLE_MEMBERS and all(candidate.root != c.root for c in chosen):
+            chosen.append(candidate)
+    needed = []
+    for length in SHORT_PREFIXES:
+        singles = [c for c in pool if c.stage in SINGLE_STAGES and str(length) in c.hr_short]
+        if singles:
+            needed.append(max(singles, key=lambda c: c.hr_short[str(length)]))
+    for candidate in needed:
+        if candidate not in chosen:
+            chosen.append(candidate)
+    while len(chosen) > MAX_ENSEMBLE_MEMBERS:  # drop the weakest one not needed
+        chosen.remove(next(c for c in reversed(chosen) if c not in needed))
+    return chosen

@@ -23,12 +23,21 @@ candidates hold every item with evidence (small catalogues; tested against the d
 ranks); otherwise they may place a target a little too high, and only the choice of weights
 rests on them: serving and test figures use the exact dense scores.
 
-The members are saved in ``members/LABEL/`` of the model folder; the weights, the chosen
-normalisation and the validation MRR are the state.
+Sessions of different lengths want different mixtures (one click: item-to-item evidence;
+long sessions: the session's own items), so the weights are chosen per group of prefix
+lengths (``length_groups="1,2"``: one click, two clicks, three or more), each on its own
+validation cases; a group with fewer than :data:`MIN_GROUP_CASES` cases takes the weights
+chosen on all cases when they keep the rule below there. Within each group the weights maximise MRR@20 among those whose HR@20
+is at least the best single member's there, so the fusion never trades the hit rate of its
+best member for rank at any session length (the short sessions the field finds hardest).
+
+The members are saved in ``members/LABEL/`` of the model folder; the weights (one row per
+length group), the chosen normalisation and the validation MRR are the state.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -38,7 +47,6 @@ import numpy as np
 from sessionrec._errors import ConfigError, DataError, ModelError
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
-from sessionrec.evaluation.metrics import mrr
 from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch, score_batch_size
 from sessionrec.models.base import Reason, Recommender, SessionBatch
 from sessionrec.models.ensemble_fusion import (
@@ -64,8 +72,36 @@ logger = logging.getLogger(__name__)
 CUTOFF = 20
 """The weights maximise MRR at this cut-off on validation."""
 
+MIN_GROUP_CASES = 100
+"""A length group with fewer validation cases takes the weights chosen on all of them (fewer
+choices made on few cases) when those reach the group's hit-rate floor."""
+
 MEMBER_MODELS: dict[str, type[Recommender]] = {**STANDALONE_MODELS, RepeatAware.name: RepeatAware}
 """What an ensemble's ``members`` may name: every registered model but the ensemble itself."""
+
+
+def parse_length_groups(spec: str) -> np.ndarray:
+    """``"1,2"`` -> ``[1, 2]``: the last prefix length of each group but the open-ended one
+    (groups: lengths <= 1, == 2, >= 3); ``""``: one group for every length."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"length_groups must be a string such as '1,2', not {spec!r}")
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    try:
+        bounds = [int(part) for part in parts]
+    except ValueError:
+        raise ConfigError(
+            f"length_groups must be increasing prefix lengths such as '1,2', got {spec!r}"
+        ) from None
+    if any(b < 1 for b in bounds) or any(b >= c for b, c in itertools.pairwise(bounds)):
+        raise ConfigError(
+            f"length_groups must be increasing prefix lengths >= 1 such as '1,2', got {spec!r}"
+        )
+    return np.asarray(bounds, dtype=np.int64)
+
+
+def length_group(lengths: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The group of each prefix length: the number of bounds below it."""
+    return np.searchsorted(bounds, np.asarray(lengths, dtype=np.int64), side="left")
 
 
 def parse_members(spec: str) -> list[tuple[str, str]]:
@@ -88,6 +124,23 @@ def parse_members(spec: str) -> list[tuple[str, str]]:
     return out
 
 
+def reaches_floor(grid: np.ndarray, hit_sums: np.ndarray, point: int) -> bool:
+    """Whether the hits of grid point ``point`` reach the best single member's (a unit
+    weight vector: every member alone is on the grid)."""
+    return bool(hit_sums[point] >= hit_sums[(grid == 1.0).any(axis=1)].max() - 1e-9)
+
+
+def choose_point(grid: np.ndarray, rr_sums: np.ndarray, hit_sums: np.ndarray) -> int:
+    """The grid point of the highest MRR among those whose hits reach the best single
+    member's (:func:`reaches_floor`); ties go to fewer weighted members, then to the grid
+    order."""
+    floor = hit_sums[(grid == 1.0).any(axis=1)].max()
+    allowed = hit_sums >= floor - 1e-9
+    n_weighted = (grid > 0).sum(axis=1)
+    order = np.lexsort((np.arange(len(grid)), n_weighted, -rr_sums))  # last key first
+    return int(next(p for p in order if allowed[p]))
+
+
 class Ensemble(Recommender):
     """A weighted fusion of registered models' normalised scores, weights from validation.
 
@@ -96,7 +149,9 @@ class Ensemble(Recommender):
     :data:`NORMALIZATIONS`; ``valid_fraction``: the validation part cut from the training
     sessions when ``fit`` gets no ``valid``; ``grid_steps``: the weight grid's resolution;
     ``max_valid_cases``: validation cases used (an evenly spread subset beyond it);
-    ``seed``: handed to every member that takes one and does not set its own.
+    ``seed``: handed to every member that takes one and does not set its own;
+    ``length_groups``: the prefix-length groups that get their own weights (see the module
+    docstring; ``""`` for one set of weights).
     """
 
     name = "ensemble"
@@ -110,6 +165,7 @@ class Ensemble(Recommender):
         grid_steps: int = 10,
         max_valid_cases: int = 20000,
         seed: int = 0,
+        length_groups: str = "1,2",
     ) -> None:
         labels = [label for _, label in parse_members(members)]
         if member_params is not None:
@@ -125,6 +181,7 @@ class Ensemble(Recommender):
         check_int("grid_steps", grid_steps, minimum=1)
         check_int("max_valid_cases", max_valid_cases, minimum=1)
         check_int("seed", seed, minimum=0)
+        parse_length_groups(length_groups)
         self.members = members
         self.member_params = member_params
         self.normalization = normalization
@@ -132,6 +189,7 @@ class Ensemble(Recommender):
         self.grid_steps = grid_steps
         self.max_valid_cases = max_valid_cases
         self.seed = seed
+        self.length_groups = length_groups
 
     # ------------------------------------------------------------------------ fitting
     @property
@@ -165,10 +223,9 @@ class Ensemble(Recommender):
             member.fit(first)
         self.members_ = members
         self._choose_weights(held)
-        for label, weight in zip(self.labels, self.weights_.tolist(), strict=True):
-            if weight > 0:  # a member without weight is never scored: no refit
-                logger.info("ensemble: fitting member %s on all training sessions", label)
-                members[label].fit(train)
+        for label in self.weighted_labels():  # a member without weight is never scored
+            logger.info("ensemble: fitting member %s on all training sessions", label)
+            members[label].fit(train)
 
     @classmethod
     def from_fitted(
@@ -178,6 +235,7 @@ class Ensemble(Recommender):
         normalization: str = "auto",
         grid_steps: int = 10,
         max_valid_cases: int = 20000,
+        length_groups: str = "1,2",
     ) -> Ensemble:
         """An ensemble of already fitted ``members`` (label -> model, one vocabulary), its
         weights chosen on ``valid`` (sessions the members were not fitted on)."""
@@ -196,6 +254,7 @@ class Ensemble(Recommender):
             normalization=normalization,
             grid_steps=grid_steps,
             max_valid_cases=max_valid_cases,
+            length_groups=length_groups,
         )
         model.vocab_ = first.vocab_
         model.data_fingerprint_ = str(getattr(first, "data_fingerprint_", "") or "")
@@ -206,37 +265,54 @@ class Ensemble(Recommender):
         return model
 
     def _choose_weights(self, valid: SessionData) -> None:
-        """Set ``weights_``, ``normalization_`` and ``valid_mrr_`` from ``valid`` alone."""
+        """Set ``weights_`` ``[groups, members]``, ``normalization_`` and ``valid_mrr_`` from
+        ``valid`` alone (see the module docstring for the rule)."""
         methods = NORMALIZATIONS if self.normalization == "auto" else (self.normalization,)
-        features = self._validation_features(valid, methods)
+        features, lengths = self._validation_features(valid, methods)
         grid = simplex_grid(len(self.members_), self.grid_steps)
-        best: tuple[float, int, int, int] | None = None
+        n_groups = len(parse_length_groups(self.length_groups)) + 1
+        groups = length_group(lengths, parse_length_groups(self.length_groups))
+        best: tuple[float, int, np.ndarray] | None = None
         for m, method in enumerate(methods):
             normalised, evidence = features[method]
             cache: dict[tuple[bool, ...], np.ndarray] = {}
+            rr_sums = np.zeros((len(grid), n_groups))
+            hit_sums = np.zeros((len(grid), n_groups))
             for p, weights in enumerate(grid):
-                value = mrr(candidate_ranks(normalised, evidence, weights, cache), CUTOFF)
-                # ties: fewer members to score at serving time, then the grid order
-                key = (value, -int((weights > 0).sum()), -m, -p)
-                if best is None or key > best:
-                    best = key
+                ranks = candidate_ranks(normalised, evidence, weights, cache)
+                hit = ranks <= CUTOFF
+                rr_sums[p] = np.bincount(groups, np.where(hit, 1.0 / ranks, 0.0), n_groups)
+                hit_sums[p] = np.bincount(groups, hit.astype(np.float64), n_groups)
+            overall = choose_point(grid, rr_sums.sum(axis=1), hit_sums.sum(axis=1))
+            counts = np.bincount(groups, minlength=n_groups)
+            points = [
+                overall
+                if counts[g] < MIN_GROUP_CASES and reaches_floor(grid, hit_sums[:, g], overall)
+                else choose_point(grid, rr_sums[:, g], hit_sums[:, g])
+                for g in range(n_groups)
+            ]
+            total = float(sum(rr_sums[p, g] for g, p in enumerate(points))) / len(groups)
+            if best is None or total > best[0]:  # ties: the first normalisation
+                best = (total, m, grid[points].copy())
         assert best is not None
-        self.normalization_ = methods[-best[2]]
-        self.weights_ = grid[-best[3]].copy()
+        self.normalization_ = methods[best[1]]
+        self.weights_ = best[2]
         self.valid_mrr_ = 100.0 * best[0]
         logger.info(
-            "ensemble: %s weights %s (validation MRR@%d %.2f)",
+            "ensemble: %s weights %s by length group %s (validation MRR@%d %.2f)",
             self.normalization_,
-            dict(zip(self.labels, self.weights_.round(3).tolist(), strict=True)),
+            self.weights_.round(3).tolist(),
+            self.length_groups or "(one group)",
             CUTOFF,
             self.valid_mrr_,
         )
 
     def _validation_features(
         self, valid: SessionData, methods: tuple[str, ...]
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """Per normalisation: the normalised scores ``[cases, 1 + candidates, members]`` of
-        the target (column 0) and the candidates, and their evidence mask (False pads)."""
+        the target (column 0) and the candidates, and their evidence mask (False pads); and
+        the prefix length of each case."""
         cases = make_cases(valid, "next")
         if len(cases) == 0:
             raise DataError("the validation sessions give no case (no session of 2+ clicks)")
@@ -262,36 +338,63 @@ class Ensemble(Recommender):
                     values, finite = normalise_at(raw, columns, method)
                     normalised[lo:hi, :, j] = values
                     evidence[lo:hi, :, j] = finite
-        return out
+        return out, lengths
 
     # ------------------------------------------------------------------------ scoring
-    def _weighted(self) -> Iterator[tuple[str, float, Recommender]]:
-        for label, weight in zip(self.labels, self.weights_.tolist(), strict=True):
-            if weight > 0:
-                yield label, weight, self.members_[label]
+    def weighted_labels(self) -> list[str]:
+        """The members with a weight in some length group: the ones scored and refitted."""
+        self._check_fitted()
+        used = (self.weights_ > 0).any(axis=0)
+        return [label for label, on in zip(self.labels, used.tolist(), strict=True) if on]
+
+    def _row_weights(self, batch: SessionBatch) -> np.ndarray:
+        """The weights of each session of ``batch`` (by its length group): ``[n, members]``."""
+        groups = length_group(batch.lengths, parse_length_groups(self.length_groups))
+        return self.weights_[np.minimum(groups, len(self.weights_) - 1)]
+
+    def _weighted(self, batch: SessionBatch) -> Iterator[tuple[str, np.ndarray, Recommender]]:
+        """Each member weighted for some session of ``batch``, with its weight per session."""
+        rows = self._row_weights(batch)
+        for j, label in enumerate(self.labels):
+            if (rows[:, j] > 0).any():
+                yield label, rows[:, j], self.members_[label]
 
     def member_weights(self) -> dict[str, float]:
-        """The chosen weight of every member, by label."""
+        """The chosen weight of every member, by label, when every length group has the
+        same; otherwise the mean over the groups (:meth:`group_weights` gives each)."""
         self._check_fitted()
-        return dict(zip(self.labels, self.weights_.tolist(), strict=True))
+        return dict(zip(self.labels, self.weights_.mean(axis=0).tolist(), strict=True))
+
+    def group_weights(self) -> dict[str, dict[str, float]]:
+        """The weights of each length group (``"1"``, ``"2"``, ``"3+"`` for ``"1,2"``)."""
+        self._check_fitted()
+        bounds = parse_length_groups(self.length_groups).tolist()
+        names = [
+            str(b) if b == a + 1 else f"{a + 1}-{b}" for a, b in itertools.pairwise([0, *bounds])
+        ]
+        names.append(f"{bounds[-1] + 1}+" if bounds else "all")
+        return {
+            name: dict(zip(self.labels, row.tolist(), strict=True))
+            for name, row in zip(names, self.weights_, strict=True)
+        }
 
     def member_contributions(self, batch: SessionBatch) -> dict[str, np.ndarray]:
         """Each weighted member's term of :meth:`score`: weight x normalised score
         ``[len(batch), n_items]`` (0 where it has no evidence)."""
         self._check_fitted()
         return {
-            label: weight * normalise(member.score(batch), self.normalization_)[0]
-            for label, weight, member in self._weighted()
+            label: weight[:, None] * normalise(member.score(batch), self.normalization_)[0]
+            for label, weight, member in self._weighted(batch)
         }
 
     def score(self, batch: SessionBatch) -> np.ndarray:
         self._check_fitted()
         total = np.zeros((len(batch), self.n_items), dtype=np.float64)
         evidence = np.zeros((len(batch), self.n_items), dtype=bool)
-        for _, weight, member in self._weighted():
+        for _, weight, member in self._weighted(batch):
             values, finite = normalise(member.score(batch), self.normalization_)
-            total += weight * values
-            evidence |= finite
+            total += weight[:, None] * values
+            evidence |= finite & (weight > 0)[:, None]
         total[~evidence] = -np.inf
         return total.astype(np.float32)
 
@@ -299,16 +402,16 @@ class Ensemble(Recommender):
         """A session is a fallback when every weighted member answers it with its own."""
         self._check_fitted()
         mask = np.ones(len(batch), dtype=bool)
-        for _, _, member in self._weighted():
-            mask &= member.fallback_mask(batch)
+        for _, weight, member in self._weighted(batch):
+            mask &= member.fallback_mask(batch) | (weight == 0)
         return mask
 
     def training_counts(self) -> np.ndarray | None:
         """The counts of the first weighted member that keeps them (fitted on all the
         training sessions; a member without weight was fitted on a part only)."""
         self._check_fitted()
-        for _, _, member in self._weighted():
-            counts = member.training_counts()
+        for label in self.weighted_labels():
+            counts = self.members_[label].training_counts()
             if counts is not None:
                 return counts
         return None
@@ -318,10 +421,10 @@ class Ensemble(Recommender):
         """The reason of the member that contributes most to each item's score (ties to
         the member listed first), in that member's own terms."""
         batch = SessionBatch.from_sequences([session])
-        weighted = list(self._weighted())
+        weighted = list(self._weighted(batch))
         terms = np.stack(
             [
-                weight * normalise(member.score(batch), self.normalization_)[0][0, targets]
+                weight[0] * normalise(member.score(batch), self.normalization_)[0][0, targets]
                 for _, weight, member in weighted
             ]
         )  # [members, targets]
@@ -369,8 +472,14 @@ class Ensemble(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         weights = np.asarray(state["weights"], dtype=np.float64)
-        if weights.shape != (len(self.labels),) or not np.isfinite(weights).all():
-            raise ModelError(f"ensemble weights {weights} do not fit members {self.labels}")
+        n_groups = len(parse_length_groups(self.length_groups)) + 1
+        if weights.ndim == 1:  # saved before length groups: one row for every group
+            weights = np.tile(weights, (n_groups, 1))
+        if weights.shape != (n_groups, len(self.labels)) or not np.isfinite(weights).all():
+            raise ModelError(
+                f"ensemble weights {weights.tolist()} do not fit members {self.labels} "
+                f"in {n_groups} length groups"
+            )
         self.weights_ = weights
         self.normalization_ = NORMALIZATIONS[int(state["normalization"])]
         self.valid_mrr_ = float(state["valid_mrr"])
