@@ -5,8 +5,11 @@ Usage (one thread, as in BENCHMARKS.md)::
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         .venv/bin/python -m benchmarks.accuracy.bench_auto \\
-        [--data ../shared/data] [--datasets diginetica,yoochoose-1_64] [--budget 60m] \\
-        [--out DIR] [--json-out FILE]
+        [--data ../shared/data] [--datasets diginetica,yoochoose-1_64,rsc15-100k] \\
+        [--budget 60m] [--out DIR] [--json-out FILE]
+
+``rsc15-100k`` is the YooChoose sample preprocessed the GRU4Rec way: ``train_full`` ->
+``test`` with times, every next click of a test session a case (the next-item protocol).
 
 ``auto`` chooses on the last 10% of the training sessions only; the test file is read for
 the final figures alone. The best single candidate (the best plain model on validation: a
@@ -26,16 +29,35 @@ from typing import Any
 
 from benchmarks.common import BENCHMARK_FOLDERS, SHARED_DATA, load_average
 from sessionrec.auto import auto, parse_budget, refit
+from sessionrec.auto.stages import SINGLE_STAGES
+from sessionrec.data.events import read_events
 from sessionrec.data.sessions import SessionData
 from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
 from sessionrec.models.base import Recommender
 from sessionrec.models.registry import load_model
 
-SINGLE_STAGES = ("baselines", "knn-optuna", "neural")
+GRU4REC_SPLITS = {
+    "rsc15-100k": (
+        "yoochoose/rsc15-100k/yoochoose-clicks-100k_train_full.txt",
+        "yoochoose/rsc15-100k/yoochoose-clicks-100k_test.txt",
+    )
+}
+"""Data sets in the GRU4Rec TSV format: (training file, test file) under ``--data``."""
 
 
-def test_row(model: Recommender, test: SessionData) -> dict[str, Any]:
-    result = evaluate(model, test, protocol="benchmark", cutoffs=(20,))
+def load(data: Path, dataset: str) -> tuple[SessionData, SessionData, str]:
+    """Training sessions, test sessions and the evaluation protocol of ``dataset``."""
+    if dataset in GRU4REC_SPLITS:
+        train_file, test_file = GRU4REC_SPLITS[dataset]
+        train = SessionData.from_frame(read_events(data / train_file, preset="gru4rec"))
+        test = SessionData.from_frame(read_events(data / test_file, preset="gru4rec"))
+        return train, test, "next"
+    folder = BenchmarkFolder(data / BENCHMARK_FOLDERS[dataset])
+    return folder.train(), folder.test(), "benchmark"
+
+
+def test_row(model: Recommender, test: SessionData, protocol: str) -> dict[str, Any]:
+    result = evaluate(model, test, protocol=protocol, cutoffs=(20,))
     by_length = result.by_length(20)
     row = {key: result.metrics()[key] for key in ("hr@20", "mrr@20")}
     for n in ("1", "2"):
@@ -58,12 +80,10 @@ def main() -> None:
     print("| dataset | model | valid MRR@20 | HR@20 | MRR@20 | HR@20 len 1 | HR@20 len 2 |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for dataset in args.datasets.split(","):
-        folder = BenchmarkFolder(args.data / BENCHMARK_FOLDERS[dataset])
-        train = folder.train()
+        train, test, protocol = load(args.data, dataset)
         started = time.perf_counter()
         summary = auto(train, args.out / dataset, parse_budget(args.budget), seed=args.seed)
         seconds = time.perf_counter() - started
-        test = folder.test()
         board = json.loads((Path(summary["work_dir"]) / "leaderboard.json").read_text())
         singles = [c for c in board["candidates"] if c["stage"] in SINGLE_STAGES]
         single = max(singles, key=lambda c: c["mrr"])
@@ -73,7 +93,7 @@ def main() -> None:
             (f"best single: {single['label']}", single["mrr"], refit(load_model(work), train)),
         ]
         for label, valid_mrr, model in rows:
-            row = test_row(model, test)
+            row = test_row(model, test, protocol)
             results.append({"dataset": dataset, "model": label, "valid_mrr@20": valid_mrr, **row})
             print(
                 f"| {dataset} | {label} | {valid_mrr:.2f} | {row['hr@20']:.2f} | "

@@ -344,8 +344,8 @@ class Ensemble(Recommender):
     def weighted_labels(self) -> list[str]:
         """The members with a weight in some length group: the ones scored and refitted."""
         self._check_fitted()
-        used = (self.weights_ > 0).any(axis=0)
-        return [label for label, on in zip(self.labels, used.tolist(), strict=True) if on]
+        used = np.asarray((self.weights_ > 0).any(axis=0), dtype=bool)
+        return [label for j, label in enumerate(self.labels) if used[j]]
 
     def _row_weights(self, batch: SessionBatch) -> np.ndarray:
         """The weights of each session of ``batch`` (by its length group): ``[n, members]``."""
