@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +16,8 @@ from sessionrec._errors import ConfigError
 from sessionrec.cli import main
 from sessionrec.serve.cli import THREAD_VARIABLES, add_parsers, config_from_args
 from sessionrec.serve.config import ServeConfig, VariantSpec
+
+from .conftest import THREADS_ENV, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -102,6 +110,94 @@ def test_serve_refuses_a_missing_or_broken_model_folder(capsys, tmp_path):
     assert "does not exist" in error_line(capsys, "serve", str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     assert "not a model folder" in error_line(capsys, "serve", str(tmp_path / "empty"))
+
+
+def corrupt_copy(model_dir: Path, target: Path) -> Path:
+    """A copy of a model folder whose ``state.npz`` is cut short (a broken download)."""
+    shutil.copytree(model_dir, target)
+    state = target / "state.npz"
+    state.write_bytes(state.read_bytes()[:40])
+    return target
+
+
+def test_serve_refuses_a_corrupt_model_in_one_line_before_uvicorn(tmp_path, shop):
+    """Issue 22: the worker's lifespan failed instead: a 34-line traceback and exit 3."""
+    broken = corrupt_copy(shop.markov_dir, tmp_path / "broken")
+    result = subprocess.run(
+        [sys.executable, "-m", "sessionrec", "serve", str(broken), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **THREADS_ENV},
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"sessionrec: error: {broken / 'state.npz'}: checksum mismatch "
+        "(the file is corrupt or was modified)"
+    ]
+
+
+def test_serve_refuses_a_corrupt_variant_in_one_line(capsys, tmp_path, shop):
+    broken = corrupt_copy(shop.sr_dir, tmp_path / "broken")
+    line = error_line(capsys, "-q", "serve", str(shop.markov_dir), "--variant", f"b={broken}")
+    assert "checksum mismatch" in line and str(broken) in line
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_serve_checks_the_port_before_loading_the_models(capsys, tmp_path, shop, busy_port):
+    """A busy port is named before the models load (a corrupt model is never reached)."""
+    broken = corrupt_copy(shop.markov_dir, tmp_path / "broken")
+    for folder in (shop.markov_dir, broken):
+        line = error_line(capsys, "serve", str(folder), "--port", str(busy_port))
+        assert f"cannot listen on 127.0.0.1:{busy_port}" in line and "--port" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SESSIONREC_PORT", "abc", "SESSIONREC_PORT='abc' is invalid"),
+        ("SESSIONREC_WORKERS", "two", "SESSIONREC_WORKERS='two' is invalid"),
+        ("SESSIONREC_AVAILABLE_ONLY", "maybe", "SESSIONREC_AVAILABLE_ONLY='maybe' is invalid"),
+        ("SESSIONREC_LOG_LEVEL", "verbose", "--log-level must be one of"),
+        ("SESSIONREC_UNLISTED", "maybe", "--unlisted must be"),
+        ("SESSIONREC_STORE", "mysql://x", "--store"),
+    ],
+)
+def test_bad_environment_variables_are_one_line(
+    capsys, monkeypatch, shop, variable, value, message
+):
+    monkeypatch.setenv(variable, value)
+    assert message in error_line(capsys, "serve", str(shop.markov_dir), "--port", "1")
+
+
+def test_bad_inputs_of_the_service_are_one_line(capsys, tmp_path, shop):
+    no_id = tmp_path / "catalog.csv"
+    no_id.write_text("sku,category\n1,shoes\n")
+    binary = tmp_path / "popularity.txt"
+    binary.write_bytes(b"\xff\xfe\x00 1 2\n")
+    counts = tmp_path / "counts.csv"
+    counts.write_text("item_id,count\n1,many\n")
+    model = str(shop.markov_dir)
+    port = str(free_port())
+    cases = [
+        (["--catalog", str(no_id)], "no 'item_id' column"),
+        (["--popularity", str(binary)], "cannot read sessions file"),
+        (["--popularity", str(counts)], "expected a number"),
+        (["--popularity", str(tmp_path)], "--popularity"),
+        (["--deny", str(binary)], "cannot read id list"),
+        (["--variant", "b=" + model + ":-1"], "weight must be finite and >= 0"),
+        (["--variant", "b c=" + model], "variant name 'b c' is invalid"),
+        (["--variant", "b=" + str(no_id)], "model folder"),
+    ]
+    for extra, message in cases:
+        assert message in error_line(capsys, "-q", "serve", model, "--port", port, *extra)
 
 
 def test_replay_argument_errors(capsys, tmp_path):

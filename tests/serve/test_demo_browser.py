@@ -146,7 +146,7 @@ DEMO_EVENTS = 60_000
 DEMO_SEED = 3
 
 
-def _require_browser() -> None:
+def require_browser() -> None:
     problems = []
     if CHROMIUM is None or CHROMEDRIVER is None:
         problems.append(
@@ -172,7 +172,7 @@ def artifact_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def demo_service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``sessionrec demo`` as a real process: trains, saves, then serves on a free port."""
-    _require_browser()
+    require_browser()
     port = free_port()
     folder = tmp_path / "demo"
     log_path = tmp_path / "demo.log"
@@ -208,7 +208,7 @@ def demo_service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    _require_browser()
+    require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

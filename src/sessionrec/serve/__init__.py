@@ -31,7 +31,7 @@ _LAZY = {
 def require_serve_extra() -> None:
     """Raise a ConfigError naming the extra when the service's dependencies are missing."""
     missing = []
-    for module in ("fastapi", "uvicorn", "prometheus_client", "httpx", "redis"):
+    for module in ("fastapi", "uvicorn", "prometheus_client", "httpx", "redis", "fastapi_offline"):
         try:
             __import__(module)
         except ImportError:

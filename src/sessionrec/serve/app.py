@@ -9,8 +9,9 @@ per resource in :mod:`sessionrec.serve.routes`:
   trip; ``GET /v1/sessions/{session_id}/recommendations`` recommendations for a live
   session; ``POST /v1/recommendations`` stateless: the caller sends the session's items.
 - ``feedback``: ``POST /v1/feedback`` a click on a recommended item, counted per variant.
-- ``ops``: ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``
-  (and FastAPI's ``/docs``).
+- ``ops``: ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+- ``docs``: ``/docs`` (Swagger UI) and ``/redoc`` on the schema ``/openapi.json``, their
+  assets served by the service itself (they work offline: :mod:`sessionrec.serve.docs`).
 - ``admin`` (``Authorization: Bearer $SESSIONREC_ADMIN_TOKEN``): ``GET /v1/admin/models``,
   ``POST /v1/admin/models/{variant}/reload``, ``GET /v1/admin/feedback``.
 - ``demo``: the storefront page ``/demo``.
@@ -48,6 +49,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from sessionrec._version import __version__
+from sessionrec.serve import docs
 from sessionrec.serve.config import ServeConfig
 from sessionrec.serve.deps import ServiceState
 from sessionrec.serve.errors import add_error_handlers
@@ -74,6 +76,8 @@ def create_app(config: ServeConfig) -> FastAPI:
             "Errors are JSON objects {error, message, details?} with a 4xx status."
         ),
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: see serve.docs
+        redoc_url=None,
     )
     app.state.service = state
     app.add_middleware(GuardMiddleware, max_body=config.max_body_bytes, metrics=state.metrics)
@@ -83,6 +87,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(admin.build_router(config.admin_token_env))
     app.include_router(demo.build_router(has_catalog=config.catalog is not None))
+    app.include_router(docs.build_router(app.title, app.openapi_url or "/openapi.json"))
     return app
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sessionrec._errors import ConfigError, SessionrecError
+from sessionrec.serve.config import LOG_LEVELS, ServeConfig
 
 log = logging.getLogger("sessionrec.serve")
 
@@ -168,11 +169,7 @@ def add_parsers(subparsers: Any) -> None:
         default="SESSIONREC_ADMIN_TOKEN",
         help="environment variable holding the admin bearer token",
     )
-    p.add_argument(
-        "--log-level",
-        default=_env("log_level", "info"),
-        choices=["critical", "error", "warning", "info", "debug"],
-    )
+    p.add_argument("--log-level", default=_env("log_level", "info"), choices=LOG_LEVELS)
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser(
@@ -190,9 +187,9 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The :class:`ServeConfig` of parsed ``serve`` arguments."""
-    from sessionrec.serve.config import DEFAULT_VARIANT, ServeConfig, VariantSpec, parse_variant
+    from sessionrec.serve.config import DEFAULT_VARIANT, VariantSpec, parse_variant
 
     variants = [VariantSpec(DEFAULT_VARIANT, args.model_dir, args.default_weight)]
     variants += [parse_variant(text) for text in args.variant]
@@ -236,15 +233,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_serve_extra()
     import uvicorn
 
+    from sessionrec.demo import check_port_free
     from sessionrec.models.persist import read_manifest
     from sessionrec.serve.config import CONFIG_ENV
-    from sessionrec.serve.registry import ModelLoader
 
     config = config_from_args(args)
     config.check_files()
-    for spec in config.variants:  # fail fast, with one line, before any worker starts
+    check_port_free(config.host, config.port)  # before the models load, as `demo` does
+    for spec in config.variants:  # the cheap checks first
         read_manifest(spec.path)
-    ModelLoader(config)  # reads catalog, popularity and deny list: their errors surface here
+    check_models(config)
     metrics_dir = None
     if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="sessionrec-metrics-")
@@ -289,6 +287,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def check_models(config: ServeConfig) -> None:
+    """Load every variant as a worker will, and drop it: a broken folder is one line here.
+
+    A worker that fails while it starts is reported by uvicorn as a traceback and exit code
+    3 (and a multi-worker supervisor may respawn it); here the same :class:`ModelError`
+    reaches the CLI's one-line error instead. It costs one extra load at start-up. The
+    loader also reads the catalog, popularity and deny list, so their errors surface here.
+    """
+    from sessionrec.serve.registry import ModelLoader
+
+    loader = ModelLoader(config)
+    for spec in config.variants:
+        loader.load(spec.name, spec.path)
 
 
 WORKER_HEALTHCHECK_SECONDS = 120

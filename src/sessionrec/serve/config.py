@@ -29,6 +29,9 @@ CONFIG_ENV = "SESSIONREC_SERVE_CONFIG"
 DEFAULT_VARIANT = "default"
 """Name of the variant served from the positional ``MODEL_DIR``."""
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+"""Values of ``--log-level`` (uvicorn's names)."""
+
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -160,6 +163,10 @@ class ServeConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number")
         if not math.isfinite(self.reload_interval) or self.reload_interval < 0:
             raise ConfigError("--reload-interval must be >= 0 (0 disables the watcher)")
+        if self.log_level not in LOG_LEVELS:  # argparse checks a flag, not its variable
+            raise ConfigError(
+                f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
         if self.unlisted not in ("exclude", "allow"):
             raise ConfigError(f"--unlisted must be 'exclude' or 'allow', got {self.unlisted!r}")
         if self.store != "memory" and not self.store.startswith(

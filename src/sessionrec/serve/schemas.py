@@ -15,12 +15,16 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     StrictInt,
     StrictStr,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from sessionrec.serve.config import ServeConfig
 from sessionrec.serve.rules import Filters
@@ -86,7 +90,43 @@ def request_options(
 
 
 # ------------------------------------------------------------------ requests
-class ReloadIn(BaseModel):
+class StrictBody(BaseModel):
+    """A JSON request body: a field the model does not have is an error, not ignored.
+
+    A misspelt option (``exclude`` for ``exclude_items``) would otherwise be dropped
+    silently and the answer would look right. The error keeps pydantic's location (``body``,
+    the field) and type (``extra_forbidden``); its message lists the fields that exist.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_allowed_fields(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if not any(e["type"] == "extra_forbidden" for e in errors):
+                raise
+            allowed = ", ".join(cls.model_fields)
+            unknown = PydanticCustomError(
+                "extra_forbidden", "unknown field (allowed: {allowed})", {"allowed": allowed}
+            )
+            line_errors: list[Any] = [
+                {"type": unknown, "loc": e["loc"], "input": e["input"]}
+                if e["type"] == "extra_forbidden"
+                else e
+                for e in errors
+            ]
+            try:
+                named = ValidationError.from_exception_data(exc.title, line_errors)
+            except (KeyError, TypeError):  # an error pydantic cannot rebuild: keep its text
+                raise exc from None
+            raise named from None
+
+
+class ReloadIn(StrictBody):
     path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
 
 
@@ -117,7 +157,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
     ]
     K = Annotated[int, Field(ge=1, le=config.max_k)]
 
-    class EventIn(BaseModel):
+    class EventIn(StrictBody):
         """One click. Only ``item_id`` is required."""
 
         item_id: ItemId
@@ -126,7 +166,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
             None, description="Unix seconds of the click (client clock); optional."
         )
 
-    class RecommendIn(BaseModel):
+    class RecommendIn(StrictBody):
         """A stateless request: the session's items in click order."""
 
         items: list[ItemId] = Field(max_length=config.max_session_length)
@@ -170,7 +210,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
                 explain=self.explain,
             )
 
-    class FeedbackIn(BaseModel):
+    class FeedbackIn(StrictBody):
         """A click on an item of a recommendation answer."""
 
         recommendation_id: Annotated[str, StringConstraints(pattern=RECOMMENDATION_ID)]
