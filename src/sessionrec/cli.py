@@ -280,8 +280,9 @@ def cmd_auto(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Top-k for one session, ranked as the service ranks it. A session the model cannot
     answer (empty, only unknown items, nothing with evidence) gets the popularity fallback
-    (the folder's training counts, or ``--popularity``), flagged; ids are printed as the
-    strings they were given in, as the service returns them."""
+    (the folder's training counts, or ``--popularity``), flagged. Every id is printed as a
+    string, whatever the vocabulary's kind, as the service returns ids; ``k`` is bounded
+    by the service's largest ``k``."""
     from sessionrec.models.base import check_k
     from sessionrec.serve.catalog import NO_COUNTS_WARNING, fallback_popularity, read_popularity
     from sessionrec.serve.config import ServeConfig
@@ -573,9 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "items", nargs="*", help="the session's item ids in click order (none: a new session)"
     )
-    p.add_argument(
-        "-k", type=int, default=10, help="how many items (at most the service's default --max-k)"
-    )
+    p.add_argument("-k", type=int, default=10, help="number of recommendations")
     p.add_argument("--exclude-seen", action="store_true", help="never recommend session items")
     p.add_argument(
         "--popularity",
