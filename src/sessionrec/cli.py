@@ -278,22 +278,58 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    """Top-k for one session, ranked as the service ranks it. A session the model cannot
+    answer (empty, only unknown items, nothing with evidence) gets the popularity fallback
+    (the folder's training counts, or ``--popularity``), flagged. Every id is printed as a
+    string, whatever the vocabulary's kind, as the service returns ids; ``k`` is bounded
+    by the service's largest ``k``."""
+    from sessionrec.models.base import check_k
+    from sessionrec.serve.catalog import NO_COUNTS_WARNING, fallback_popularity, read_popularity
+    from sessionrec.serve.config import ServeConfig
+    from sessionrec.serve.rules import ItemRules
 
-    model = load_model(args.model_dir)
-    known = [item for item in args.items if item in model.vocab_]
-    if len(known) < len(args.items):
-        log.warning(
-            "ignored %d item(s) unknown to the model: %s",
-            len(args.items) - len(known),
-            " ".join(i for i in args.items if i not in known),
+    k = check_k(args.k)
+    if k > ServeConfig.max_k:
+        raise ConfigError(
+            f"k must be at most {ServeConfig.max_k} (the service's largest k), got {k}"
         )
-    (recs,) = model.recommend([args.items], k=args.k, exclude_seen=args.exclude_seen)
-    items = [{"item_id": item, "score": score} for item, score in recs]
+    popularity = read_popularity(args.popularity) if args.popularity else None
+    model = load_model(args.model_dir)
+    unknown = [item for item in args.items if item not in model.vocab_]
+    if unknown:
+        log.warning("ignored %d item(s) unknown to the model: %s", len(unknown), " ".join(unknown))
+    counts = fallback_popularity(model, popularity)
+    if counts is None:
+        log.warning(NO_COUNTS_WARNING, args.model_dir)
+    rules = ItemRules(model.vocab_, popularity=counts)
+    # Without a known item the popularity fallback answers, as in the service; otherwise the
+    # model does, and popular items only stand in for an empty list (never pad a short one).
+    no_known_item = len(unknown) == len(args.items)
+    ranked = rules.recommend(
+        model, args.items, k, exclude_seen=args.exclude_seen, fallback=no_known_item
+    )
+    if not ranked.items and not no_known_item:
+        ranked = rules.recommend(
+            model, args.items, k, exclude_seen=args.exclude_seen, fallback=True
+        )
+    items = [
+        {"item_id": item, "score": score, "source": source}
+        for item, score, source in zip(ranked.items, ranked.scores, ranked.sources, strict=True)
+    ]
     if args.json:
-        _emit({"model": model.name, "session": args.items, "items": items}, True)
+        payload = {
+            "model": model.name,
+            "session": args.items,
+            "fallback": ranked.fallback,
+            "items": items,
+        }
+        _emit(payload, True)
     else:
+        if ranked.fallback:
+            log.info("the model has no answer of its own for this session: a fallback")
         for rank, rec in enumerate(items, 1):
-            sys.stdout.write(f"{rank:>3}  {rec['item_id']}  {rec['score']:.6g}\n")
+            source = "" if rec["source"] == "model" else f"  ({rec['source']})"
+            sys.stdout.write(f"{rank:>3}  {rec['item_id']}  {rec['score']:.6g}{source}\n")
     return 0
 
 
@@ -535,9 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recommend", help="top-k items for one session given as item ids")
     p.add_argument("--model-dir", required=True)
-    p.add_argument("items", nargs="+", help="the session's item ids in click order")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument(
+        "items", nargs="*", help="the session's item ids in click order (none: a new session)"
+    )
+    p.add_argument("-k", type=int, default=10, help="number of recommendations")
     p.add_argument("--exclude-seen", action="store_true", help="never recommend session items")
+    p.add_argument(
+        "--popularity",
+        help="clicks for the fallback instead of the model folder's training counts: "
+        "train_sessions.txt or a table with item_id,count",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sessionrec.cli import main
-from sessionrec.models.persist import MANIFEST
+from sessionrec.models.persist import COUNTS, MANIFEST
 from sessionrec.models.registry import load_model
 
 TRAIN = ["1 2 3", "2 3 4", "1 2 3 4", "3 4", "2 3", "1 2"]
@@ -165,9 +165,107 @@ def test_recommend_prints_top_k(bench, tmp_path, capsys):
     )
     assert code == 0
     payload = json.loads(out)
-    assert [x["item_id"] for x in payload["items"]] == [3]  # only 3 ever follows 2
+    # Only 3 ever follows 2; ids come back as the strings they were given in (regression:
+    # integer-looking ids were printed as JSON numbers while the session stayed strings).
+    assert [x["item_id"] for x in payload["items"]] == ["3"]
+    assert payload["session"] == ["1", "2"]
+    assert payload["fallback"] is False and payload["items"][0]["source"] == "model"
     code, out, err = run(capsys, "recommend", "--model-dir", str(out_dir), "1", "77", "--json")
     assert code == 0 and "77" in err and "unknown" in err
+
+
+# Clicks per item in TRAIN: 2 -> 5, 3 -> 5, 1 -> 3, 4 -> 3 (ties by the lower index: the
+# vocabulary follows first appearance, 1 2 3 4).
+MOST_CLICKED = ["2", "3", "1", "4"]
+
+
+@pytest.mark.parametrize("model", ["sr", "markov", "vsknn", "pop"])
+@pytest.mark.parametrize("session", [["77"], ["77", "78"], []])
+def test_recommend_falls_back_for_sessions_the_model_cannot_answer(
+    bench, tmp_path, capsys, model, session
+):
+    # Regression (issue 22 item 5): sr printed nothing for an unknown-only session; every
+    # model now answers it with the training popularity, flagged as a fallback.
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", model, "--output", str(out_dir))
+    argv = ["recommend", "--model-dir", str(out_dir), *session, "-k", "3", "--json"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["fallback"] is True and payload["session"] == session
+    assert [x["item_id"] for x in payload["items"]] == MOST_CLICKED[:3]
+
+    code, out, _ = run(capsys, *argv[:-1])  # the text form says so too
+    assert code == 0 and [line.split()[1] for line in out.splitlines()] == MOST_CLICKED[:3]
+
+
+def test_recommend_falls_back_for_gru4rec(bench, tmp_path, capsys):
+    pytest.importorskip("torch")
+    out_dir = tmp_path / "model"
+    params = ("hidden_size=8", "batch_size=2", "n_sample=2", "n_epochs=1")
+    argv = ["train", "--benchmark", str(bench), "--model", "gru4rec", "--output", str(out_dir)]
+    run(capsys, *argv, *(x for p in params for x in ("--param", p)))
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(out_dir), "77", "-k", "3", "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["fallback"] is True
+    assert [x["item_id"] for x in payload["items"]] == MOST_CLICKED[:3]
+
+
+def test_recommend_falls_back_when_the_model_has_nothing(bench, tmp_path, capsys):
+    # Nothing ever follows 4 in TRAIN: sequential rules have no item for it.
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", "sr", "--output", str(out_dir))
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(out_dir), "4", "-k", "3", "--json")
+    payload = json.loads(out)
+    assert code == 0 and payload["fallback"] is True
+    assert [x["item_id"] for x in payload["items"]] == MOST_CLICKED[:3]
+    assert {x["source"] for x in payload["items"]} == {"popular"}
+
+
+def test_recommend_keeps_string_ids_strings(tmp_path, capsys):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "train_sessions.txt").write_text("a 007\n007 b\n007 b\n")
+    (bench / "test_sessions.txt").write_text("a b\n")
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", "markov", "--output", str(out_dir))
+    assert load_model(out_dir).vocab_.kind == "str"
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(out_dir), "a", "--json")
+    assert code == 0 and [x["item_id"] for x in json.loads(out)["items"]] == ["007"]
+
+
+def test_recommend_k_is_bounded_like_the_service(bench, tmp_path, capsys):
+    from sessionrec.serve.config import ServeConfig
+
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", "pop", "--output", str(out_dir))
+    limit = ServeConfig.max_k
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(out_dir), "1", "-k", str(limit))
+    assert code == 0 and len(out.splitlines()) == 4  # every item there is
+    code, out, err = run(
+        capsys, "recommend", "--model-dir", str(out_dir), "1", "-k", str(limit + 1)
+    )
+    assert code == 1 and out == ""
+    assert f"k must be at most {limit}" in err and "Traceback" not in err
+
+
+def test_recommend_from_a_folder_saved_without_counts(bench, tmp_path, capsys):
+    out_dir = tmp_path / "model"
+    run(capsys, "train", "--benchmark", str(bench), "--model", "sr", "--output", str(out_dir))
+    manifest = json.loads((out_dir / MANIFEST).read_text())
+    del manifest["files"][COUNTS]  # as saved by a sessionrec that kept no counts
+    (out_dir / MANIFEST).write_text(json.dumps(manifest))
+    (out_dir / COUNTS).unlink()
+    argv = ["recommend", "--model-dir", str(out_dir), "77", "-k", "3", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["items"] == []
+    assert "no training counts" in err and "--popularity" in err
+    code, out, err = run(capsys, *argv, "--popularity", str(bench / "train_sessions.txt"))
+    assert code == 0 and "no training counts" not in err
+    payload = json.loads(out)
+    assert payload["fallback"] is True
+    assert [x["item_id"] for x in payload["items"]] == MOST_CLICKED[:3]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
 
 import numpy as np
 import polars as pl
@@ -13,10 +15,12 @@ from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.data.synthetic import make_catalog
 from sessionrec.models.base import SessionBatch
+from sessionrec.models.persist import COUNTS, MANIFEST
 from sessionrec.models.registry import create_model
 from sessionrec.models.topk import select_top_k
 from sessionrec.serve.app import create_app
 from sessionrec.serve.catalog import Catalog
+from sessionrec.serve.config import VariantSpec
 from sessionrec.serve.rules import Filters, ItemRules, Mask, search
 
 from .conftest import CATEGORY, SOLD_OUT, ids, train_model
@@ -133,8 +137,23 @@ def test_unknown_everywhere_gets_global_popularity_with_rules(catalog_client):
         assert ids(answer(client, ["99"], 3, available_only=True)) == ["1", "5", "3"]
 
 
-def test_fallback_is_empty_without_any_popularity_source(make_config):
+def test_the_model_folder_counts_are_the_default_popularity(make_config):
+    # Regression (issue 22 item 5): without --popularity this answer was empty.
     with TestClient(create_app(make_config(popularity=None))) as client:
+        payload = answer(client, ["99"], 3)
+        assert ids(payload) == ["1", "5", "2"] and payload["fallback"] is True
+
+
+def test_fallback_is_empty_without_any_popularity_source(make_config, shop, tmp_path):
+    # A folder saved before sessionrec kept counts, served without --popularity.
+    old = tmp_path / "old-markov"
+    shutil.copytree(shop.markov_dir, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest["files"][COUNTS]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    (old / COUNTS).unlink()
+    config = make_config(popularity=None, variants=(VariantSpec("default", str(old)),))
+    with TestClient(create_app(config)) as client:
         payload = answer(client, ["99"], 3)
         assert payload["items"] == [] and payload["fallback"] is False
 

@@ -14,7 +14,8 @@
   ``getattr``: :meth:`Recommender.target_ranks` (the fast path of validation),
   :meth:`Recommender.fallback_mask` (which sessions got the model's own popularity
   fallback), :meth:`Recommender.training_history` (per-epoch figures of trained models),
-  :meth:`Recommender.training_counts` (the training clicks per item a model keeps) and
+  :meth:`Recommender.training_counts` (the training clicks per item, kept by every model
+  from :meth:`Recommender.fit` and saved in its folder) and
   :meth:`Recommender.recommends_repeats` (whether serving should keep the session's items).
 - :meth:`Recommender.explain` gives one :class:`Reason` per recommended item. It is a
   separate, slower path (the default scores the session once per distinct item), never
@@ -204,6 +205,12 @@ class Recommender(abc.ABC):
 
     vocab_: ItemVocab
 
+    training_counts_: np.ndarray | None = None
+    """Training clicks per item (int64, ``n_items`` long), set by :meth:`fit` for every
+    model and saved in its folder (``counts.npz``), so that serving has a popularity
+    fallback without any other file. ``None`` on a model loaded from a folder written
+    before counts were saved."""
+
     # ------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword arguments, as stored (scikit-learn style)."""
@@ -232,6 +239,7 @@ class Recommender(abc.ABC):
         self._forget()  # a refit replaces the whole state, never a part of it
         self.vocab_ = train.vocab
         self.data_fingerprint_ = train.fingerprint()
+        self.training_counts_ = train.item_counts()
         try:
             self._fit(train, valid)
         except BaseException:
@@ -300,10 +308,13 @@ class Recommender(abc.ABC):
         return None
 
     def training_counts(self) -> np.ndarray | None:
-        """Training clicks per item (int64, ``n_items`` long) when the model keeps them (for
-        its own fallback or sampling); ``None`` otherwise. Serving ranks its popularity
-        fallback by them when no other popularity is given."""
-        return None
+        """Training clicks per item (int64, ``n_items`` long): :attr:`training_counts_` by
+        default, which :meth:`fit` sets for every model; composite models give their
+        members'. ``None`` only for a model loaded from a folder saved before counts were
+        kept. Serving ranks its popularity fallback by them unless ``--popularity`` is
+        given."""
+        self._check_fitted()
+        return self.training_counts_
 
     def recommends_repeats(self) -> bool:
         """Whether the model was built to recommend the session's own items again (a repeat

@@ -6,6 +6,9 @@ Layout of a model folder::
                     training-data fingerprint, metrics, and a SHA-256 of every other file
     vocab.npz       the external item ids (int64 or unicode; no object arrays)
     state.npz       the model's learned arrays
+    counts.npz      the training clicks per item (``counts``, int64), the popularity
+                    fallback of serving; absent in a composite model (its members hold
+                    them) and in folders written before sessionrec kept them
     members/NAME/   a composite model's members (an ensemble's models, a layer's base
                     model), each a model folder of this layout (listed in the manifest)
 
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 FORMAT = "sessionrec.model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+COUNTS = "counts.npz"
+"""The file of a model folder holding the training clicks per item."""
 
 
 def _sha256(path: Path) -> str:
@@ -96,8 +101,13 @@ def _write_folder(model: Recommender, folder: Path, metrics: dict[str, Any] | No
     """The files of one model folder, members included (the caller makes it atomic)."""
     _write_npz(folder / "vocab.npz", {"ids": np.asarray(model.vocab_.ids)})
     _write_npz(folder / "state.npz", model._get_state())
-    files = {name: _sha256(folder / name) for name in ("vocab.npz", "state.npz")}
+    names = ["vocab.npz", "state.npz"]
     members = model._get_members()
+    counts = None if members else model.training_counts()  # a composite's: its members'
+    if counts is not None:
+        _write_npz(folder / COUNTS, {"counts": np.asarray(counts, dtype=np.int64)})
+        names.append(COUNTS)
+    files = {name: _sha256(folder / name) for name in names}
     for name, member in members.items():
         if not MEMBER_NAME.match(name):
             raise ModelError(f"member name {name!r} is not a plain folder name")
@@ -145,6 +155,15 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def _verified(folder: Path, name: str, files: dict[str, Any]) -> Path:
+    file = folder / name
+    if not file.is_file():
+        raise ModelError(f"{folder}: missing file {name}")
+    if _sha256(file) != files.get(name):
+        raise ModelError(f"{file}: checksum mismatch (the file is corrupt or was modified)")
+    return file
+
+
 def read_arrays(
     path: str | Path, manifest: dict[str, Any]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -152,9 +171,23 @@ def read_arrays(
     folder = Path(path)
     files = manifest["files"]
     for name in ("vocab.npz", "state.npz"):
-        file = folder / name
-        if not file.is_file():
-            raise ModelError(f"{folder}: missing file {name}")
-        if _sha256(file) != files.get(name):
-            raise ModelError(f"{file}: checksum mismatch (the file is corrupt or was modified)")
+        _verified(folder, name, files)
     return _read_npz(folder / "vocab.npz")["ids"], _read_npz(folder / "state.npz")
+
+
+def read_counts(path: str | Path, manifest: dict[str, Any], n_items: int) -> np.ndarray | None:
+    """The training clicks per item of a model folder (checksum verified); ``None`` when the
+    folder has none (a composite model, or a folder saved before counts were kept)."""
+    folder = Path(path)
+    if COUNTS not in manifest["files"]:
+        return None
+    file = _verified(folder, COUNTS, manifest["files"])
+    counts = _read_npz(file).get("counts")
+    if (
+        counts is None
+        or counts.shape != (n_items,)
+        or counts.dtype.kind not in "iu"
+        or (counts.size and int(counts.min()) < 0)
+    ):
+        raise ModelError(f"{file}: 'counts' must be {n_items} non-negative integers")
+    return counts.astype(np.int64)

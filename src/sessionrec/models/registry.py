@@ -16,7 +16,14 @@ from sessionrec._errors import ConfigError, ModelError
 from sessionrec.data.sessions import ItemVocab
 from sessionrec.models.base import Recommender
 from sessionrec.models.ensemble import Ensemble
-from sessionrec.models.persist import MANIFEST, MEMBER_NAME, MEMBERS, read_arrays, read_manifest
+from sessionrec.models.persist import (
+    MANIFEST,
+    MEMBER_NAME,
+    MEMBERS,
+    read_arrays,
+    read_counts,
+    read_manifest,
+)
 from sessionrec.models.repeat import RepeatAware
 from sessionrec.models.standalone import STANDALONE_MODELS
 
@@ -133,6 +140,7 @@ def load_model(path: str | Path) -> Recommender:
         raise ModelError(f"{folder / MANIFEST}: field 'params': {exc}") from exc
     model.vocab_ = ItemVocab(vocab_ids)
     model.data_fingerprint_ = str(manifest.get("data_fingerprint") or "")
+    model.training_counts_ = read_counts(folder, manifest, len(model.vocab_))
     model._set_members(_load_members(folder, manifest, model.vocab_))
     model._set_state(state)
     return model

@@ -220,11 +220,33 @@ def read_id_list(path: str | Path) -> list[str]:
     return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
 
 
-def model_popularity(model: Recommender) -> np.ndarray | None:
-    """The training clicks per item the model keeps (:meth:`Recommender.training_counts`), as
-    float64 for ranking the fallback; ``None`` when it keeps none."""
-    counts = model.training_counts()
-    return None if counts is None else counts.astype(np.float64)
+def fallback_popularity(
+    model: Recommender, popularity: tuple[Sequence[str], np.ndarray] | None = None
+) -> np.ndarray | None:
+    """Clicks per internal item (float64) that rank the fallback chain.
+
+    ``popularity`` (``--popularity``: external ids and counts, as :func:`read_popularity`
+    returns them) overrides; otherwise the training clicks the model folder keeps
+    (:meth:`Recommender.training_counts`). ``None`` when there is neither: a folder saved
+    before sessionrec kept counts, served without ``--popularity``.
+    """
+    if popularity is not None:
+        ids, counts = popularity
+        idx = encode_ids(model.vocab_, list(ids))
+        known = idx >= 0
+        aligned = np.zeros(model.n_items, dtype=np.float64)
+        np.add.at(aligned, idx[known], counts[known])
+        return aligned
+    kept = model.training_counts()
+    return None if kept is None else kept.astype(np.float64)
+
+
+NO_COUNTS_WARNING = (
+    "the model folder %s keeps no training counts (saved by an older sessionrec): sessions "
+    "the model cannot answer (empty, only unknown items) get no fallback items unless "
+    "--popularity FILE is given; save the model again with this version to keep them"
+)
+"""Logged (with the folder) when a model without counts is used without ``--popularity``."""
 
 
 def encode_ids(vocab: ItemVocab, ids: Sequence[str]) -> np.ndarray:

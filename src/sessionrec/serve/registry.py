@@ -47,9 +47,9 @@ from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST, read_manifest
 from sessionrec.models.registry import load_model
 from sessionrec.serve.catalog import (
+    NO_COUNTS_WARNING,
     Catalog,
-    encode_ids,
-    model_popularity,
+    fallback_popularity,
     read_id_list,
     read_popularity,
 )
@@ -148,16 +148,6 @@ class ModelLoader:
             or (self.catalog is not None and self.config.unlisted == "exclude")
         )
 
-    def _popularity_for(self, model: Recommender) -> np.ndarray | None:
-        if self.popularity is not None:
-            ids, counts = self.popularity
-            idx = encode_ids(model.vocab_, ids)
-            known = idx >= 0
-            aligned = np.zeros(model.n_items, dtype=np.float64)
-            np.add.at(aligned, idx[known], counts[known])
-            return aligned
-        return model_popularity(model)
-
     def load(self, variant: str, path: str) -> LoadedModel:
         """Load, align and smoke-test a model folder; raises ModelError if it is unusable."""
         signature = folder_signature(path)
@@ -171,12 +161,14 @@ class ModelLoader:
         rules = ItemRules(
             model.vocab_,
             catalog=self.catalog,
-            popularity=self._popularity_for(model),
+            popularity=fallback_popularity(model, self.popularity),
             base=self.base_filters,
             deny=self.deny,
             unlisted=self.config.unlisted,
         )
-        if not rules.has_popularity:
+        if not rules.has_popularity and model.training_counts() is None:
+            log.warning("variant %s: " + NO_COUNTS_WARNING, variant, path)
+        elif not rules.has_popularity:
             log.warning(
                 "variant %s: no popularity source (pass --popularity FILE): fallback lists "
                 "for empty sessions and unknown items will be empty",

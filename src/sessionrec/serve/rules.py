@@ -29,11 +29,12 @@ selection:
    with model scores.
 
 Popularity for fallbacks comes from, in order: ``--popularity FILE`` (a sessions-txt
-training file whose clicks are counted, or a table with ``item_id`` and ``count``), the
-model's own click counts when it keeps them
-(:meth:`~sessionrec.models.base.Recommender.training_counts`), the
-catalog's ``popularity`` column, or its ``popularity_rank`` column (1 = best seller). Without
-any of these the fallback chain is empty and a warning says so at start-up.
+training file whose clicks are counted, or a table with ``item_id`` and ``count``), which
+overrides; the training clicks per item every model folder keeps
+(:meth:`~sessionrec.models.base.Recommender.training_counts`), so the fallback works with
+no other file; for a folder saved before sessionrec kept them, the catalog's
+``popularity`` column, or its ``popularity_rank`` column (1 = best seller). Without any of
+these the fallback chain is empty and a warning says so at start-up.
 """
 
 from __future__ import annotations
