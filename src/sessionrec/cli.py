@@ -216,6 +216,8 @@ def _save_results(
         latency_ms=latency,
         latency_seed=args.latency_seed,
     )
+    if getattr(args, "label", None):  # `report` shows the run by this name
+        results["label"] = args.label
     path = save_results(results, args.save_results)
     log.info("saved evaluation results to %s", path)
 
@@ -228,6 +230,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.output,
         title=args.title,
         allow_mixed_splits=args.allow_mixed_splits,
+        labels=args.label,
     )
     _emit({"output": str(path), "results": len(args.results)}, args.json)
     return 0
@@ -523,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --save-results: single-session recommend calls to time (0: none)",
     )
     p.add_argument("--latency-seed", type=int, default=0, help="seed of the timed sessions")
+    p.add_argument(
+        "--label",
+        metavar="NAME",
+        help="with --save-results: the name `sessionrec report` shows for this run "
+        "(default: the model's name)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -534,6 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-mixed-splits",
         action="store_true",
         help="build the report even if the results come from different splits (warns)",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="name of a result in the report, once per results file in their order "
+        "(repeatable; a file without one shows its saved label: evaluate --label, else "
+        "the model's name)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_report)
