@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     import optuna
 
 
-# ------------------------------------------------------------------------- search spaces
 @dataclass(frozen=True)
 class IntRange:
     """Integers in ``[low, high]``, sampled on a log scale when ``log``."""
