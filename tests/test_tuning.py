@@ -25,6 +25,7 @@ from sessionrec.tuning import (
     DEFAULT_TRIAL_SECONDS,
     SEARCH_SPACES,
     Choice,
+    TuningPlan,
     split_validation,
     tunable_models,
     tune,
@@ -169,6 +170,20 @@ def test_time_budget_fixed_params_and_custom_space(folder: Path) -> None:
 def test_every_search_space_names_real_hyperparameters() -> None:
     for name, space in SEARCH_SPACES.items():
         assert set(space) <= set(model_params(name)), name
+
+
+def _end(rng: Any, i: int) -> Any:
+    """The ``i``-th end of a range: its bounds in turn, or its choices in turn."""
+    values = rng.values if isinstance(rng, Choice) else (rng.low, rng.high)
+    return values[i % len(values)]
+
+
+def test_the_ends_of_every_range_make_valid_models() -> None:
+    for name, space in SEARCH_SPACES.items():
+        rounds = max(len(r.values) if isinstance(r, Choice) else 2 for r in space.values())
+        for i in range(rounds):  # every bound and every choice at least once
+            drawn = {key: _end(rng, i) for key, rng in space.items()}
+            create_model(name, TuningPlan(name, space, model_params(name)).params(drawn))
 
 
 @pytest.mark.parametrize(
