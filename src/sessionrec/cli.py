@@ -216,6 +216,8 @@ def _save_results(
         latency_ms=latency,
         latency_seed=args.latency_seed,
     )
+    if getattr(args, "label", None):  # `report` shows the run by this name
+        results["label"] = args.label
     path = save_results(results, args.save_results)
     log.info("saved evaluation results to %s", path)
 
@@ -228,6 +230,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.output,
         title=args.title,
         allow_mixed_splits=args.allow_mixed_splits,
+        labels=args.label,
     )
     _emit({"output": str(path), "results": len(args.results)}, args.json)
     return 0
@@ -247,6 +250,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         seed=args.seed,
         output=args.output,
         fixed_params=parse_params(args.model, args.param),
+        trial_seconds=args.trial_seconds,
     )
     _emit(result, args.json)
     return 0
@@ -426,9 +430,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends every option's text with its default, ``(default: X)``.
+
+    Left out where there is nothing to say: no default (None), an empty list (a repeatable
+    option given no value), a flag that is off, or a text that places ``%(default)s``
+    itself.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is argparse.SUPPRESS:
+            return text
+        if default == [] or (action.nargs == 0 and not default):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sessionrec",
+        formatter_class=DefaultsHelpFormatter,
         description="Session-based recommendation: from a click log to next-item predictions.",
     )
     parser.add_argument("--version", action="version", version=f"sessionrec {__version__}")
@@ -443,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         "then serve them (A/B) with a storefront page at http://HOST:PORT/demo.",
     )
     p.add_argument("--events", type=int, default=200_000, help="synthetic clicks to generate")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic shop")
     p.add_argument("--model", default="sr", help="main model to train and serve")
     p.add_argument(
         "--ab-model", default="vsknn", help="second model served as A/B variant ('none': none)"
@@ -467,17 +492,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-unit", choices=["s", "ms", "us", "ns"], help="numeric time unit")
     p.add_argument("--gap", type=float, default=1800.0, help="inactivity gap (s) for visitor logs")
     p.add_argument("--keep-repeats", action="store_true", help="keep consecutive repeated clicks")
-    p.add_argument("--min-session-length", type=int, default=2)
-    p.add_argument("--min-item-support", type=int, default=5)
+    p.add_argument(
+        "--min-session-length", type=int, default=2, help="sessions with fewer clicks are dropped"
+    )
+    p.add_argument(
+        "--min-item-support",
+        type=int,
+        default=5,
+        help="items with fewer clicks are dropped (with short sessions, until both hold)",
+    )
     p.add_argument("--test-days", type=float, default=1.0, help="last N days become the test set")
     p.add_argument("--valid-days", type=float, default=1.0, help="validation cut from train")
-    p.add_argument("--split-by", choices=["start", "end"], default="end")
-    p.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise")
+    p.add_argument(
+        "--split-by",
+        choices=["start", "end"],
+        default="end",
+        help="the click that places a session in the test (validation) days: its first "
+        "(start) or its last (end)",
+    )
+    p.add_argument(
+        "--on-bad-rows",
+        choices=["raise", "skip"],
+        default="raise",
+        help="rows that cannot be read: stop with an error, or skip them (counted)",
+    )
     p.add_argument(
         "--engine",
         choices=["polars", "spark"],
         default="polars",
-        help="polars (default, streams on one machine) or spark (the same result; "
+        help="polars (streams on one machine) or spark (the same result; "
         "needs the spark extra and Java 17+)",
     )
     p.add_argument(
@@ -492,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
     _add_model_options(p, required=True)
     p.add_argument("--output", required=True, help="model folder to write (atomically)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="benchmark protocol: full ranking of every test case")
@@ -501,7 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", help="evaluate a saved model instead of fitting one")
     p.add_argument("--cutoffs", default="5,10,20", help="comma-separated K values")
     p.add_argument(
-        "--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic"
+        "--ties",
+        choices=["pessimistic", "optimistic", "average"],
+        default="pessimistic",
+        help="rank of a target tied with other items: after all of them, before, or between",
     )
     p.add_argument("--predictions", help="write the top-K list of every case to this file")
     p.add_argument(
@@ -516,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --save-results: single-session recommend calls to time (0: none)",
     )
     p.add_argument("--latency-seed", type=int, default=0, help="seed of the timed sessions")
+    p.add_argument(
+        "--label",
+        metavar="NAME",
+        help="with --save-results: the name `sessionrec report` shows for this run "
+        "(default: the model's name)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -528,19 +580,69 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build the report even if the results come from different splits (warns)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="name of a result in the report, once per results file in their order "
+        "(repeatable; a file without one shows its saved label: evaluate --label, else "
+        "the model's name)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_report)
 
+    from sessionrec.models.registry import MODELS
+    from sessionrec.tuning import (
+        COMPOSITE_TUNING,
+        DEFAULT_TRIAL_SECONDS,
+        DEFAULT_TRIALS,
+        SEARCH_SPACES,
+        tunable_models,
+    )
+
+    no_space = [n for n in MODELS if n not in SEARCH_SPACES and n not in COMPOSITE_TUNING]
     p = sub.add_parser(
-        "tune", help="search hyperparameters on a validation split cut from the training data"
+        "tune",
+        help="search hyperparameters on a validation split cut from the training data",
+        description="Search a model's hyperparameters with Optuna on the chronologically last "
+        "--valid-fraction of the training sessions (the test file is never read) and write the "
+        "best to a JSON file for train/evaluate --params-file. Tunable models: "
+        f"{', '.join(tunable_models())}. "
+        + " ".join(f"{name} {what}." for name, what in COMPOSITE_TUNING.items())
+        + f" Nothing to tune in {', '.join(no_space)} (no hyperparameters). Neural models: "
+        "each trial trains for at most --trial-seconds, validating every epoch, and the file "
+        "trains the chosen setting for the epochs validation chose.",
     )
     p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
-    p.add_argument("--model", required=True, help="registered model name")
     p.add_argument(
-        "--param", action="append", metavar="KEY=VALUE", help="hyperparameter held fixed"
+        "--model",
+        required=True,
+        help=f"model to tune: {', '.join(tunable_models())}",
     )
-    p.add_argument("--trials", type=int, help="number of trials")
-    p.add_argument("--time-budget", type=float, help="seconds after which no trial starts")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="hyperparameter held fixed, not searched (repeatable; for repeat: base=NAME, "
+        "base_params=JSON)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        help=f"number of trials (default: {DEFAULT_TRIALS} when --time-budget is not given)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds after which no new trial starts (default: no limit)",
+    )
+    p.add_argument(
+        "--trial-seconds",
+        type=float,
+        default=DEFAULT_TRIAL_SECONDS,
+        help="neural models: the most seconds one trial trains (whole epochs; the first "
+        "always runs)",
+    )
     p.add_argument("--metric", default="mrr@20", help="validation metric to maximise")
     p.add_argument(
         "--valid-fraction",
@@ -548,9 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="chronologically last share of training sessions used for validation",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
     p.add_argument("--output", required=True, help="JSON file for train/evaluate --params-file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser(
@@ -564,13 +666,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="model folder to write")
     p.add_argument("--work-dir", help="studies, leaderboard, candidates (default OUTPUT.auto)")
     p.add_argument("--trials", type=int, help="cap on Optuna trials per kNN model")
-    p.add_argument("--valid-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        help="chronologically last share of training sessions used for validation",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the searches and trainings")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_auto)
 
     p = sub.add_parser("recommend", help="top-k items for one session given as item ids")
-    p.add_argument("--model-dir", required=True)
+    p.add_argument("--model-dir", required=True, help="saved model folder (from train)")
     p.add_argument(
         "items", nargs="*", help="the session's item ids in click order (none: a new session)"
     )
@@ -581,16 +688,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="clicks for the fallback instead of the model folder's training counts: "
         "train_sessions.txt or a table with item_id,count",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("models", help="list the registered models and their defaults")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_models)
 
     from sessionrec.serve.cli import add_parsers as add_serve_parsers
 
     add_serve_parsers(sub)  # serve, replay (imports the serve extra only when they run)
+    for subparser in sub.choices.values():  # serve's and replay's too: one help style
+        subparser.formatter_class = DefaultsHelpFormatter
     return parser
 
 

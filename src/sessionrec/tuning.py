@@ -14,6 +14,12 @@ file that ``sessionrec train/evaluate --params-file`` read::
     {"model": "vstan", "params": {...}, "metric": "mrr@20", "value": 18.9, "trials": 60,
      "default_value": 18.1, "valid_fraction": 0.1, "seed": 0}
 
+Every standalone model with hyperparameters has a search space (:mod:`sessionrec.search_spaces`);
+:func:`tuning_plan` says how each model is tuned, what ``repeat`` and ``ensemble`` mean, and
+refuses a model with nothing to search. A neural model's trial trains for at most
+``trial_seconds``, validating every epoch on the same validation split, and the file it
+writes trains the chosen setting for the epochs validation chose.
+
 Optuna is an optional dependency: ``pip install 'sessionrec[tune]'``.
 """
 
@@ -37,121 +43,57 @@ from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation import metrics
 from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch, score_batch_size
 from sessionrec.models.base import Recommender
-from sessionrec.models.registry import create_model, model_params
+from sessionrec.models.neural.common import SELECTION_METRICS, refit_params
+from sessionrec.models.registry import MODELS, create_model, model_params
+from sessionrec.models.standalone import STANDALONE_MODELS
+from sessionrec.search_spaces import (
+    COMPOSITE_TUNING,
+    SEARCH_SPACES,
+    Choice,
+    FloatRange,
+    IntRange,
+    Space,
+)
 
 if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger("sessionrec.tuning")
 
+__all__ = [
+    "COMPOSITE_TUNING",
+    "DEFAULT_TRIALS",
+    "DEFAULT_TRIAL_SECONDS",
+    "SEARCH_SPACES",
+    "Choice",
+    "FloatRange",
+    "IntRange",
+    "Space",
+    "TuningPlan",
+    "parse_metric",
+    "split_validation",
+    "tunable_models",
+    "tune",
+    "tuning_plan",
+    "validation_ranks",
+]
+
 DEFAULT_TRIALS = 50
 """Trials when neither ``trials`` nor ``time_budget`` is given."""
-
-
-# ------------------------------------------------------------------------- search spaces
-@dataclass(frozen=True)
-class IntRange:
-    """Integers in ``[low, high]``, sampled on a log scale when ``log``."""
-
-    low: int
-    high: int
-    log: bool = False
-
-    def suggest(self, trial: optuna.Trial, name: str) -> int:
-        return int(trial.suggest_int(name, self.low, self.high, log=self.log))
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, int) and self.low <= value <= self.high
-
-
-@dataclass(frozen=True)
-class FloatRange:
-    """Reals in ``[low, high]``, sampled on a log scale when ``log``."""
-
-    low: float
-    high: float
-    log: bool = False
-
-    def suggest(self, trial: optuna.Trial, name: str) -> float:
-        return float(trial.suggest_float(name, self.low, self.high, log=self.log))
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of a few values (strings, numbers or booleans)."""
-
-    values: tuple[Any, ...]
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        return trial.suggest_categorical(name, list(self.values))
-
-    def contains(self, value: Any) -> bool:
-        return any(value == v and type(value) is type(v) for v in self.values)
-
-
-Space = IntRange | FloatRange | Choice
-
-_NEIGHBOURS: dict[str, Space] = {
-    "k": IntRange(50, 2000, log=True),
-    "sample_size": IntRange(200, 10000, log=True),
-    "last_n_clicks": Choice((0, 1, 2, 3, 5, 10)),
-}
-_DECAY = FloatRange(0.05, 50.0, log=True)  # λ of exp(-x / λ), in clicks
-_POSITION_WEIGHTS = Choice(("same", "linear", "div", "quadratic", "log"))
-_MATCH_DECAYS = Choice(("same", "linear", "div", "quadratic", "log"))
-
-SEARCH_SPACES: dict[str, dict[str, Space]] = {
-    "sknn": {**_NEIGHBOURS, "similarity": Choice(("cosine", "jaccard", "vec"))},
-    "vsknn": {
-        **_NEIGHBOURS,
-        "weighting": _POSITION_WEIGHTS,
-        "similarity": Choice(("vec", "cosine")),
-        "weighting_score": _MATCH_DECAYS,
-        "idf_weighting": Choice((0.0, 1.0, 2.0, 5.0, 10.0)),
-    },
-    "stan": {
-        **_NEIGHBOURS,
-        "lambda_spw": _DECAY,
-        "lambda_snh": FloatRange(100.0, 1e7, log=True),  # in training sessions
-        "lambda_inh": _DECAY,
-    },
-    "vstan": {
-        **_NEIGHBOURS,
-        "similarity": Choice(("cosine", "vec")),
-        "lambda_spw": _DECAY,
-        "lambda_snh": FloatRange(100.0, 1e7, log=True),
-        "lambda_inh": _DECAY,
-        "lambda_ipw": _DECAY,
-        "lambda_idf": Choice((0.0, 1.0, 2.0, 5.0, 10.0)),
-    },
-    "vmisknn": {
-        **_NEIGHBOURS,
-        "weighting": _POSITION_WEIGHTS,
-        "weighting_score": _MATCH_DECAYS,
-        "idf": Choice((True, False)),
-    },
-}
-"""Search space per model: hyperparameter -> range. ``sample_size`` is raised to ``k`` when a
-trial draws it smaller (a model needs at least ``k`` candidates). The ranges cover the grids
-session-rec tunes these models on (``conf/save/diginetica/.../opt``), widened: ``k`` and
-``sample_size`` log-uniform over 50..2,000 and 200..10,000; decay constants (clicks)
-log-uniform over 0.05..50; the neighbour-recency constant λ_snh over 100..10^7 training
-sessions (about 0.1 to 10,000 days on Diginetica)."""
+DEFAULT_TRIAL_SECONDS = 300.0
+"""Training time limit of one neural-model trial (``--trial-seconds``)."""
 
 
 # ---------------------------------------------------------------------------- evaluation
 def split_validation(train: SessionData, valid_fraction: float) -> tuple[SessionData, SessionData]:
     """(first part, chronologically last ``valid_fraction`` of the sessions): the one
     validation split of the product, :func:`~sessionrec.data.split.last_fraction_split`, with
-    an error that names the tuning option."""
+    an error that names the command-line option (``--valid-fraction``)."""
     try:
         return last_fraction_split(train, valid_fraction)
     except (ConfigError, DataError) as exc:
         raise ConfigError(
-            f"valid_fraction={valid_fraction!r} must leave both parts non-empty "
+            f"--valid-fraction {valid_fraction!r} must leave both parts non-empty "
             f"({train.n_sessions} training sessions): {exc}"
         ) from None
 
@@ -161,7 +103,7 @@ def parse_metric(metric: str) -> tuple[Callable[[np.ndarray, int], float], int]:
     functions = {"mrr": metrics.mrr, "hr": metrics.hit_rate, "ndcg": metrics.ndcg}
     name, sep, cutoff = metric.partition("@")
     if not sep or name not in functions or not cutoff.isdigit() or int(cutoff) < 1:
-        raise ConfigError(f"metric must look like mrr@20, hr@20 or ndcg@20, got {metric!r}")
+        raise ConfigError(f"--metric must look like mrr@20, hr@20 or ndcg@20, got {metric!r}")
     return functions[name], int(cutoff)
 
 
@@ -214,6 +156,141 @@ def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
+@dataclass(frozen=True)
+class TuningPlan:
+    """What one model's search samples and how a trial's draw becomes its hyperparameters.
+
+    ``space``: the ranges searched; ``baseline``: the hyperparameters of the defaults run;
+    ``nested``: the hyperparameter the draws go into (``base_params`` of the repeat layer),
+    or None when they are the model's own; ``neural``: trials are time-limited and keep the
+    epoch validation chose.
+    """
+
+    model: str
+    space: dict[str, Space]
+    baseline: dict[str, Any]
+    nested: str | None = None
+    neural: bool = False
+
+    def params(self, drawn: Mapping[str, Any]) -> dict[str, Any]:
+        """The complete hyperparameters of a trial that drew ``drawn``."""
+        params = dict(self.baseline)
+        target = params
+        if self.nested is not None:
+            target = params[self.nested] = dict(params[self.nested])
+        target.update(drawn)
+        if "k" in target and "sample_size" in target:
+            target["sample_size"] = max(target["sample_size"], target["k"])
+        return params
+
+    def defaults_in_space(self) -> dict[str, Any] | None:
+        """The baseline's values of the searched hyperparameters when the space holds them."""
+        values = self.baseline if self.nested is None else self.baseline[self.nested]
+        if all(rng.contains(values[key]) for key, rng in self.space.items()):
+            return {key: values[key] for key in self.space}
+        return None
+
+
+def tuning_plan(
+    model_name: str,
+    search_space: Mapping[str, Space] | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
+    trial_seconds: float = DEFAULT_TRIAL_SECONDS,
+    metric: str = "mrr@20",
+) -> TuningPlan:
+    """How ``model_name`` is tuned, or a :class:`ConfigError` saying why it cannot be.
+
+    A model without hyperparameters (``pop``, ``spop``, ``markov``) is refused: there is
+    nothing to search. ``repeat`` searches its base's space, every trial fitting the whole
+    layer (its base twice: see :mod:`sessionrec.models.repeat`), so the base's parameters
+    are chosen for the layer they serve; a neural base is refused (tune it alone and pass
+    its parameters as ``base_params``). ``ensemble`` is refused: it learns its member
+    weights on validation itself, and its members are tuned one by one.
+    """
+    defaults = model_params(model_name)
+    fixed = dict(fixed_params or {})
+    unknown = sorted(set(fixed) - set(defaults))
+    if unknown:
+        raise ConfigError(f"model {model_name!r} has no hyperparameter {', '.join(unknown)}")
+    if not defaults:
+        raise ConfigError(
+            f"model {model_name!r} has no hyperparameter to tune: train or evaluate it as it is"
+        )
+    if model_name == "ensemble":
+        raise ConfigError(
+            "the ensemble is not tuned as a whole: it learns its member weights on validation "
+            "itself; tune each member (sessionrec tune --model NAME) and pass their parameters "
+            "with --param member_params='{\"LABEL\": {...}}'"
+        )
+    if model_name == "repeat":
+        return _repeat_plan(defaults, fixed, search_space)
+    space = dict(search_space if search_space is not None else SEARCH_SPACES.get(model_name, {}))
+    if not space:
+        raise ConfigError(f"no search space for model {model_name!r}")
+    _check_space(model_name, space, defaults)
+    baseline = {**defaults, **fixed}
+    neural = "max_train_seconds" in defaults
+    if neural:
+        if not (isinstance(trial_seconds, (int, float)) and trial_seconds > 0):
+            raise ConfigError(
+                f"--trial-seconds must be a positive number of seconds, got {trial_seconds!r}"
+            )
+        # The trial's time limit, and epochs selected on the tuning metric when it can be.
+        limits: dict[str, Any] = {"max_train_seconds": float(trial_seconds)}
+        if metric in SELECTION_METRICS:
+            limits["selection_metric"] = metric
+        baseline = {**defaults, **limits, **fixed}
+    for key in fixed:
+        space.pop(key, None)
+    return TuningPlan(model_name, space, baseline, neural=neural)
+
+
+def _repeat_plan(
+    defaults: dict[str, Any], fixed: dict[str, Any], search_space: Mapping[str, Space] | None
+) -> TuningPlan:
+    base = fixed.get("base", defaults["base"])
+    if base not in STANDALONE_MODELS:
+        raise ConfigError(
+            f"unknown base model {base!r} of the repeat layer; available: "
+            f"{', '.join(sorted(STANDALONE_MODELS))}"
+        )
+    base_defaults = model_params(base)
+    if "max_train_seconds" in base_defaults:
+        raise ConfigError(
+            f"tuning the repeat layer over a neural base ({base}) is not offered: tune the base "
+            f"alone (sessionrec tune --model {base}) and pass its parameters with "
+            "--param base_params=JSON"
+        )
+    space = dict(search_space if search_space is not None else SEARCH_SPACES.get(base, {}))
+    if not space:
+        raise ConfigError(
+            f"the repeat layer's base {base!r} has no hyperparameter to tune: train or "
+            "evaluate the layer as it is"
+        )
+    _check_space(base, space, base_defaults)
+    base_fixed = dict(fixed.get("base_params") or {})
+    unknown = sorted(set(base_fixed) - set(base_defaults))
+    if unknown:
+        raise ConfigError(f"base model {base!r} has no hyperparameter {', '.join(unknown)}")
+    for key in base_fixed:
+        space.pop(key, None)
+    baseline = {**defaults, **fixed, "base": base, "base_params": {**base_defaults, **base_fixed}}
+    return TuningPlan("repeat", space, baseline, nested="base_params")
+
+
+def _check_space(model_name: str, space: Mapping[str, Space], defaults: Mapping[str, Any]) -> None:
+    unknown = sorted(set(space) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"search space names no hyperparameter of {model_name!r}: {', '.join(unknown)}"
+        )
+
+
+def tunable_models() -> list[str]:
+    """The registered models ``tune`` searches, in the registry's order."""
+    return [name for name in MODELS if name in SEARCH_SPACES or name == "repeat"]
+
+
 def tune(
     folder_or_train: str | Path | SessionData,
     model_name: str,
@@ -225,14 +302,18 @@ def tune(
     output: str | Path | None = None,
     search_space: Mapping[str, Space] | None = None,
     fixed_params: Mapping[str, Any] | None = None,
+    trial_seconds: float = DEFAULT_TRIAL_SECONDS,
 ) -> dict[str, Any]:
     """Search ``model_name``'s hyperparameters on the validation split; return the best.
+
+    Errors name the command-line options (``--trials``, ``--time-budget``, ...) that the
+    arguments stand for: they reach ``sessionrec tune`` users as they are.
 
     Args:
         folder_or_train: a benchmark folder (only its ``train_sessions.txt`` is read), a
             sessions-txt file, or :class:`SessionData` of training sessions.
-        model_name: a registered model with an entry in :data:`SEARCH_SPACES` (or pass
-            ``search_space``).
+        model_name: a registered model with an entry in :data:`SEARCH_SPACES`, or
+            ``repeat`` (see :func:`tuning_plan`), or any model when ``search_space`` is given.
         trials: number of trials; ``time_budget``: seconds after which no new trial starts.
             Either or both; neither means :data:`DEFAULT_TRIALS` trials.
         valid_fraction: share of the (chronologically last) training sessions to validate on.
@@ -241,28 +322,27 @@ def tune(
         output: JSON file to write the result to (atomically), or None.
         search_space: replaces the model's entry of :data:`SEARCH_SPACES`.
         fixed_params: hyperparameters held fixed (not searched), e.g. ``{"k": 100}``.
+        trial_seconds: neural models: each trial trains for at most this long
+            (``max_train_seconds``), validating every epoch on the validation split and
+            keeping the best epoch.
 
     Returns:
         ``{"model", "params", "metric", "value", "trials", "default_value",
         "valid_fraction", "seed"}``; ``params`` are complete (defaults filled in) and
-        ``value`` is in percent like every reported metric.
+        ``value`` is in percent like every reported metric. For a neural model also
+        ``best_epoch`` and ``trial_seconds``, and ``params`` train that many epochs on all
+        the sessions (no validation split, no time limit: what ``train --refit`` does), so
+        ``train --params-file`` trains the chosen setting directly.
     """
     optuna_ = _import_optuna()
     score_ranks, cutoff = parse_metric(metric)
-    defaults = model_params(model_name)
-    space = dict(search_space if search_space is not None else SEARCH_SPACES.get(model_name, {}))
-    if not space:
-        raise ConfigError(f"no search space for model {model_name!r}; pass search_space")
-    fixed = dict(fixed_params or {})
-    unknown = sorted((set(space) | set(fixed)) - set(defaults))
-    if unknown:
-        raise ConfigError(f"model {model_name!r} has no hyperparameter {', '.join(unknown)}")
-    for key in fixed:
-        space.pop(key, None)
+    plan = tuning_plan(model_name, search_space, fixed_params, trial_seconds, metric)
     if trials is not None and (isinstance(trials, bool) or trials < 1):
-        raise ConfigError(f"trials must be a positive integer, got {trials!r}")
+        raise ConfigError(f"--trials must be a positive integer, got {trials!r}")
     if time_budget is not None and not time_budget > 0:
-        raise ConfigError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
+        raise ConfigError(
+            f"--time-budget must be a positive number of seconds, got {time_budget!r}"
+        )
     if trials is None and time_budget is None:
         trials = DEFAULT_TRIALS
 
@@ -276,41 +356,49 @@ def tune(
         f"{valid_fraction:.0%}",
     )
 
-    def validate(params: dict[str, Any], label: str) -> float:
+    def validate(params: dict[str, Any], label: str) -> tuple[float, int | None]:
+        """The metric of ``params`` on validation, and the epoch a neural model kept."""
         started = time.perf_counter()
-        model = create_model(model_name, params).fit(fit_part)
+        model = create_model(model_name, params)
+        # A neural model selects its epoch on the tuning's validation split; the others
+        # never see it (the repeat layer would learn its mixture on it).
+        model.fit(fit_part, valid if plan.neural else None)
         value = 100.0 * score_ranks(validation_ranks(model, valid), cutoff)
+        history = model.training_history() if plan.neural else None
+        best_epoch = int(history.best_epoch) if history is not None else None
         elapsed = time.perf_counter() - started
         log.info("%s: %s=%.3f in %.1fs with %s", label, metric, value, elapsed, params)
-        return value
+        return value, best_epoch
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**defaults, **fixed}
-        params.update({key: rng.suggest(trial, key) for key, rng in space.items()})
-        if "k" in params and "sample_size" in params:
-            params["sample_size"] = max(params["sample_size"], params["k"])
+        params = plan.params({key: rng.suggest(trial, key) for key, rng in plan.space.items()})
         trial.set_user_attr("params", params)
-        return validate(params, f"trial {trial.number}")
+        value, best_epoch = validate(params, f"trial {trial.number}")
+        trial.set_user_attr("best_epoch", best_epoch)
+        return value
 
     optuna_.logging.set_verbosity(optuna_.logging.WARNING)
     sampler = optuna_.samplers.TPESampler(seed=seed)
     study = optuna_.create_study(direction="maximize", sampler=sampler)
-    baseline = {**defaults, **fixed}
     # The defaults run first, as trial 0 when the space admits them, else on their own.
-    in_space = all(rng.contains(baseline[key]) for key, rng in space.items())
-    if in_space:
-        study.enqueue_trial({key: baseline[key] for key in space})
+    in_space = plan.defaults_in_space()
+    if in_space is not None:
+        study.enqueue_trial(in_space)
     study.optimize(objective, n_trials=trials, timeout=time_budget)
     done = [t for t in study.trials if t.state == optuna_.trial.TrialState.COMPLETE]
-    candidates = [(float(t.value), t.user_attrs["params"]) for t in done if t.value is not None]
-    if in_space and done and done[0].number == 0:
-        default_value: float | None = candidates[0][0]
-    else:
-        default_value = validate(baseline, "defaults")
-        candidates.insert(0, (default_value, baseline))
     if not done:
-        raise ConfigError("no tuning trial completed: raise trials or time_budget")
-    best_value, best_params = max(candidates, key=lambda c: c[0])  # the first of equals
+        raise ConfigError("no tuning trial completed: raise --trials or --time-budget")
+    candidates = [
+        (float(t.value), t.user_attrs["params"], t.user_attrs["best_epoch"])
+        for t in done
+        if t.value is not None
+    ]
+    if in_space is not None and done[0].number == 0:
+        default_value: float = candidates[0][0]
+    else:
+        default_value, epoch = validate(plan.baseline, "defaults")
+        candidates.insert(0, (default_value, plan.baseline, epoch))
+    best_value, best_params, best_epoch = max(candidates, key=lambda c: c[0])  # first of equals
     result: dict[str, Any] = {
         "model": model_name,
         "params": best_params,
@@ -321,6 +409,10 @@ def tune(
         "valid_fraction": valid_fraction,
         "seed": seed,
     }
+    if plan.neural:
+        result["params"] = refit_params(best_params, best_epoch)
+        result["best_epoch"] = best_epoch
+        result["trial_seconds"] = float(trial_seconds)
     if output is not None:
         _write_json_atomic(Path(output), result)
     return result

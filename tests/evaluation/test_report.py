@@ -394,3 +394,61 @@ def test_split_mismatches_names_the_sources():
     assert "different splits" in problem and "x: a" in problem and "y: b" in problem
     (problem,) = split_mismatches([("a", result("x")), ("b", result("x", "average"))])
     assert "tie policy" in problem
+
+
+# ------------------------------------------------- labels, empty groups, table width
+def test_report_label_names_the_runs(run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    sr = run["files"]["sr"]
+    out = tmp_path / "r.html"
+    # Before: two runs of one model were "sr" and "sr #2", whatever they were.
+    code, err = _report(capsys, [sr, sr], out, "--label", "sr steps=10", "--label", "sr tuned")
+    assert code == 0, err
+    page = out.read_text()
+    assert "<th>sr steps=10</th>" in page and "<th>sr tuned</th>" in page
+    assert "sr #2" not in page
+    # fewer labels than files: the rest keep their saved label
+    code, err = _report(capsys, [sr, run["files"]["pop"]], out, "--label", "rules")
+    assert code == 0, err
+    page = out.read_text()
+    assert "<th>rules</th>" in page and "<th>pop</th>" in page
+    code, err = _report(capsys, [sr], out, "--label", "a", "--label", "b")
+    assert code == 1 and "--label" in err and err.count("\n") == 1
+
+
+def test_evaluate_label_is_saved_and_shown_by_the_report(run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    _evaluate(capsys, run["bench"], "sr", tmp_path / "a.json", "--label", "rules, 10 steps")
+    assert load_results(tmp_path / "a.json")["label"] == "rules, 10 steps"
+    assert load_results(tmp_path / "a.json")["model"]["name"] == "sr"
+    code, err = _report(capsys, [tmp_path / "a.json", run["files"]["sr"]], tmp_path / "r.html")
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert "<th>rules, 10 steps</th>" in page and "<th>sr</th>" in page
+
+
+def test_an_empty_length_group_shows_n_a_not_zero(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    # Only prefixes of 1 and 2 clicks: groups "3" and longer have no case.
+    bench = _bench(tmp_path / "short", ["1 2", "3 4 5", "7 8"])
+    _evaluate(capsys, bench, "sr", tmp_path / "sr.json")
+    groups = {g["label"]: g for g in load_results(tmp_path / "sr.json")["by_length"]["groups"]}
+    assert groups["1"]["n_cases"] == 3 and groups["2"]["n_cases"] == 1
+    assert groups[">10"]["n_cases"] == 0
+    page = build_report([tmp_path / "sr.json"], "t")
+    table = page.split('id="by-length"')[1].split("</section>")[0]
+    row = table.split("<th>sr</th>")[1].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells[:2] == ["100.0 / 100.0", "100.0 / 100.0"]  # 2->3, 3->4->5, 7->8 learned
+    assert cells[2:] == ["n/a"] * 4  # before: "0.0 / 0.0", as if every case were missed
+
+
+def test_metrics_table_headers_may_wrap_and_labels_wrap(run):
+    pytest.importorskip("matplotlib")
+    page = build_report([run["files"]["sr"]], "t")
+    table = page.split('id="metrics"')[1].split("</table>")[0]
+    assert '<table class="metrics">' in table
+    assert "<th>HR<wbr>@5</th>" in table and "<th>NDCG<wbr>@20</th>" in table
+    style = page.split("<style>")[1].split("</style>")[0]
+    assert "table.metrics thead th { white-space: normal;" in style
+    assert "overflow-wrap: anywhere" in style.split("table.metrics tbody th")[1]

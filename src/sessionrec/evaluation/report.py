@@ -70,6 +70,27 @@ def split_mismatches(results: Sequence[tuple[str, dict[str, Any]]]) -> list[str]
     return problems
 
 
+def apply_labels(
+    results: Sequence[tuple[str, dict[str, Any]]], labels: Sequence[str] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The results with ``labels`` (``report --label``, in the order of the files) replacing
+    their saved labels: the first label names the first result, and so on; results past the
+    last label keep theirs."""
+    labels = list(labels or [])
+    if len(labels) > len(results):
+        raise ConfigError(
+            f"{len(labels)} --label values for {len(results)} results file(s): give at most "
+            "one per file, in the order of the files"
+        )
+    for label in labels:
+        if not label.strip():
+            raise ConfigError("--label needs a non-empty name")
+    named = [(source, dict(data)) for source, data in results]
+    for (_, data), label in zip(named, labels, strict=False):
+        data["label"] = label.strip()
+    return named
+
+
 def _labels(results: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     """Each result's label, made unique with ``#2``, ``#3`` for repeated names."""
     labels: list[str] = []
@@ -86,13 +107,17 @@ def build_report(
     title: str = "Evaluation report",
     *,
     allow_mixed_splits: bool = False,
+    labels: Sequence[str] | None = None,
 ) -> str:
     """One self-contained HTML page comparing the given results (dicts or file paths).
 
     Results from different splits or tie policies are refused with a :class:`DataError`;
     with ``allow_mixed_splits`` the page is built with a warning at its top instead.
+    ``labels`` name the results in the page (see :func:`apply_labels`); without them a
+    result is shown by the label saved in its file (``evaluate --label``, else the model's
+    name).
     """
-    prepared = _prepare(results)
+    prepared = apply_labels(_prepare(results), labels)
     warnings = split_mismatches(prepared)
     if warnings and not allow_mixed_splits:
         raise DataError(
@@ -125,9 +150,10 @@ def write_report(
     title: str = "Evaluation report",
     *,
     allow_mixed_splits: bool = False,
+    labels: Sequence[str] | None = None,
 ) -> Path:
     """Build the report and write it to ``output`` atomically."""
-    page = build_report(results, title, allow_mixed_splits=allow_mixed_splits)
+    page = build_report(results, title, allow_mixed_splits=allow_mixed_splits, labels=labels)
     with atomic_file(output) as tmp:
         tmp.write_text(page, encoding="utf-8")
     log.info("wrote report of %d result(s) to %s", len(results), output)
@@ -199,7 +225,7 @@ def _metrics_section(labels: Sequence[str], data: Sequence[dict[str, Any]]) -> s
         for _, key, higher in columns
         if higher
     }
-    head = "".join(f"<th>{h}</th>" for h, _, _ in columns)
+    head = "".join(f"<th>{_header(h)}</th>" for h, _, _ in columns)
     rows = []
     for label, d in zip(labels, data, strict=True):
         cells = []
@@ -222,7 +248,7 @@ def _metrics_section(labels: Sequence[str], data: Sequence[dict[str, Any]]) -> s
         for label, d in zip(labels, data, strict=True)
     )
     return (
-        '<section id="metrics"><h2>Metrics</h2><div class="scroll"><table>'
+        '<section id="metrics"><h2>Metrics</h2><div class="scroll"><table class="metrics">'
         f"<thead><tr><th>Model</th><th>Cases</th>{head}<th>Fit s</th><th>Eval s</th>"
         f"<th>p50 ms</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         '<p class="note">Best accuracy in bold. Cov@20: share of the catalog shown in some '
@@ -252,10 +278,7 @@ def _length_section(plt: ReportPlots, data: Sequence[dict[str, Any]]) -> str:
     counts = "".join(f"<td>{g['n_cases']}</td>" for g in data[0]["by_length"]["groups"])
     rows = [f"<tr><th>cases</th>{counts}</tr>"]
     for label, d in zip(plt.labels, data, strict=True):
-        cells = "".join(
-            f"<td>{_fmt(finite_number(g['hr']), 1)} / {_fmt(finite_number(g['mrr']), 1)}</td>"
-            for g in d["by_length"]["groups"]
-        )
+        cells = "".join(_length_cell(g) for g in d["by_length"]["groups"])
         rows.append(f"<tr><th>{_esc(label)}</th>{cells}</tr>")
     k = data[0]["by_length"].get("k", REPORT_K)
     return (
@@ -263,7 +286,7 @@ def _length_section(plt: ReportPlots, data: Sequence[dict[str, Any]]) -> str:
         f'<div class="scroll"><table><thead><tr><th>clicks before target</th>{head}</tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
         f'<p class="note">HR@{k} / MRR@{k} in percent by the number of clicks the model '
-        "saw before the target.</p></section>"
+        "saw before the target; n/a where the test set has no such case.</p></section>"
     )
 
 
@@ -344,6 +367,19 @@ def _latency_section(plt: ReportPlots, data: Sequence[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------- helpers
+def _header(text: str) -> str:
+    """A column header that may wrap before its ``@K`` when the table needs the room."""
+    return "<wbr>@".join(_esc(part) for part in text.split("@"))
+
+
+def _length_cell(group: dict[str, Any]) -> str:
+    """HR / MRR of a length group; ``n/a`` for a group without cases (0 would say missed)."""
+    if not group.get("n_cases"):
+        return '<td class="na">n/a</td>'
+    hr, mrr = finite_number(group.get("hr")), finite_number(group.get("mrr"))
+    return f"<td>{_fmt(hr, 1)} / {_fmt(mrr, 1)}</td>"
+
+
 def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -361,7 +397,7 @@ def _params_text(params: Any) -> str:
 _STYLE = """
 :root { color-scheme: light; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       margin: 0 auto; padding: 0.75rem; max-width: 62rem; color: #1b1b1b; }
+       margin: 0 auto; padding: 0.75rem; max-width: 72rem; color: #1b1b1b; }
 h1 { font-size: 1.5rem; margin: 0.5rem 0; }
 h2 { font-size: 1.2rem; margin: 1.6rem 0 0.5rem; border-bottom: 1px solid #ddd; }
 nav { font-size: 0.9rem; margin: 0.5rem 0 1rem; }
@@ -373,6 +409,14 @@ table { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tab
 th, td { padding: 0.25rem 0.5rem; border-bottom: 1px solid #e4e4e4; text-align: right;
          white-space: nowrap; }
 tbody th { text-align: left; }
+/* The metrics table fits a 1280 px window: headers wrap before "@K", model names wrap. */
+table.metrics { font-size: 0.8rem; }
+table.metrics th, table.metrics td { padding: 0.2rem 0.35rem; }
+table.metrics thead th { white-space: normal; vertical-align: bottom; }
+table.metrics thead th:first-child { text-align: left; }
+table.metrics tbody th { white-space: normal; overflow-wrap: anywhere; min-width: 6rem;
+                         max-width: 14rem; }
+td.na { color: #888; }
 .note, .meta { color: #555; font-size: 0.85rem; }
 .warn { background: #fff3cd; border: 1px solid #e0b400; padding: 0.25rem 0.75rem; }
 code { font-size: 0.85em; overflow-wrap: anywhere; white-space: normal; }

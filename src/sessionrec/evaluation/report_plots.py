@@ -97,7 +97,11 @@ class ReportPlots:
         for row, key in enumerate(("hr", "mrr")):
             ax = axes[row, 0]
             for i, (label, d) in enumerate(zip(self.labels, data, strict=True)):
-                values = [finite_number(g[key]) or 0.0 for g in d["by_length"]["groups"]]
+                # no bar for a group without cases: 0 would read as every case missed
+                values = [
+                    (finite_number(g[key]) or 0.0) if g.get("n_cases") else np.nan
+                    for g in d["by_length"]["groups"]
+                ]
                 offset = (i - (len(data) - 1) / 2) * width
                 ax.bar(x + offset, values, width, label=label, color=self.color(i))
             ax.set_xticks(x, [f"{g}\n(n={n})" for g, n in zip(groups, counts, strict=True)])

@@ -82,8 +82,8 @@ def add_parsers(subparsers: Any) -> None:
         "$SESSIONREC_ADMIN_TOKEN.",
     )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="model folder of the default variant")
-    p.add_argument("--host", default=_env("host", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=_env("port", 8000, int))
+    p.add_argument("--host", default=_env("host", "127.0.0.1"), help="address to listen on")
+    p.add_argument("--port", type=int, default=_env("port", 8000, int), help="port to listen on")
     p.add_argument(
         "--workers", type=int, default=_env("workers", 1, int), help="processes (one per core)"
     )
@@ -96,7 +96,8 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--popularity",
         default=_env("popularity", None),
-        help="clicks for fallbacks: train_sessions.txt or a table with item_id,count",
+        help="clicks for fallbacks instead of each model folder's stored training counts: "
+        "train_sessions.txt or a table with item_id,count",
     )
     p.add_argument(
         "--variant",
@@ -111,15 +112,56 @@ def add_parsers(subparsers: Any) -> None:
         default=_env("default_weight", 1.0, float),
         help="traffic weight of MODEL_DIR (variant 'default')",
     )
-    p.add_argument("--ab-salt", default=_env("ab_salt", "sessionrec-ab"))
-    p.add_argument("--session-ttl", type=float, default=_env("session_ttl", 1800.0, float))
-    p.add_argument("--max-sessions", type=int, default=_env("max_sessions", 100_000, int))
-    p.add_argument("--max-events", type=int, default=_env("max_events", 200, int))
-    p.add_argument("--default-k", type=int, default=_env("default_k", 10, int))
-    p.add_argument("--max-k", type=int, default=_env("max_k", 500, int))
-    p.add_argument("--max-session-length", type=int, default=_env("max_session_length", 200, int))
-    p.add_argument("--max-id-length", type=int, default=_env("max_id_length", 128, int))
-    p.add_argument("--max-body-bytes", type=int, default=_env("max_body_bytes", 65536, int))
+    p.add_argument(
+        "--ab-salt",
+        default=_env("ab_salt", "sessionrec-ab"),
+        help="salt of the visitor -> variant hash (a new salt reshuffles visitors)",
+    )
+    p.add_argument(
+        "--session-ttl",
+        type=float,
+        default=_env("session_ttl", 1800.0, float),
+        help="seconds of inactivity after which a visitor's session starts afresh",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=_env("max_sessions", 100_000, int),
+        help="memory store: sessions kept per process (least recently used dropped)",
+    )
+    p.add_argument(
+        "--max-events",
+        type=int,
+        default=_env("max_events", 200, int),
+        help="most recent clicks kept per session",
+    )
+    p.add_argument(
+        "--default-k",
+        type=int,
+        default=_env("default_k", 10, int),
+        help="recommendations per request when the request gives no k",
+    )
+    p.add_argument(
+        "--max-k", type=int, default=_env("max_k", 500, int), help="largest k a request may ask"
+    )
+    p.add_argument(
+        "--max-session-length",
+        type=int,
+        default=_env("max_session_length", 200, int),
+        help="most items a stateless request may send",
+    )
+    p.add_argument(
+        "--max-id-length",
+        type=int,
+        default=_env("max_id_length", 128, int),
+        help="longest item, session or visitor id accepted (characters)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=_env("max_body_bytes", 65536, int),
+        help="largest request body accepted (bytes)",
+    )
     p.add_argument(
         "--include-category",
         action="append",
@@ -127,7 +169,13 @@ def add_parsers(subparsers: Any) -> None:
         metavar="NAME",
         help="only recommend these categories (repeatable; needs --catalog)",
     )
-    p.add_argument("--exclude-category", action="append", default=[], metavar="NAME")
+    p.add_argument(
+        "--exclude-category",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="never recommend these categories (repeatable; needs --catalog)",
+    )
     p.add_argument(
         "--available-only",
         action="store_true",
@@ -139,21 +187,24 @@ def add_parsers(subparsers: Any) -> None:
         "--unlisted",
         choices=["exclude", "allow"],
         default=_env("unlisted", "exclude"),
-        help="items missing from the catalog: never shown (default) or allowed",
+        help="items missing from the catalog: exclude (never shown) or allow",
     )
     seen = p.add_mutually_exclusive_group()
     seen.add_argument(
         "--exclude-seen",
         action="store_true",
         default=_env("exclude_seen", False, _flag),
-        help="by default remove the session's own items, even for a model that recommends "
-        "repeats (default: remove them unless the model recommends repeats)",
+        help="remove the session's own items from every response whose request does not say "
+        "otherwise, even for a model that recommends repeats (without --exclude-seen or "
+        "--no-exclude-seen: removed unless the model recommends repeats)",
     )
     seen.add_argument(
         "--no-exclude-seen",
         action="store_true",
         default=_env("no_exclude_seen", False, _flag),
-        help="by default do not remove the session's own items",
+        help="keep the session's own items among the recommendations of every request that "
+        "does not ask to exclude them (exclude_seen), whatever the model (without either "
+        "flag: removed unless the model recommends repeats)",
     )
     p.add_argument(
         "--reload-interval",
@@ -161,15 +212,34 @@ def add_parsers(subparsers: Any) -> None:
         default=_env("reload_interval", 10.0, float),
         help="seconds between checks for a new model folder (0: off)",
     )
-    p.add_argument("--redis-timeout", type=float, default=_env("redis_timeout", 0.25, float))
-    p.add_argument("--redis-retry", type=float, default=_env("redis_retry", 1.0, float))
-    p.add_argument("--redis-prefix", default=_env("redis_prefix", "sessionrec:"))
+    p.add_argument(
+        "--redis-timeout",
+        type=float,
+        default=_env("redis_timeout", 0.25, float),
+        help="seconds a Redis call may take before the request is answered without it",
+    )
+    p.add_argument(
+        "--redis-retry",
+        type=float,
+        default=_env("redis_retry", 1.0, float),
+        help="seconds after a Redis failure before Redis is tried again",
+    )
+    p.add_argument(
+        "--redis-prefix",
+        default=_env("redis_prefix", "sessionrec:"),
+        help="prefix of every Redis key (several services can share one Redis)",
+    )
     p.add_argument(
         "--admin-token-env",
         default="SESSIONREC_ADMIN_TOKEN",
         help="environment variable holding the admin bearer token",
     )
-    p.add_argument("--log-level", default=_env("log_level", "info"), choices=LOG_LEVELS)
+    p.add_argument(
+        "--log-level",
+        default=_env("log_level", "info"),
+        choices=LOG_LEVELS,
+        help="log level of the service",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser(
