@@ -27,9 +27,10 @@ Sessions of different lengths want different mixtures (one click: item-to-item e
 long sessions: the session's own items), so the weights are chosen per group of prefix
 lengths (``length_groups="1,2"``: one click, two clicks, three or more), each on its own
 validation cases; a group with fewer than :data:`MIN_GROUP_CASES` cases takes the weights
-chosen on all cases when they keep the rule below there. Within each group the weights maximise MRR@20 among those whose HR@20
-is at least the best single member's there, so the fusion never trades the hit rate of its
-best member for rank at any session length (the short sessions the field finds hardest).
+chosen on all cases when they keep the rule below there. Within each group the weights
+maximise MRR@20 among those whose HR@20 is at least the best single member's there, so the
+fusion never trades the hit rate of its best member for rank at any session length (the
+short sessions the field finds hardest).
 
 The members are saved in ``members/LABEL/`` of the model folder; the weights (one row per
 length group), the chosen normalisation and the validation MRR are the state.
