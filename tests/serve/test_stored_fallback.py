@@ -46,10 +46,13 @@ def recommend(client: TestClient, items: list[Any], k: int = 3) -> dict[str, Any
 
 @pytest.fixture
 def warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Warnings of the model loader, whether or not the package logger propagates."""
+    """Warnings of the model loader, whether or not the package logger propagates and
+    whatever level an earlier test left on it."""
     logger = logging.getLogger("sessionrec.serve.registry")
     logger.addHandler(caplog.handler)
     caplog.handler.setLevel(logging.WARNING)
+    # an in-process `sessionrec -q ...` of an earlier test may have raised the package's level
+    caplog.set_level(logging.WARNING, logger=logger.name)
     try:
         yield caplog
     finally:
