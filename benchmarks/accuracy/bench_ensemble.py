@@ -121,7 +121,7 @@ def main() -> None:
         started = time.perf_counter()
         ensemble.fit(train)
         ensemble_fit = time.perf_counter() - started
-        weights = ensemble.member_weights()
+        weights = ensemble.member_weights()  # the mean over the length groups
         inside = score_latency(ensemble, test, args.latency_calls)
         for name, label in parse_members(args.members):
             member = ensemble.members_[label]
@@ -158,6 +158,7 @@ def main() -> None:
             f"1.0 | {ensemble_fit:.2f} | {percentiles(total)} | - |",
             flush=True,
         )
+        print(f"{dataset}: weights by session length {ensemble.group_weights()}", flush=True)
         rows.append(
             {
                 "dataset": dataset,
