@@ -561,6 +561,29 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+OUTPUTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "prepare": (("output", True),),
+    "train": (("output", True),),
+    "evaluate": (("predictions", False), ("save_results", False)),
+    "report": (("output", False),),
+    "tune": (("output", False),),
+    "auto": (("output", True), ("work_dir", True)),
+    "demo": (("output", True),),
+}
+"""Every option naming something a command writes: (attribute, is it a folder)."""
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before the command does any work (a
+    training run should not end in a failed save)."""
+    from sessionrec._atomic import check_output
+
+    for name, folder in OUTPUTS.get(args.command, ()):
+        value = getattr(args, name, None)
+        if value is not None:
+            check_output(value, folder=folder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Building the parser reads the serve options' environment variables: a bad one is
@@ -574,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.func is not cmd_train and _launched_world_size() > 1:
             raise ConfigError("only `sessionrec train` runs under torchrun with several processes")
+        check_outputs(args)
         return int(args.func(args))
     except SessionrecError as exc:
         sys.stderr.write(f"sessionrec: error: {exc}\n")
