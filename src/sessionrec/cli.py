@@ -8,18 +8,21 @@ exit status 1; usage errors exit with 2.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sessionrec._errors import ConfigError, SessionrecError
+from sessionrec._errors import ConfigError, DataError, SessionrecError
 from sessionrec._version import __version__
+from sessionrec.data.reliability import small_test_warning
 from sessionrec.models.registry import load_model
 
 log = logging.getLogger("sessionrec")
@@ -83,14 +86,22 @@ def _cutoffs(text: str) -> tuple[int, ...]:
     return values
 
 
-def _emit(payload: dict[str, Any], as_json: bool) -> None:
+SMALL_TEST_NOTE = "(too few test cases: the metrics are noise)"
+
+
+def _emit(payload: dict[str, Any], as_json: bool, notes: dict[str, str] | None = None) -> None:
+    """Print ``payload`` as JSON or as aligned lines; ``notes`` go after the named values
+    (text only: JSON carries its warnings in the payload)."""
     if as_json:
         sys.stdout.write(json.dumps(payload, sort_keys=False) + "\n")
         return
     for key, value in payload.items():
+        if key == "warnings":  # already on stderr, and noted next to the value concerned
+            continue
         if isinstance(value, float):
             value = round(value, 4)
-        sys.stdout.write(f"{key:>16}  {value}\n")
+        note = (notes or {}).get(key)
+        sys.stdout.write(f"{key:>16}  {value}" + (f"  {note}" if note else "") + "\n")
 
 
 # ---------------------------------------------------------------- commands
@@ -171,6 +182,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fit_seconds: float | None = None
     if args.model_dir:
         model = load_model(args.model_dir)
+        _check_training_data(model, train, folder, args.model_dir, args.allow_other_data)
+        fit_seconds = _recorded_fit_seconds(args.model_dir)
     else:
         model, fit_seconds = _fit(args, train)
     if args.latency_calls < 0:
@@ -187,12 +200,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # print the cutoffs asked for, even when the results file needed another
     shown = dataclasses.replace(result, cutoffs=tuple(sorted(set(cutoffs))))
     payload = {"model": model.name, **shown.metrics(item_counts=counts)}
+    notes = {}
+    warning = small_test_warning(result.n_cases)
+    if warning is not None:
+        log.warning("%s", warning)
+        payload["warnings"] = [warning]
+        notes["n_cases"] = SMALL_TEST_NOTE
     if args.predictions:
         write_predictions(result, model, args.predictions)
     if args.save_results:
         _save_results(args, model, result, train, test, counts)
-    _emit(payload, args.json)
+    _emit(payload, args.json, notes)
     return 0
+
+
+def _check_training_data(
+    model: Any, train: Any, folder: Any, model_dir: str, allow_other_data: bool
+) -> None:
+    """Refuse a model trained on other data than the benchmark's training file (unless
+    ``allow_other_data``); warn when the model records no fingerprint to compare."""
+    from sessionrec.fingerprint_check import check_training_data
+
+    check = check_training_data(
+        model,
+        train,
+        model_name=f"model folder {model_dir}",
+        data_name=str(folder.path / "train_sessions.txt"),
+    )
+    if check.verdict == "unknown":
+        log.warning("%s", check.message)
+    elif check.other_data:
+        if not allow_other_data:
+            raise DataError(f"{check.message}; pass --allow-other-data to evaluate it anyway")
+        log.warning("%s (evaluating anyway: --allow-other-data)", check.message)
+
+
+def _recorded_fit_seconds(model_dir: str) -> float | None:
+    """The training time the model folder's manifest records (``train`` saves it)."""
+    from sessionrec.models.persist import read_manifest
+
+    value = read_manifest(model_dir).get("metrics", {}).get("fit_seconds")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _save_results(
@@ -330,7 +378,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         result = prepare(args.input, options)
     folder = write_prepared(result, args.output)
     payload = {"output": str(folder), **result.summary()}
-    _emit(payload, args.json)
+    notes = {}
+    warning = small_test_warning(payload["test_cases"])
+    if warning is not None:  # prepare has logged it
+        payload["warnings"] = [warning]
+        notes["test_cases"] = SMALL_TEST_NOTE
+    _emit(payload, args.json, notes)
     return 0
 
 
@@ -433,7 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-repeats", action="store_true", help="keep consecutive repeated clicks")
     p.add_argument("--min-session-length", type=int, default=2)
     p.add_argument("--min-item-support", type=int, default=5)
-    p.add_argument("--test-days", type=float, default=1.0, help="last N days become the test set")
+    p.add_argument(
+        "--test-days",
+        type=float,
+        help="last N days become the test set (default: the preset's standard test period, "
+        "7 for diginetica; otherwise 1)",
+    )
     p.add_argument("--valid-days", type=float, default=1.0, help="validation cut from train")
     p.add_argument("--split-by", choices=["start", "end"], default="end")
     p.add_argument("--on-bad-rows", choices=["raise", "skip"], default="raise")
@@ -463,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", required=True, help="folder with train/test_sessions.txt")
     _add_model_options(p, required=False)
     p.add_argument("--model-dir", help="evaluate a saved model instead of fitting one")
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="with --model-dir: evaluate a model trained on other data than this benchmark's "
+        "train_sessions.txt (warns instead of refusing)",
+    )
     p.add_argument("--cutoffs", default="5,10,20", help="comma-separated K values")
     p.add_argument(
         "--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic"
@@ -551,14 +615,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class WarningsOnce(logging.Filter):
+    """Print a warning that sessionrec both logs and raises as a Python warning once.
+
+    The library does both for some warnings (GRU4Rec's clamped ``n_sample``), because a
+    Python user may watch either; the command line shows Python warnings as log lines
+    (:func:`_configure_logging`), so the second copy of the same text is dropped. Only those
+    copies: a message logged again later, e.g. by a running service, still prints.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warned: set[str] = set()  # texts of Python warnings shown
+        self.logged: collections.deque[str] = collections.deque(maxlen=64)  # recent log texts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if getattr(record, "python_warning", False):
+            if text in self.logged:
+                return False
+            self.warned.add(text)
+            return True
+        if text in self.warned:
+            return False
+        self.logged.append(text)
+        return True
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.DEBUG if verbose > 0 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(WarningsOnce())
     root = logging.getLogger("sessionrec")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+    def show_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        # one log line like every other message, not Python's two-line form
+        log.warning("%s", message, extra={"python_warning": True})
+
+    warnings.showwarning = show_warning
 
 
 OUTPUTS: dict[str, tuple[tuple[str, bool], ...]] = {

@@ -128,10 +128,14 @@ def test_a_good_output_path_is_left_uncreated_by_the_check(tmp_path: Path) -> No
 
 
 def test_the_atomic_writers_name_the_path_too(a_file: Path) -> None:
-    with pytest.raises(ConfigError, match=f"cannot write {a_file / 'x'}"):
-        with atomic_file(a_file / "x") as tmp:
-            tmp.write_text("never")
-    with pytest.raises(ConfigError, match=f"cannot write {a_file / 'x' / 'y'}"):
-        with atomic_folder(a_file / "x" / "y"):
-            pass
+    with (
+        pytest.raises(ConfigError, match=f"cannot write {a_file / 'x'}"),
+        atomic_file(a_file / "x") as tmp,
+    ):
+        tmp.write_text("never")
+    with (
+        pytest.raises(ConfigError, match=f"cannot write {a_file / 'x' / 'y'}"),
+        atomic_folder(a_file / "x" / "y"),
+    ):
+        pass
     assert a_file.read_text() == "not a folder\n"
