@@ -689,6 +689,17 @@ def check_outputs(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None:
             check_output(value, folder=folder)
+    # what the writers refuse to replace, refused now rather than after the work
+    if args.command == "prepare":
+        from sessionrec.data.prepare import check_dataset_target
+
+        check_dataset_target(args.output)
+    elif args.command in ("train", "auto"):
+        from sessionrec.models.persist import MANIFEST
+
+        target = Path(args.output)
+        if target.exists() and not (target / MANIFEST).is_file():
+            raise ConfigError(f"{target} exists and is not a model folder; refusing to replace it")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

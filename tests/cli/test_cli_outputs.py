@@ -139,3 +139,18 @@ def test_the_atomic_writers_name_the_path_too(a_file: Path) -> None:
     ):
         pass
     assert a_file.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "what"), [("prepare", "dataset folder"), ("train", "model folder")]
+)
+def test_a_folder_the_writer_would_refuse_is_refused_before_any_work(
+    bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, what: str
+) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine\n")
+    code = main(commands(bench, str(taken))[name])
+    line = assert_one_error_line(capsys, code, str(taken))
+    assert f"is not a {what}" in line
+    assert (taken / "notes.txt").read_text() == "mine\n"

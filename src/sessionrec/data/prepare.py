@@ -407,9 +407,7 @@ def write_prepared(result: PreparedData, folder: str | os.PathLike[str]) -> Path
     folder is left alone and raises :class:`ConfigError`. Returns the folder's path.
     """
     target = Path(folder)
-    replaceable = not target.exists() or _is_dataset(target)
-    if not replaceable and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigError(f"{target} exists and is not a dataset folder; refusing to replace it")
+    check_dataset_target(target)
     for name, data in (("train_full", result.train_full), ("test", result.test)):
         _check_writable(name, data)
     with atomic_folder(target) as tmp:
@@ -447,6 +445,15 @@ def write_prepared(result: PreparedData, folder: str | os.PathLike[str]) -> Path
         (tmp / REPORT).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     log.info("wrote dataset folder %s (%s)", target, ", ".join(sorted(files)))
     return target
+
+
+def check_dataset_target(folder: str | os.PathLike[str]) -> None:
+    """Raise :class:`ConfigError` unless :func:`write_prepared` may write ``folder``: it is
+    absent, an empty folder or a dataset folder (which is replaced)."""
+    target = Path(folder)
+    replaceable = not target.exists() or _is_dataset(target)
+    if not replaceable and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} exists and is not a dataset folder; refusing to replace it")
 
 
 def read_prepared(folder: str | os.PathLike[str]) -> PreparedData:
