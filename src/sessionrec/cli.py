@@ -8,20 +8,20 @@ exit status 1; usage errors exit with 2.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sessionrec._errors import ConfigError, DataError, SessionrecError
+from sessionrec._errors import ConfigError, SessionrecError
 from sessionrec._version import __version__
+from sessionrec.cli_checks import check_model_data, check_outputs, recorded_fit_seconds
+from sessionrec.cli_logging import configure_logging
 from sessionrec.data.reliability import small_test_warning
 from sessionrec.models.registry import load_model
 
@@ -182,8 +182,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fit_seconds: float | None = None
     if args.model_dir:
         model = load_model(args.model_dir)
-        _check_training_data(model, train, folder, args.model_dir, args.allow_other_data)
-        fit_seconds = _recorded_fit_seconds(args.model_dir)
+        check_model_data(model, train, folder, args.model_dir, args.allow_other_data)
+        fit_seconds = recorded_fit_seconds(args.model_dir)
     else:
         model, fit_seconds = _fit(args, train)
     if args.latency_calls < 0:
@@ -212,35 +212,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _save_results(args, model, result, train, test, counts)
     _emit(payload, args.json, notes)
     return 0
-
-
-def _check_training_data(
-    model: Any, train: Any, folder: Any, model_dir: str, allow_other_data: bool
-) -> None:
-    """Refuse a model trained on other data than the benchmark's training file (unless
-    ``allow_other_data``); warn when the model records no fingerprint to compare."""
-    from sessionrec.fingerprint_check import check_training_data
-
-    check = check_training_data(
-        model,
-        train,
-        model_name=f"model folder {model_dir}",
-        data_name=str(folder.path / "train_sessions.txt"),
-    )
-    if check.verdict == "unknown":
-        log.warning("%s", check.message)
-    elif check.other_data:
-        if not allow_other_data:
-            raise DataError(f"{check.message}; pass --allow-other-data to evaluate it anyway")
-        log.warning("%s (evaluating anyway: --allow-other-data)", check.message)
-
-
-def _recorded_fit_seconds(model_dir: str) -> float | None:
-    """The training time the model folder's manifest records (``train`` saves it)."""
-    from sessionrec.models.persist import read_manifest
-
-    value = read_manifest(model_dir).get("metrics", {}).get("fit_seconds")
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _save_results(
@@ -615,93 +586,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class WarningsOnce(logging.Filter):
-    """Print a warning that sessionrec both logs and raises as a Python warning once.
-
-    The library does both for some warnings (GRU4Rec's clamped ``n_sample``), because a
-    Python user may watch either; the command line shows Python warnings as log lines
-    (:func:`_configure_logging`), so the second copy of the same text is dropped. Only those
-    copies: a message logged again later, e.g. by a running service, still prints.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.warned: set[str] = set()  # texts of Python warnings shown
-        self.logged: collections.deque[str] = collections.deque(maxlen=64)  # recent log texts
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        text = record.getMessage()
-        if getattr(record, "python_warning", False):
-            if text in self.logged:
-                return False
-            self.warned.add(text)
-            return True
-        if text in self.warned:
-            return False
-        self.logged.append(text)
-        return True
-
-
-def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose > 0 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(WarningsOnce())
-    root = logging.getLogger("sessionrec")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-    def show_warning(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: Any = None,
-        line: str | None = None,
-    ) -> None:
-        # one log line like every other message, not Python's two-line form
-        log.warning("%s", message, extra={"python_warning": True})
-
-    warnings.showwarning = show_warning
-
-
-OUTPUTS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "prepare": (("output", True),),
-    "train": (("output", True),),
-    "evaluate": (("predictions", False), ("save_results", False)),
-    "report": (("output", False),),
-    "tune": (("output", False),),
-    "auto": (("output", True), ("work_dir", True)),
-    "demo": (("output", True),),
-}
-"""Every option naming something a command writes: (attribute, is it a folder)."""
-
-
-def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an output path that cannot be written before the command does any work (a
-    training run should not end in a failed save)."""
-    from sessionrec._atomic import check_output
-
-    for name, folder in OUTPUTS.get(args.command, ()):
-        value = getattr(args, name, None)
-        if value is not None:
-            check_output(value, folder=folder)
-    # what the writers refuse to replace, refused now rather than after the work
-    if args.command == "prepare":
-        from sessionrec.data.prepare import check_dataset_target
-
-        check_dataset_target(args.output)
-    elif args.command in ("train", "auto"):
-        from sessionrec.models.persist import MANIFEST
-
-        target = Path(args.output)
-        if target.exists() and not (target / MANIFEST).is_file():
-            raise ConfigError(f"{target} exists and is not a model folder; refusing to replace it")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Building the parser reads the serve options' environment variables: a bad one is
@@ -711,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"sessionrec: error: {exc}\n")
         return 1
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
+    configure_logging(args.verbose, args.quiet)
     try:
         if args.func is not cmd_train and _launched_world_size() > 1:
             raise ConfigError("only `sessionrec train` runs under torchrun with several processes")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sessionrec.cli import _configure_logging, main
+from sessionrec.cli import main
+from sessionrec.cli_logging import configure_logging
 from sessionrec.evaluation.protocol import BenchmarkFolder
 from sessionrec.fingerprint_check import (
     check_training_data,
@@ -201,7 +202,7 @@ def test_a_large_test_set_has_no_warning(
 
 # ------------------------------------------------------------------ warnings once
 def test_a_warning_both_raised_and_logged_prints_once(capsys: pytest.CaptureFixture[str]) -> None:
-    _configure_logging(0, False)
+    configure_logging(0, False)
     log = logging.getLogger("sessionrec.models")
     message = "n_sample=5000 is more than the 50 items with training clicks"
     warnings.warn(message, UserWarning, stacklevel=1)
