@@ -59,7 +59,10 @@ def check_output(target: str | os.PathLike[str], *, folder: bool) -> None:
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
-        raise output_error(final, exc) from None
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"cannot write {final}: cannot create files in {anchor} ({reason})"
+        ) from None
     probe.unlink(missing_ok=True)
 
 
