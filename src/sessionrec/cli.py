@@ -279,7 +279,11 @@ def cmd_auto(args: argparse.Namespace) -> int:
         from sessionrec.data.prepare import prepare
 
         if args.preset is None:
-            raise ConfigError("auto --events needs --preset (see `sessionrec prepare`)")
+            from sessionrec.data.events.files import guess_preset
+
+            guess = guess_preset(Path(args.events))
+            hint = f"; it looks like a {guess} log: --preset {guess}" if guess else ""
+            raise ConfigError(f"auto --events needs --preset (see `sessionrec prepare`){hint}")
         train = prepare(args.events, preset=args.preset).train_full
     else:
         train = BenchmarkFolder(Path(args.benchmark)).train()

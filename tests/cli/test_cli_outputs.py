@@ -110,7 +110,8 @@ def test_an_output_on_a_virtual_file_system_is_one_error_line(
     bench: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
     code = main(commands(bench, "/proc/x")[name])
-    assert_one_error_line(capsys, code, "/proc/x")
+    line = assert_one_error_line(capsys, code, "/proc/x")
+    assert "cannot create files in /proc" in line
 
 
 def test_a_folder_where_a_file_goes_is_one_error_line(

@@ -122,6 +122,9 @@ def test_a_known_log_without_its_preset_suggests_it(
     code = main(["prepare", str(log), "-o", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert code == 1 and "--preset diginetica" in err and "last_fraction_split" not in err
+    code = main(["auto", "--events", str(log), "--output", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 1 and "looks like a diginetica log: --preset diginetica" in err
     other = tmp_path / "clicks.csv"
     other.write_text("sid,item\n1,2\n1,3\n")
     assert guess_preset(other) is None
