@@ -20,6 +20,9 @@ from typing import Any
 
 from sessionrec._errors import ConfigError, SessionrecError
 from sessionrec._version import __version__
+from sessionrec.cli_checks import check_model_data, check_outputs, recorded_fit_seconds
+from sessionrec.cli_logging import configure_logging
+from sessionrec.data.reliability import small_test_warning
 from sessionrec.models.registry import load_model
 
 log = logging.getLogger("sessionrec")
@@ -83,14 +86,22 @@ def _cutoffs(text: str) -> tuple[int, ...]:
     return values
 
 
-def _emit(payload: dict[str, Any], as_json: bool) -> None:
+SMALL_TEST_NOTE = "(too few test cases: the metrics are noise)"
+
+
+def _emit(payload: dict[str, Any], as_json: bool, notes: dict[str, str] | None = None) -> None:
+    """Print ``payload`` as JSON or as aligned lines; ``notes`` go after the named values
+    (text only: JSON carries its warnings in the payload)."""
     if as_json:
         sys.stdout.write(json.dumps(payload, sort_keys=False) + "\n")
         return
     for key, value in payload.items():
+        if key == "warnings":  # already on stderr, and noted next to the value concerned
+            continue
         if isinstance(value, float):
             value = round(value, 4)
-        sys.stdout.write(f"{key:>16}  {value}\n")
+        note = (notes or {}).get(key)
+        sys.stdout.write(f"{key:>16}  {value}" + (f"  {note}" if note else "") + "\n")
 
 
 # ---------------------------------------------------------------- commands
@@ -171,6 +182,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fit_seconds: float | None = None
     if args.model_dir:
         model = load_model(args.model_dir)
+        check_model_data(model, train, folder, args.model_dir, args.allow_other_data)
+        fit_seconds = recorded_fit_seconds(args.model_dir)
     else:
         model, fit_seconds = _fit(args, train)
     if args.latency_calls < 0:
@@ -187,11 +200,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # print the cutoffs asked for, even when the results file needed another
     shown = dataclasses.replace(result, cutoffs=tuple(sorted(set(cutoffs))))
     payload = {"model": model.name, **shown.metrics(item_counts=counts)}
+    notes = {}
+    warning = small_test_warning(result.n_cases)
+    if warning is not None:
+        log.warning("%s", warning)
+        payload["warnings"] = [warning]
+        notes["n_cases"] = SMALL_TEST_NOTE
     if args.predictions:
         write_predictions(result, model, args.predictions)
     if args.save_results:
         _save_results(args, model, result, train, test, counts)
-    _emit(payload, args.json)
+    _emit(payload, args.json, notes)
     return 0
 
 
@@ -264,7 +283,11 @@ def cmd_auto(args: argparse.Namespace) -> int:
         from sessionrec.data.prepare import prepare
 
         if args.preset is None:
-            raise ConfigError("auto --events needs --preset (see `sessionrec prepare`)")
+            from sessionrec.data.events.files import guess_preset
+
+            guess = guess_preset(Path(args.events))
+            hint = f"; it looks like a {guess} log: --preset {guess}" if guess else ""
+            raise ConfigError(f"auto --events needs --preset (see `sessionrec prepare`){hint}")
         train = prepare(args.events, preset=args.preset).train_full
     else:
         train = BenchmarkFolder(Path(args.benchmark)).train()
@@ -370,7 +393,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         result = prepare(args.input, options)
     folder = write_prepared(result, args.output)
     payload = {"output": str(folder), **result.summary()}
-    _emit(payload, args.json)
+    notes = {}
+    warning = small_test_warning(payload["test_cases"])
+    if warning is not None:  # prepare has logged it
+        payload["warnings"] = [warning]
+        notes["test_cases"] = SMALL_TEST_NOTE
+    _emit(payload, args.json, notes)
     return 0
 
 
@@ -501,7 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="items with fewer clicks are dropped (with short sessions, until both hold)",
     )
-    p.add_argument("--test-days", type=float, default=1.0, help="last N days become the test set")
+    p.add_argument(
+        "--test-days",
+        type=float,
+        help="last N days become the test set (default: the preset's standard test period, "
+        "7 for diginetica; otherwise 1)",
+    )
     p.add_argument("--valid-days", type=float, default=1.0, help="validation cut from train")
     p.add_argument(
         "--split-by",
@@ -542,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", required=True, help="folder with train/test_sessions.txt")
     _add_model_options(p, required=False)
     p.add_argument("--model-dir", help="evaluate a saved model instead of fitting one")
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="with --model-dir: evaluate a model trained on other data than this benchmark's "
+        "train_sessions.txt (warns instead of refusing)",
+    )
     p.add_argument("--cutoffs", default="5,10,20", help="comma-separated K values")
     p.add_argument(
         "--ties",
@@ -703,16 +742,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose > 0 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("sessionrec")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Building the parser reads the serve options' environment variables: a bad one is
@@ -722,10 +751,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"sessionrec: error: {exc}\n")
         return 1
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
+    configure_logging(args.verbose, args.quiet)
     try:
         if args.func is not cmd_train and _launched_world_size() > 1:
             raise ConfigError("only `sessionrec train` runs under torchrun with several processes")
+        check_outputs(args)
         return int(args.func(args))
     except SessionrecError as exc:
         sys.stderr.write(f"sessionrec: error: {exc}\n")

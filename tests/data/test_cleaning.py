@@ -235,3 +235,69 @@ def test_clean_reports_both_steps() -> None:
     assert report.as_dict()["sessions_removed"] == 1
     _, kept = clean(clicks, dedupe=False, min_session_length=2, min_item_support=2)
     assert kept.repeats_removed == 0 and kept.events_out == 5
+
+
+def test_clean_drops_repeats_that_filtering_made_consecutive() -> None:
+    # Session 1 is [a r a b]: r is rare, so dropping it leaves [a a b], whose second a is a
+    # repeat; dropping that lowers a's support to 2, which is still enough.
+    clicks = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 1, 2, 2, 3, 3],
+            "item_id": [1, 9, 1, 2, 1, 2, 1, 2],
+            "timestamp": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
+    result, report = clean(clicks, min_session_length=2, min_item_support=2)
+    assert result.rows() == [
+        (1, 1, 0.0),
+        (1, 2, 3.0),
+        (2, 1, 4.0),
+        (2, 2, 5.0),
+        (3, 1, 6.0),
+        (3, 2, 7.0),
+    ]
+    assert report.repeats_removed == 1
+    assert report.rare_item_events_removed == 1
+    assert report.events_in == 8 and report.events_out == 6
+    assert report.sessions_out == 3 and report.items_out == 2
+
+
+def test_clean_repeats_and_filters_cascade_to_the_fixpoint() -> None:
+    # 1:[a r a]  2:[a b]  3:[b z b]; support >= 2, length >= 2. The first round drops the
+    # rare r and z, leaving 1:[a a] and 3:[b b]; their repeats go, sessions 1 and 3 are then
+    # too short, which leaves a and b one click each: rare, so session 2 goes too.
+    clicks = pl.DataFrame(
+        {
+            "session_id": [1, 1, 1, 2, 2, 3, 3, 3],
+            "item_id": [1, 9, 1, 1, 2, 2, 3, 2],
+            "timestamp": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
+    result, report = clean(clicks, min_session_length=2, min_item_support=2)
+    assert result.height == 0
+    assert report.repeats_removed == 2
+    assert report.rare_item_events_removed == 4  # r, z, then a and b of session 2
+    assert report.short_session_events_removed == 2
+    assert report.events_in == 8 and report.events_out == 0 and report.sessions_out == 0
+    # with support 1 nothing is rare, and [a r a] has no consecutive repeat: all kept
+    kept, _ = clean(clicks, min_session_length=2, min_item_support=1)
+    assert kept.rows() == clicks.rows()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_clean_output_has_no_consecutive_repeats(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    clicks = pl.DataFrame(
+        {
+            "session_id": np.sort(rng.integers(0, 60, n)),
+            "item_id": rng.integers(0, 70, n),
+            "timestamp": np.arange(n, dtype=np.float64),
+        }
+    )
+    result, report = clean(clicks, min_session_length=2, min_item_support=4)
+    _, left = remove_consecutive_repeats(result)
+    assert left == 0
+    again, _ = filter_sessions(result, min_session_length=2, min_item_support=4)
+    assert again.height == result.height
+    assert report.events_out == result.height

@@ -301,14 +301,47 @@ def clean(
     min_item_support: int = 5,
     max_session_length: int | None = None,
 ) -> tuple[pl.DataFrame, CleaningReport]:
-    """The usual cleaning, in order: :func:`remove_consecutive_repeats` (when ``dedupe``),
-    then :func:`filter_sessions`. The report covers both: ``events_in`` counts the clicks
-    before de-duplication (which never removes a whole session or item)."""
-    repeats = 0
-    current = frame
-    if dedupe:
-        current, repeats = remove_consecutive_repeats(frame)
+    """The usual cleaning: :func:`remove_consecutive_repeats` (when ``dedupe``), then
+    :func:`filter_sessions`, repeated until neither removes anything.
+
+    Dropping a rare item can make the clicks on either side of it neighbours (``A x A``
+    becomes ``A A``), so repeats are dropped again after filtering, and filtering runs
+    again after that: in the result no session holds two consecutive clicks on one item,
+    every item has ``min_item_support`` clicks and every session ``min_session_length``.
+    ``max_session_length`` is applied once, in the first round (later rounds only shorten
+    sessions). The report covers every round: ``events_in`` counts the clicks before the
+    first de-duplication (which never removes a whole session or item), ``iterations`` the
+    filtering passes of all rounds.
+    """
+    current, repeats = remove_consecutive_repeats(frame) if dedupe else (frame, 0)
     current, report = filter_sessions(
         current, min_session_length, min_item_support, max_session_length
     )
-    return current, replace(report, events_in=frame.height, repeats_removed=repeats)
+    rare, short, iterations = (
+        report.rare_item_events_removed,
+        report.short_session_events_removed,
+        report.iterations,
+    )
+    while dedupe:
+        current, removed = remove_consecutive_repeats(current)
+        if removed == 0:
+            break
+        repeats += removed
+        current, more = filter_sessions(current, min_session_length, min_item_support)
+        rare += more.rare_item_events_removed
+        short += more.short_session_events_removed
+        iterations += more.iterations
+        report = replace(
+            report,
+            events_out=more.events_out,
+            sessions_out=more.sessions_out,
+            items_out=more.items_out,
+        )
+    return current, replace(
+        report,
+        events_in=frame.height,
+        repeats_removed=repeats,
+        rare_item_events_removed=rare,
+        short_session_events_removed=short,
+        iterations=iterations,
+    )

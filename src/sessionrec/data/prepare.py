@@ -8,10 +8,12 @@ and evaluation never redo it:
 1. read the log (a preset or an explicit column mapping);
 2. cut visitor logs into sessions at an inactivity ``gap``
    (:func:`~sessionrec.data.cleaning.sessionize`);
-3. drop consecutive repeated clicks (``dedupe``), then rare items and short sessions until
+3. drop consecutive repeated clicks (``dedupe``), rare items and short sessions until
    nothing changes (:func:`~sessionrec.data.cleaning.clean`);
-4. the sessions of the last ``test_days`` days become the test part; the rest is
-   ``train_full`` (:func:`~sessionrec.data.split.temporal_split`);
+4. the sessions of the last ``test_days`` days become the test part (by default the
+   preset's standard test period, e.g. 7 days for Diginetica, else 1 day); the rest is
+   ``train_full`` (:func:`~sessionrec.data.split.temporal_split`); a test part of fewer
+   than :data:`~sessionrec.data.reliability.MIN_RELIABLE_CASES` cases is warned about;
 5. the sessions of the last ``valid_days`` days of ``train_full`` become the validation
    part; the rest is ``train`` (:func:`~sessionrec.data.split.validation_split`);
 6. test clicks on items not in ``train_full``, and validation clicks on items not in
@@ -67,8 +69,10 @@ from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, DataError
 from sessionrec._version import __version__
 from sessionrec.data.cleaning import clean, clicks_in_order, sessionize
-from sessionrec.data.events import OnBadRows, Preset, read_events
+from sessionrec.data.events import PRESETS, OnBadRows, Preset, read_events
+from sessionrec.data.events.files import guess_preset
 from sessionrec.data.formats import write_sessions_txt
+from sessionrec.data.reliability import small_test_warning
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import DAY, SplitBy, restrict_items, split_cutoff, temporal_split
 
@@ -87,12 +91,16 @@ log = logging.getLogger("sessionrec.data")
 FORMAT = "sessionrec.dataset"
 FORMAT_VERSION = 1
 REPORT = "report.json"
+DEFAULT_TEST_DAYS = 1.0
+"""The test period of a log whose preset names none (GRU4Rec's protocol: the last day)."""
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
     """Every knob of :func:`prepare`; the reading options go to :func:`read_events`.
 
+    ``test_days`` of ``None`` (the default) takes the preset's standard test period
+    (:attr:`Preset.test_days <sessionrec.data.events.Preset>`), or 1 day.
     ``valid_days`` of ``None`` or ``0`` means no validation split. ``split_by`` decides
     which time of a session places it in the test (validation) period: its ``"end"`` (the
     default, as in the GRU4Rec and SR-GNN scripts: no training click is later than the
@@ -111,7 +119,7 @@ class PrepareOptions:
     min_session_length: int = 2
     min_item_support: int = 5
     max_session_length: int | None = None
-    test_days: float = 1.0
+    test_days: float | None = None
     valid_days: float | None = 1.0
     split_by: SplitBy = "end"
 
@@ -202,10 +210,7 @@ def prepare(
         names = frame["event_type"].unique().drop_nulls().sort()
         frame = frame.with_columns(pl.col("event_type").cast(pl.Enum(names)))
     if "timestamp" not in frame.columns:
-        raise ConfigError(
-            "prepare splits by time, but this log has no timestamps; for sessions-txt files "
-            "use sessionrec.data.split.last_fraction_split"
-        )
+        raise ConfigError(no_timestamp_message(source, opts))
     if "session_id" not in frame.columns:
         frame = sessionize(frame, opts.gap).drop("user_id")
         n_sessions = int(frame["session_id"][-1]) + 1 if frame.height else 0  # ids 0..n-1
@@ -226,16 +231,17 @@ def prepare(
             f"min_session_length={opts.min_session_length}); lower them"
         )
 
-    test_cutoff = split_cutoff(frame, opts.test_days)
-    full_frame, test_frame = temporal_split(frame, opts.test_days, opts.split_by)
+    test_days = resolved_test_days(opts)
+    test_cutoff = split_cutoff(frame, test_days)
+    full_frame, test_frame = temporal_split(frame, test_days, opts.split_by)
     del frame
-    _nonempty(full_frame, f"training part (test_days={opts.test_days} covers the whole log)")
+    _nonempty(full_frame, f"training part (test_days={test_days} covers the whole log)")
     train_full = SessionData.from_frame(full_frame)
     del full_frame
     test_frame, test_report = restrict_items(
         test_frame, _items_frame(train_full), opts.min_session_length
     )
-    _nonempty(test_frame, f"test part (the last {opts.test_days} day(s))")
+    _nonempty(test_frame, f"test part (the last {test_days} day(s))")
     steps["test"] = {"cutoff": test_cutoff, **test_report.as_dict()}
     test = SessionData.from_frame(test_frame, train_full.vocab)
 
@@ -264,7 +270,43 @@ def prepare(
     result = PreparedData(train, valid, train_full, test, report)
     report["parts"] = part_sizes(result)
     log.info("prepared %s: %s", report["source"], summary_line(result.summary()))
+    warn_small_test(result)
     return result
+
+
+def warn_small_test(result: PreparedData) -> None:
+    """Log a warning when the test part is too small for its metrics to mean anything."""
+    warning = small_test_warning(result.summary()["test_cases"])
+    if warning is not None:
+        log.warning("%s", warning)
+
+
+def no_timestamp_message(
+    source: str | os.PathLike[str] | pl.DataFrame, opts: PrepareOptions
+) -> str:
+    """Why a log without timestamps cannot be prepared, and what to pass instead: the
+    preset of a log that looks like a known one, else a column mapping naming the time."""
+    start = "prepare splits by time, but no timestamp column was found"
+    if isinstance(source, pl.DataFrame):
+        return f"{start} in the frame: add a 'timestamp' column (Unix seconds)"
+    where = f"{start} in {source}"
+    if opts.preset is None:
+        guess = guess_preset(Path(source))
+        if guess is not None and guess != "sessions-txt":
+            return (
+                f"{where}; it looks like a {guess} log: pass --preset {guess} "
+                f"(preset={guess!r} in Python)"
+            )
+    if opts.format == "sessions-txt" or opts.preset == "sessions-txt":
+        return (
+            f"{where}: a sessions-txt file has no times; split it with "
+            "sessionrec.data.split.last_fraction_split instead"
+        )
+    return (
+        f"{where}; name it with --columns, e.g. "
+        '\'{"session_id": "...", "item_id": "...", "timestamp": "..."}\' '
+        "(columns= in Python), or pass the log's --preset"
+    )
 
 
 def _items_frame(data: SessionData) -> pl.DataFrame:
@@ -284,6 +326,8 @@ def checked_options(options: PrepareOptions | None, overrides: Mapping[str, Any]
     if unknown:
         raise ConfigError(f"unknown option(s) {unknown}; valid options: {sorted(known)}")
     opts = replace(options or PrepareOptions(), **overrides)
+    if opts.test_days is None:
+        opts = replace(opts, test_days=default_test_days(opts.preset))
     for name in ("test_days", "gap"):
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -300,6 +344,21 @@ def checked_options(options: PrepareOptions | None, overrides: Mapping[str, Any]
     if opts.split_by not in ("start", "end"):
         raise ConfigError(f"split_by must be 'start' or 'end', not {opts.split_by!r}")
     return opts
+
+
+def resolved_test_days(opts: PrepareOptions) -> float:
+    """``opts.test_days``, or the preset's standard test period when it is ``None``."""
+    if opts.test_days is not None:
+        return float(opts.test_days)
+    return default_test_days(opts.preset)
+
+
+def default_test_days(preset: str | Preset | None) -> float:
+    """The test period of ``preset``'s standard protocol, in days; 1 without one."""
+    found = PRESETS.get(preset) if isinstance(preset, str) else preset
+    if found is not None and found.test_days is not None:
+        return float(found.test_days)
+    return DEFAULT_TEST_DAYS
 
 
 def _check_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -348,9 +407,7 @@ def write_prepared(result: PreparedData, folder: str | os.PathLike[str]) -> Path
     folder is left alone and raises :class:`ConfigError`. Returns the folder's path.
     """
     target = Path(folder)
-    replaceable = not target.exists() or _is_dataset(target)
-    if not replaceable and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigError(f"{target} exists and is not a dataset folder; refusing to replace it")
+    check_dataset_target(target)
     for name, data in (("train_full", result.train_full), ("test", result.test)):
         _check_writable(name, data)
     with atomic_folder(target) as tmp:
@@ -388,6 +445,15 @@ def write_prepared(result: PreparedData, folder: str | os.PathLike[str]) -> Path
         (tmp / REPORT).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     log.info("wrote dataset folder %s (%s)", target, ", ".join(sorted(files)))
     return target
+
+
+def check_dataset_target(folder: str | os.PathLike[str]) -> None:
+    """Raise :class:`ConfigError` unless :func:`write_prepared` may write ``folder``: it is
+    absent, an empty folder or a dataset folder (which is replaced)."""
+    target = Path(folder)
+    replaceable = not target.exists() or _is_dataset(target)
+    if not replaceable and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} exists and is not a dataset folder; refusing to replace it")
 
 
 def read_prepared(folder: str | os.PathLike[str]) -> PreparedData:

@@ -13,13 +13,16 @@ Results file (``format: "sessionrec-results"``, ``version: 1``), JSON without Na
   and one ``fingerprint`` of both, the protocol and the tie policy. The report compares
   only results of the same split and tie policy: it refuses others unless told to mix
   them, and then says so at the top of the page.
-- ``n_cases``, ``n_items``; ``metrics``: what ``evaluate`` prints (HR/MRR/NDCG in percent,
-  coverage and popularity as fractions) for its cutoffs and K = 20.
+- ``n_cases``, ``n_items``; ``test_warning``: ``null``, or the sentence saying that fewer
+  than :data:`~sessionrec.data.reliability.MIN_RELIABLE_CASES` test cases make the numbers
+  noise (for the report to show beside them); ``metrics``: what ``evaluate`` prints
+  (HR/MRR/NDCG in percent, coverage and popularity as fractions) for its cutoffs and K = 20.
 - ``curves``: HR@K, MRR@K and NDCG@K in percent for K = 1..50 (entry ``i`` is K = i + 1).
 - ``by_length``: HR@20 and MRR@20 in percent and case counts per prefix length group
   (1, 2, 3, 4-5, 6-10, >10 clicks before the target).
 - ``beyond_accuracy``: coverage@20 and popularity@20 (fractions).
-- ``timing``: fit and evaluation seconds (fit is null for a loaded model).
+- ``timing``: fit and evaluation seconds (for a loaded model, the fit time its folder
+  records; null when it records none).
 - ``history``: per-epoch loss, validation metric (null where not validated), seconds and
   examples of a model trained in epochs, from its
   :meth:`~sessionrec.models.base.Recommender.training_history`; null for other models.
@@ -41,6 +44,7 @@ import numpy as np
 
 from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
+from sessionrec.data.reliability import small_test_warning
 from sessionrec.evaluation import metrics
 
 if TYPE_CHECKING:
@@ -181,6 +185,7 @@ def build_results(
                 "ties": result.ties,
             },
             "n_cases": result.n_cases,
+            "test_warning": small_test_warning(result.n_cases),
             "n_items": result.n_items,
             "metrics": computed,
             "curves": {

@@ -253,6 +253,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--variant", help="force this A/B variant")
     p.add_argument("--limit", type=int, help="replay only the first N sessions")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="replay even if the served model was trained on other data than the "
+        "train_sessions.txt beside TEST_FILE (warns instead of refusing)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_replay)
 
@@ -414,6 +420,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         variant=args.variant,
         limit=args.limit,
+        allow_other_data=args.allow_other_data,
     )
     payload = {"url": result.url, **result.metrics()}
     if args.json:

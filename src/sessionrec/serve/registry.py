@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec._errors import ConfigError, ModelError, SessionrecError
+from sessionrec.fingerprint_check import recorded_fingerprints
 from sessionrec.models.base import Recommender
 from sessionrec.models.persist import MANIFEST, read_manifest
 from sessionrec.models.registry import load_model
@@ -335,6 +336,8 @@ class ModelRegistry:
                     "model": current.name if current else None,
                     "model_version": current.version if current else None,
                     "n_items": current.model.n_items if current else None,
+                    # what replay compares with the test split's training file
+                    "data_fingerprints": recorded_fingerprints(current.model) if current else None,
                 }
             )
         return out

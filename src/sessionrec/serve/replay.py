@@ -17,6 +17,12 @@ To measure what offline evaluation measures, the requests ask for
   so the rank is exact. Scores cross the wire as float32 values printed exactly, so the
   comparisons are the model's own.
 
+Before any click, the replay compares the training-data fingerprints the service reports
+for its model (``/v1/info``) with the fingerprint of the ``train_sessions.txt`` beside the
+test file (:mod:`sessionrec.fingerprint_check`): a model trained on other data is refused,
+as ``sessionrec evaluate`` refuses it, unless ``allow_other_data``; a model that records no
+fingerprint, or a test file without its training file, is warned about.
+
 Server-side business rules (catalog, deny lists) and a ``--max-events`` smaller than the
 longest session make the service differ from the model on purpose; the replay reads
 ``/v1/info`` and warns. Unknown items need no care: the service, like evaluation, drops
@@ -40,8 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, SessionrecError
+from sessionrec._errors import ConfigError, DataError, SessionrecError
 from sessionrec.evaluation import metrics
+from sessionrec.fingerprint_check import TRAIN_FILE, training_fingerprint
 
 log = logging.getLogger("sessionrec.serve.replay")
 
@@ -117,8 +124,14 @@ async def replay_sessions(
     timeout: float = 10.0,
     variant: str | None = None,
     run_id: str | None = None,
+    train_fingerprint: str | None = None,
+    allow_other_data: bool = False,
 ) -> ReplayResult:
-    """Replay ``sessions`` against the service at ``url``; see the module docstring."""
+    """Replay ``sessions`` against the service at ``url``; see the module docstring.
+
+    ``train_fingerprint`` is the fingerprint of the split's training data (``None``: not
+    checked); a served model trained on other data raises :class:`DataError` unless
+    ``allow_other_data``."""
     import httpx
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -142,6 +155,9 @@ async def replay_sessions(
             raise SessionrecError(f"cannot reach the service at {base}: {exc}") from None
         rules_active = bool(info.get("rules_active"))
         serving = [v for v in info.get("variants", []) if v.get("share", 0) > 0]
+        if train_fingerprint is not None:
+            measured = [v for v in info.get("variants", []) if v.get("name") == variant]
+            check_served_data(measured or serving, train_fingerprint, allow_other_data)
         if variant is None and len(serving) > 1:
             log.warning(
                 "the service splits traffic between %d variants: pass --variant NAME to "
@@ -212,6 +228,48 @@ async def replay_sessions(
     )
 
 
+def check_served_data(
+    variants: Sequence[dict[str, Any]], train_fingerprint: str, allow_other_data: bool
+) -> None:
+    """Refuse (or with ``allow_other_data`` warn about) served variants whose model was
+    trained on other data than the split's; warn when a model records no fingerprint."""
+    for info in variants:
+        name = f"the model of variant {info.get('name')!r} ({info.get('model')})"
+        recorded = info.get("data_fingerprints")
+        if recorded is None:
+            log.warning("the service does not report %s's training data: not checked", name)
+        elif not recorded:
+            log.warning(
+                "%s records no training-data fingerprint (saved before sessionrec recorded "
+                "them): cannot check that it was trained on this split",
+                name,
+            )
+        elif train_fingerprint not in recorded:
+            message = (
+                f"{name} was trained on other data (fingerprint {recorded[0]}) than this "
+                f"split's {TRAIN_FILE} (fingerprint {train_fingerprint}): its numbers on "
+                "this split would mean nothing"
+            )
+            if not allow_other_data:
+                raise DataError(f"{message}; pass --allow-other-data to replay anyway")
+            log.warning("%s (replaying anyway: --allow-other-data)", message)
+
+
+def split_train_fingerprint(test_file: str | Path) -> str | None:
+    """The fingerprint of the ``train_sessions.txt`` beside ``test_file``; ``None`` (with a
+    warning) when there is none."""
+    train_file = Path(test_file).parent / TRAIN_FILE
+    if not train_file.is_file():
+        log.warning(
+            "no %s beside %s: cannot check that the served model was trained on this split",
+            TRAIN_FILE,
+            test_file,
+        )
+        return None
+    fingerprint, _ = training_fingerprint(train_file)
+    return fingerprint
+
+
 def replay_file(
     path: str | Path,
     url: str,
@@ -221,13 +279,22 @@ def replay_file(
     timeout: float = 10.0,
     variant: str | None = None,
     limit: int | None = None,
+    allow_other_data: bool = False,
 ) -> ReplayResult:
-    """Replay a sessions-txt test file (optionally its first ``limit`` sessions)."""
+    """Replay a sessions-txt test file (optionally its first ``limit`` sessions), after
+    checking the served model against the ``train_sessions.txt`` beside it."""
     sessions = read_test_sessions(path)
     if limit is not None:
         sessions = sessions[:limit]
     return asyncio.run(
         replay_sessions(
-            sessions, url, k=k, concurrency=concurrency, timeout=timeout, variant=variant
+            sessions,
+            url,
+            k=k,
+            concurrency=concurrency,
+            timeout=timeout,
+            variant=variant,
+            train_fingerprint=split_train_fingerprint(path),
+            allow_other_data=allow_other_data,
         )
     )

@@ -88,7 +88,10 @@ def plan_read(
     return ReadPlan(
         path=file,
         format="csv" if fmt == "tsv" else fmt,
-        separator=separator or (spec.separator if spec else None) or default_sep,
+        # an explicit format other than the preset's brings its own separator (tsv: tab)
+        separator=separator
+        or (spec.separator if spec and format in (None, spec.format) else None)
+        or default_sep,
         has_header=spec.has_header if has_header is None and spec else has_header is not False,
         names=spec.names if spec and has_header is not True else None,
         mapping=mapping,
@@ -112,14 +115,15 @@ def _guess_format(path: Path) -> Format:
     )
 
 
-def _norm(name: str) -> str:
+def normalised_name(name: str) -> str:
+    """A column name as matching compares it: lower case, without ``_``, ``-`` or spaces."""
     return re.sub(r"[\s_\-]", "", name).lower()
 
 
 def _match(name: str, available: Sequence[str]) -> str | None:
     if name in available:
         return name
-    hits = [a for a in available if _norm(a) == _norm(name)]
+    hits = [a for a in available if normalised_name(a) == normalised_name(name)]
     return hits[0] if len(hits) == 1 else None
 
 

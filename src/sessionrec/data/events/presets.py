@@ -33,7 +33,9 @@ class Preset:
     one is damage) instead of turning the whole column into text.
     ``timestamp_offset_ms`` names a column of milliseconds added to the timestamp
     (Diginetica's ``timeframe``); ``explode`` names a list-of-objects column holding the
-    events of one session per row (OTTO's ``events``).
+    events of one session per row (OTTO's ``events``). ``test_days`` is the test period of
+    the dataset's standard protocol, used by :func:`~sessionrec.data.prepare.prepare` when
+    no ``test_days`` is given (one day when the preset has none).
     """
 
     format: Format
@@ -48,6 +50,7 @@ class Preset:
     event_type: str | None = None
     timestamp_offset_ms: str | None = None
     explode: str | None = None
+    test_days: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
@@ -75,6 +78,7 @@ PRESETS: dict[str, Preset] = {
         integer_ids=True,
         time_unit="iso",
         timestamp_offset_ms="timeframe",
+        test_days=7.0,  # the SR-GNN / NARM protocol: sessions of the last 7 days are the test
     ),
     "retailrocket": Preset(
         format="csv",

@@ -15,7 +15,9 @@ from sessionrec.data.prepare import (
     PrepareOptions,
     checked_options,
     part_sizes,
+    resolved_test_days,
     summary_line,
+    warn_small_test,
 )
 from sessionrec.data.spark.cleaning import (
     dedupe,
@@ -104,6 +106,19 @@ def prepare_spark(
             f"max_session_length must be an integer >= min_session_length, not {top!r}"
         )
     frame, counts = filter_to_fixpoint(frame, opts.min_session_length, opts.min_item_support, top)
+    while opts.dedupe:  # filtering can make clicks neighbours: repeat both to the fixpoint
+        frame, after = materialize(dedupe(frame))
+        removed = counts["events_out"] - after
+        if removed == 0:
+            break
+        repeats += removed
+        frame, more = filter_to_fixpoint(
+            frame, opts.min_session_length, opts.min_item_support, None
+        )
+        for key in ("rare_item_events_removed", "short_session_events_removed", "iterations"):
+            counts[key] += more[key]
+        for key in ("events_out", "sessions_out", "items_out"):
+            counts[key] = more[key]
     cleaning = CleaningReport(**counts)
     cleaning = replace(cleaning, events_in=events_in, repeats_removed=repeats)
     steps["cleaning"] = cleaning.as_dict()
@@ -114,20 +129,21 @@ def prepare_spark(
         )
 
     last = frame.agg(F.max("timestamp")).first()[0]  # type: ignore[index]
-    test_cutoff = float(last) - float(opts.test_days) * DAY
+    test_days = resolved_test_days(opts)
+    test_cutoff = float(last) - test_days * DAY
     keyed = with_session_key(frame, opts.split_by).localCheckpoint(eager=False)
     full_frame = keyed.filter(F.col("_key") < test_cutoff).drop("_key")
     test_frame = keyed.filter(F.col("_key") >= test_cutoff).drop("_key")
     if full_frame.limit(1).count() == 0:
         raise DataError(
-            f"the training part (test_days={opts.test_days} covers the whole log) is empty "
+            f"the training part (test_days={test_days} covers the whole log) is empty "
             "after preparation; check the day options"
         )
     train_full, full_vocab = collect_part(full_frame)
     test_frame, test_report = restrict_items(test_frame, full_vocab[0], opts.min_session_length)
     if test_report.events_out == 0:
         raise DataError(
-            f"the test part (the last {opts.test_days} day(s)) is empty after preparation; "
+            f"the test part (the last {test_days} day(s)) is empty after preparation; "
             "check the day options"
         )
     steps["test"] = {"cutoff": test_cutoff, **test_report.as_dict()}
@@ -161,4 +177,5 @@ def prepare_spark(
     result = PreparedData(train, valid, train_full, test, report)
     report["parts"] = part_sizes(result)
     log.info("prepared %s on spark: %s", report["source"], summary_line(result.summary()))
+    warn_small_test(result)
     return result
