@@ -114,6 +114,18 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--session-ttl", type=float, default=_env("session_ttl", 1800.0, float))
     p.add_argument("--max-sessions", type=int, default=_env("max_sessions", 100_000, int))
     p.add_argument("--max-events", type=int, default=_env("max_events", 200, int))
+    p.add_argument(
+        "--recommendation-ttl",
+        type=float,
+        default=_env("recommendation_ttl", 3600.0, float),
+        help="seconds an answer's record is kept for feedback",
+    )
+    p.add_argument(
+        "--outage-buffer",
+        type=int,
+        default=_env("outage_buffer", 10_000, int),
+        help="clicks a worker keeps while Redis is down, written back when it returns",
+    )
     p.add_argument("--default-k", type=int, default=_env("default_k", 10, int))
     p.add_argument("--max-k", type=int, default=_env("max_k", 500, int))
     p.add_argument("--max-session-length", type=int, default=_env("max_session_length", 200, int))
@@ -205,6 +217,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         session_ttl=args.session_ttl,
         max_sessions=args.max_sessions,
         max_events=args.max_events,
+        recommendation_ttl=args.recommendation_ttl,
+        outage_buffer=args.outage_buffer,
         redis_timeout=args.redis_timeout,
         redis_retry=args.redis_retry,
         redis_prefix=args.redis_prefix,

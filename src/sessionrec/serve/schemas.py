@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -120,10 +122,17 @@ def build_request_models(config: ServeConfig) -> RequestModels:
     class EventIn(BaseModel):
         """One click. Only ``item_id`` is required."""
 
+        model_config = ConfigDict(extra="forbid")
+
         item_id: ItemId
         event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE)] = "view"
         timestamp: Timestamp | None = Field(
             None, description="Unix seconds of the click (client clock); optional."
+        )
+        consent: StrictBool = Field(
+            True,
+            description="false: the click is used for this answer only and never stored, "
+            "recorded or learned from (docs/privacy.md).",
         )
 
     class RecommendIn(BaseModel):

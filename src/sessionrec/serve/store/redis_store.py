@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ from sessionrec.serve.store.base import (
     StoreUnavailable,
     VariantCounts,
 )
-from sessionrec.serve.store.buffer import BufferObserver, Buffered, ClickBuffer
+from sessionrec.serve.store.buffer import Buffered, BufferObserver, ClickBuffer
 from sessionrec.serve.store.scripts import APPEND, DELETE, FEEDBACK, GET, REPLAY
 
 log = logging.getLogger("sessionrec.serve.store")
@@ -69,8 +70,9 @@ class RedisStore(SessionStore):
       the batch is dropped (logged): those answers then get no feedback.
     - ``{prefix}sr:{session_id}``: the ids of the records answered to the session (a set,
       expiring with them), so that erasing the session erases its records.
-    - ``{prefix}d:{session_id}``: the time the session was erased (ms), for ``ttl``: clicks
-      that another worker buffered before the erasure are not written back.
+    - ``{prefix}d:{hash}``: the time a session was erased (ms), kept for ``ttl``, so that
+      clicks another worker buffered before the erasure are not written back. Named by a
+      hash of the session id: no key names an erased session.
     - ``{prefix}counters``: impressions and clicks per variant.
     - ``{prefix}control``: values every replica polls (the model folder of each variant).
 
@@ -139,6 +141,10 @@ class RedisStore(SessionStore):
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
+
+    def _erasure_key(self, session_id: str) -> str:
+        digest = hashlib.blake2b(session_id.encode(), digest_size=16).hexdigest()
+        return self._key("d", digest)
 
     @property
     def available(self) -> bool:
@@ -212,7 +218,7 @@ class RedisStore(SessionStore):
         self._pending = [p for p in self._pending if p[3] != session_id]
         found += before - len(self._pending)
         keys = [self._key("s", session_id), self._key("sr", session_id)]
-        keys.append(self._key("d", session_id))
+        keys.append(self._erasure_key(session_id))
         args: list[str | int] = [self._key("r", ""), int(time.time() * 1000), self.ttl_ms]
         found += int(await self._call(lambda: self._delete_script(keys=keys, args=args)))
         return found
@@ -231,7 +237,7 @@ class RedisStore(SessionStore):
         clicks = self.buffer.peek(session_id)
         if not clicks:  # written meanwhile by another task
             return await self.get(session_id)
-        keys = [self._key("s", session_id), self._key("d", session_id)]
+        keys = [self._key("s", session_id), self._erasure_key(session_id)]
         args: list[str | int] = [self.max_events, self.ttl_ms]
         for click in clicks:
             args += [click.raw, click.at_ms]
