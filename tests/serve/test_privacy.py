@@ -160,6 +160,22 @@ def test_logs_carry_no_session_or_item_id_unless_debugging(
 
 
 # ------------------------------------------------------------------- redis
+def test_info_shows_the_retention_of_the_redis_store(make_config, redis_server):
+    config = make_config(
+        store=redis_server.url, session_ttl=90.0, recommendation_ttl=300.0, outage_buffer=25
+    )
+    with TestClient(create_app(config)) as client:
+        store = client.get("/v1/info").json()["store"]
+    assert store["kind"] == "redis"
+    assert store["retention"] == {
+        "session_ttl": 90.0,
+        "recommendation_ttl": 300.0,
+        "max_events": 200,
+        "outage_buffer": 25,
+        "buffered_clicks": 0,
+    }
+
+
 @pytest.fixture
 def redis_client(
     make_config: Callable[..., ServeConfig], redis_server: Any

@@ -426,3 +426,27 @@ def test_clicks_buffered_before_an_erasure_are_not_written_back(redis_server):
             await other.close()
 
     run(scenario())
+
+
+def test_a_click_that_finds_the_buffer_full_is_written_with_the_waiting_ones(redis_server):
+    async def scenario():
+        seen = Seen()
+        store = RedisStore(
+            redis_server.url, prefix="f:", retry_after=60, buffer_capacity=1, observer=seen
+        )
+        try:
+            redis_server.stop()
+            with pytest.raises(StoreUnavailable):
+                await store.append("s", Event("1"))
+            with pytest.raises(StoreUnavailable):
+                await store.append("s", Event("2"))  # no room: lost, and counted
+            assert seen.dropped == {"full": 1}
+            redis_server.start()
+            store._down_until = 0.0  # the breaker's window is over (not waited for)
+            events = await store.append("s", Event("3"))  # still no room, but Redis answers
+            assert [e.item_id for e in events] == ["1", "3"]
+            assert seen.dropped == {"full": 1} and len(store.buffer) == 0
+        finally:
+            await store.close()
+
+    run(scenario())

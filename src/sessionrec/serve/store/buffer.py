@@ -65,6 +65,9 @@ class ClickBuffer:
         """Whether clicks of ``session_id`` wait to be written (new ones queue behind them)."""
         return session_id in self._sessions
 
+    def has_room(self) -> bool:
+        return self._size < self.capacity
+
     def sessions(self) -> list[str]:
         """The sessions with waiting clicks, the longest-waiting first."""
         return list(self._sessions)

@@ -196,8 +196,15 @@ class RedisStore(SessionStore):
         if self.buffer.holds(session_id):
             # Earlier clicks of this session wait in the buffer: this one queues behind them
             # and they are written together, in order.
-            self._keep(session_id, raw)
-            return await self._write_back(session_id)
+            if self.buffer.has_room():
+                self._keep(session_id, raw)
+                return await self._write_back(session_id)
+            click = Buffered(raw, int(time.time() * 1000))
+            try:  # no room to wait: written now with the waiting ones, or lost
+                return await self._write_back(session_id, also=click)
+            except StoreUnavailable:
+                self.buffer.add(session_id, click)  # full: counted as dropped
+                raise
         key = self._key("s", session_id)
         args: list[str | int] = [raw, self.max_events, self.ttl_ms]
         try:
@@ -231,15 +238,16 @@ class RedisStore(SessionStore):
         if self._replayer is None or self._replayer.done():
             self._replayer = asyncio.get_running_loop().create_task(self._replay_until_empty())
 
-    async def _write_back(self, session_id: str) -> list[Event]:
-        """Write the session's buffered clicks (see the buffer module); its kept events."""
+    async def _write_back(self, session_id: str, also: Buffered | None = None) -> list[Event]:
+        """Write the session's buffered clicks (see the buffer module), then ``also`` (a
+        click that found no room in the buffer); the session's kept events."""
         self.buffer.expire(session_id, int(time.time() * 1000) - self.ttl_ms)
         clicks = self.buffer.peek(session_id)
-        if not clicks:  # written meanwhile by another task
+        if not clicks and also is None:  # written meanwhile by another task
             return await self.get(session_id)
         keys = [self._key("s", session_id), self._erasure_key(session_id)]
         args: list[str | int] = [self.max_events, self.ttl_ms]
-        for click in clicks:
+        for click in [*clicks, also] if also is not None else clicks:
             args += [click.raw, click.at_ms]
         result = await self._call(
             lambda: self._replay_script(keys=keys, args=args), timeout=4 * self.timeout
