@@ -14,6 +14,7 @@ recommends 2, 3, 4, 5 (transition counts 3, 2, 1, 1).
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +23,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from sessionrec._errors import ConfigError
 from sessionrec.serve.app import create_app
+from sessionrec.serve.cli import add_parsers, config_from_args
 from sessionrec.serve.config import ServeConfig
 from sessionrec.serve.routes import sessions
 
@@ -244,3 +247,20 @@ def test_erasure_while_redis_is_down_is_503_and_erases_on_retry(redis_client, re
         return client.delete(f"/v1/sessions/{SESSION}").status_code == 204
 
     wait_until(erased, 10, "an erasure once redis is back")
+
+
+def test_retention_and_outage_buffer_flags_reach_the_config(shop, monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    argv = ["serve", str(shop.markov_dir), "--recommendation-ttl", "120", "--outage-buffer", "0"]
+    config = config_from_args(parser.parse_args(argv))
+    assert (config.recommendation_ttl, config.outage_buffer) == (120.0, 0)
+    monkeypatch.setenv("SESSIONREC_OUTAGE_BUFFER", "77")
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    assert config_from_args(parser.parse_args(argv[:2])).outage_buffer == 77
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="--outage-buffer"):
+            config.replace(outage_buffer=bad)
+    with pytest.raises(ConfigError, match="--recommendation-ttl"):
+        config.replace(recommendation_ttl=0)
