@@ -191,19 +191,19 @@ class RedisStore(SessionStore):
 
     # ------------------------------------------------------------ sessions
     async def append(self, session_id: str, event: Event) -> list[Event]:
-        click = Event(event.item_id, event.event_type, event.timestamp, os.urandom(8).hex())
-        raw = click.encode()
+        nonce = os.urandom(8).hex()
+        raw = Event(event.item_id, event.event_type, event.timestamp, nonce).encode()
         if self.buffer.holds(session_id):
             # Earlier clicks of this session wait in the buffer: this one queues behind them
             # and they are written together, in order.
             if self.buffer.has_room():
                 self._keep(session_id, raw)
                 return await self._write_back(session_id)
-            click = Buffered(raw, int(time.time() * 1000))
+            late = Buffered(raw, int(time.time() * 1000))
             try:  # no room to wait: written now with the waiting ones, or lost
-                return await self._write_back(session_id, also=click)
+                return await self._write_back(session_id, also=late)
             except StoreUnavailable:
-                self.buffer.add(session_id, click)  # full: counted as dropped
+                self.buffer.add(session_id, late)  # full: counted as dropped
                 raise
         key = self._key("s", session_id)
         args: list[str | int] = [raw, self.max_events, self.ttl_ms]
