@@ -240,6 +240,10 @@ def test_event_nonce_round_trips_and_is_not_part_of_equality():
     decoded = Event.decode(event.encode())
     assert decoded == Event("a", "view", 1.5) and decoded.nonce == "0123abcd"
     assert Event.decode("\x1fview\x1fa").nonce == ""  # written without a nonce
+    # a replica of the previous version reads "time SEP type SEP item" and uses the time and
+    # the item: both stay where it looks for them
+    ts, _, item = event.encode().split("\x1f", 2)
+    assert (float(ts), item) == (1.5, "a")
 
 
 def test_redacted_hides_the_password_only():

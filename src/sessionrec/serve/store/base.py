@@ -14,6 +14,9 @@ FeedbackStatus = Literal["counted", "duplicate", "unknown_recommendation", "not_
 SEP = "\x1f"
 """Field separator of the Redis encoding; ids are validated to contain no control chars."""
 
+NONCE_SEP = "\x1e"
+"""Separates an event's nonce from its event type (event types hold no control chars)."""
+
 
 class StoreUnavailable(SessionrecError):
     """The store cannot be reached now; the caller answers in degraded mode."""
@@ -28,7 +31,10 @@ class Event:
 
     ``nonce`` tells two identical clicks apart in Redis, so that a click written again after
     an outage (see :mod:`~sessionrec.serve.store.buffer`) is recognised instead of counted
-    twice; it takes no part in equality.
+    twice; it takes no part in equality. It is encoded after the event type
+    (``time SEP type NONCE_SEP nonce SEP item``): a replica of an older version, which reads
+    ``time SEP type SEP item`` and uses only the time and the item, still reads it right
+    while replicas are upgraded one by one.
     """
 
     item_id: str
@@ -38,19 +44,19 @@ class Event:
 
     def encode(self) -> str:
         ts = "" if self.timestamp is None else repr(float(self.timestamp))
-        text = f"{ts}{SEP}{self.event_type}{SEP}{self.item_id}"
-        return f"{text}{SEP}{self.nonce}" if self.nonce else text
+        kind = f"{self.event_type}{NONCE_SEP}{self.nonce}" if self.nonce else self.event_type
+        return f"{ts}{SEP}{kind}{SEP}{self.item_id}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Event:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        # three fields (written without a nonce) or four; ids hold no control characters
-        ts, event_type, item, *rest = text.split(SEP)
+        ts, kind, item = text.split(SEP, 2)
+        event_type, _, nonce = kind.partition(NONCE_SEP)
         return cls(
             item_id=item,
             event_type=event_type,
             timestamp=float(ts) if ts else None,
-            nonce=rest[0] if rest else "",
+            nonce=nonce,
         )
 
 

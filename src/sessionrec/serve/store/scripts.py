@@ -18,20 +18,22 @@ return events
 """KEYS: session. ARGV: idle timeout (ms)."""
 
 REPLAY = """
+-- the nonce: after the event type, between \\030 (0x1e) and the \\031 (0x1f) before the item
+local NONCE = '^[^\\031]*\\031[^\\030\\031]*\\030([^\\031]+)\\031'
 local erased = tonumber(redis.call('GET', KEYS[2]) or '0')
 local present = {}
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local nonce = string.match(raw, '^[^\\031]*\\031[^\\031]*\\031[^\\031]*\\031([^\\031]+)$')
+  local nonce = string.match(raw, NONCE)
   if nonce then present[nonce] = true end
 end
 local added = 0
 for i = 3, #ARGV, 2 do
   local raw = ARGV[i]
   if tonumber(ARGV[i + 1]) > erased then
-    local nonce = string.match(raw, '\\031([^\\031]+)$')
-    if not present[nonce] then
+    local nonce = string.match(raw, NONCE)
+    if nonce == nil or not present[nonce] then
       redis.call('RPUSH', KEYS[1], raw)
-      present[nonce] = true
+      if nonce then present[nonce] = true end
       added = added + 1
     end
   end
