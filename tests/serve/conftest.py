@@ -170,11 +170,12 @@ async def wait_until_async(check: Callable[[], Awaitable[bool]], timeout: float,
 
 # ------------------------------------------------------------------ redis
 class RedisServer:
-    """A throwaway ``redis-server`` on a free loopback port (no persistence)."""
+    """A throwaway ``redis-server`` on a free loopback port (no persistence unless asked)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *options: str) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.options = options  # more redis-server options; later ones win
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -197,6 +198,7 @@ class RedisServer:
                 str(self.workdir),
                 "--protected-mode",
                 "yes",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

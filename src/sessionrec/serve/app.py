@@ -110,6 +110,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout=config.redis_timeout,
         retry_after=config.redis_retry,
         prefix=config.redis_prefix,
+        outage_buffer=config.outage_buffer,
+        observer=state.metrics,
     )
     state.loader, state.registry, state.store = loader, registry, store
     up = await store.ping()

@@ -136,6 +136,18 @@ def add_parsers(subparsers: Any) -> None:
         help="most recent clicks kept per session",
     )
     p.add_argument(
+        "--recommendation-ttl",
+        type=float,
+        default=_env("recommendation_ttl", 3600.0, float),
+        help="seconds an answer's record is kept for feedback",
+    )
+    p.add_argument(
+        "--outage-buffer",
+        type=int,
+        default=_env("outage_buffer", 10_000, int),
+        help="clicks a worker keeps while Redis is down, written back when it returns",
+    )
+    p.add_argument(
         "--default-k",
         type=int,
         default=_env("default_k", 10, int),
@@ -278,6 +290,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         session_ttl=args.session_ttl,
         max_sessions=args.max_sessions,
         max_events=args.max_events,
+        recommendation_ttl=args.recommendation_ttl,
+        outage_buffer=args.outage_buffer,
         redis_timeout=args.redis_timeout,
         redis_retry=args.redis_retry,
         redis_prefix=args.redis_prefix,

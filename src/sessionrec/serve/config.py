@@ -99,6 +99,9 @@ class ServeConfig:
     redis_retry: float = 1.0
     """After a Redis failure, seconds before it is tried again (no waiting on a dead server)."""
     redis_prefix: str = "sessionrec:"
+    outage_buffer: int = 10_000
+    """Redis store: most clicks a worker keeps while Redis is down, written back when it
+    answers again (0: none are kept; beyond the bound they are dropped and counted)."""
 
     default_k: int = 10
     max_k: int = 500
@@ -155,6 +158,10 @@ class ServeConfig:
             _positive_int("--" + name.replace("_", "-"), getattr(self, name))
         for name in ("max_id_length", "max_body_bytes", "max_exclude"):
             _positive_int("--" + name.replace("_", "-"), getattr(self, name))
+        if isinstance(self.outage_buffer, bool) or not isinstance(self.outage_buffer, int):
+            raise ConfigError(f"--outage-buffer must be an integer, got {self.outage_buffer!r}")
+        if self.outage_buffer < 0:
+            raise ConfigError("--outage-buffer must be >= 0 (0 keeps no clicks during outages)")
         if self.default_k > self.max_k:
             raise ConfigError(f"--default-k ({self.default_k}) exceeds --max-k ({self.max_k})")
         for name in ("session_ttl", "recommendation_ttl", "redis_timeout", "redis_retry"):

@@ -107,7 +107,10 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 async def on_bug(request: Request, exc: Exception) -> Response:
     """Anything else is a bug: logged with its traceback, answered without one."""
-    log.exception("internal error on %s %s", request.method, request.url.path)
+    # The route's template unless debugging: a path holds a session id (docs/privacy.md).
+    debug = log.isEnabledFor(logging.DEBUG)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    log.exception("internal error on %s %s", request.method, request.url.path if debug else route)
     return error_response(500, "internal_error", "internal error; the service log has details")
 
 

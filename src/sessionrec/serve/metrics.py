@@ -21,6 +21,13 @@ Metric names (all prefixed ``sessionrec_``):
 - ``feedback_total{variant,status}``: feedback calls (``counted``, ``duplicate``, ...).
 - ``model_reloads_total{variant,outcome}``, ``model_info{variant,model,version}``,
   ``store_up``.
+- ``store_buffered_clicks``: clicks waiting in the outage buffer (Redis down; summed over
+  workers), ``store_buffer_replayed_total``: clicks written back when Redis returned,
+  ``store_buffer_dropped_total{reason}``: clicks lost, ``full`` (the buffer's bound,
+  ``--outage-buffer``) or ``expired`` (older than the session idle timeout by then).
+- ``sessions_erased_total``: sessions erased by ``DELETE /v1/sessions/{id}``.
+
+No metric carries an item or a session id: labels are endpoints, variants and outcomes.
 """
 
 from __future__ import annotations
@@ -129,7 +136,39 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+        self.buffered_clicks = Gauge(
+            "sessionrec_store_buffered_clicks",
+            "Clicks waiting in the outage buffer until Redis answers again.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.replayed_clicks = Counter(
+            "sessionrec_store_buffer_replayed",
+            "Buffered clicks written back to Redis after an outage.",
+            registry=r,
+        )
+        self.dropped_clicks = Counter(
+            "sessionrec_store_buffer_dropped",
+            "Clicks lost during a Redis outage: the buffer was full, or they expired.",
+            ["reason"],
+            registry=r,
+        )
+        self.erasures = Counter(
+            "sessionrec_sessions_erased",
+            "Sessions erased on request (DELETE /v1/sessions/{id}).",
+            registry=r,
+        )
         self._info_labels: dict[str, tuple[str, str, str]] = {}
+
+    # The outage buffer's observer (sessionrec.serve.store.buffer.BufferObserver).
+    def buffer_size(self, clicks: int) -> None:
+        self.buffered_clicks.set(clicks)
+
+    def buffer_dropped(self, clicks: int, reason: str) -> None:
+        self.dropped_clicks.labels(reason).inc(clicks)
+
+    def buffer_replayed(self, clicks: int) -> None:
+        self.replayed_clicks.inc(clicks)
 
     def set_model(self, variant: str, model: str, version: str) -> None:
         """Point ``model_info`` of ``variant`` at a new version (the old series is removed)."""

@@ -104,8 +104,14 @@ async def answer(
     opts: Options,
     degraded: bool,
     extra: dict[str, Any] | None = None,
+    *,
+    session_id: str | None = None,
+    record: bool = True,
 ) -> Response:
-    """The recommendation answer for the session ``items`` (``extra`` joins the payload)."""
+    """The recommendation answer for the session ``items`` (``extra`` joins the payload).
+
+    The answer is recorded for feedback, linked to ``session_id`` (erased with it), unless
+    ``record`` is False (a click without consent leaves no trace)."""
     try:
         ranked = loaded.rules.recommend(
             loaded.model,
@@ -152,9 +158,11 @@ async def answer(
         metrics.fallbacks.labels(variant.name).inc()
     if degraded:
         metrics.degraded.labels(variant.name).inc()
-    else:  # the memory store records inline, Redis queues a batched write
+    elif record:  # the memory store records inline, Redis queues a batched write
         try:
-            await state.require_store().record_recommendation(rec_id, variant.name, ranked.items)
+            await state.require_store().record_recommendation(
+                rec_id, variant.name, ranked.items, session_id
+            )
         except StoreUnavailable:
             metrics.errors.labels("record_recommendation", "store").inc()
     return json_response(payload)
@@ -168,6 +176,7 @@ async def answer_session(
     events: list[Event],
     opts: Options,
     degraded: bool,
+    record: bool = True,
 ) -> Response:
     """:func:`answer` for a live session from its stored events."""
     return await answer(
@@ -179,4 +188,6 @@ async def answer_session(
         opts,
         degraded,
         {"session_id": session_id, "event_count": len(events)},
+        session_id=session_id,
+        record=record,
     )

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -164,6 +165,11 @@ def build_request_models(config: ServeConfig) -> RequestModels:
         event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE)] = "view"
         timestamp: Timestamp | None = Field(
             None, description="Unix seconds of the click (client clock); optional."
+        )
+        consent: StrictBool = Field(
+            True,
+            description="false: the click is used for this answer only and never stored, "
+            "recorded or learned from (docs/privacy.md).",
         )
 
     class RecommendIn(StrictBody):

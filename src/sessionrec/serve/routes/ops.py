@@ -59,7 +59,12 @@ async def info(state: State) -> Response:
             "service": "sessionrec",
             "version": __version__,
             "variants": state.require_registry().describe(),
-            "store": {"kind": store.kind, "available": store.available},
+            "store": {
+                "kind": store.kind,
+                "available": store.available,
+                # how long each kind of record is kept, seconds (docs/privacy.md)
+                "retention": store.retention(),
+            },
             "rules_active": bool(loader and loader.rules_active),
             "defaults": {"k": config.default_k, "exclude_seen": config.exclude_seen},
             "limits": {

@@ -4,6 +4,12 @@
   ``recommend=false``, answers with recommendations in the same round trip.
 - ``GET /v1/sessions/{session_id}/recommendations`` recommendations for a live session.
 - ``POST /v1/recommendations`` stateless: the caller sends the session's items.
+- ``DELETE /v1/sessions/{session_id}`` erases the session (right to erasure): its events and
+  the recommendation records answered to it, in the store and in this worker's outage
+  buffer. 204, also for an unknown session (idempotent); 503 while the store is down.
+
+A click sent with ``"consent": false`` is used for its answer only: it is not stored, the
+answer is not recorded for feedback, so nothing of it can be learned from later.
 
 These are the hot endpoints: they parse their input themselves and reach the shared state
 by a direct call of :func:`~sessionrec.serve.deps.service` (see
@@ -12,13 +18,16 @@ by a direct call of :func:`~sessionrec.serve.deps.service` (see
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from sessionrec.serve.deps import service
-from sessionrec.serve.errors import json_response
+from sessionrec.serve.errors import ApiError, json_response
 from sessionrec.serve.recommend import answer, answer_session, pick_variant
-from sessionrec.serve.schemas import ERRORS, EventAck, RecommendationOut, RequestModels
+from sessionrec.serve.schemas import ERRORS, ErrorOut, EventAck, RecommendationOut, RequestModels
 from sessionrec.serve.store import Event, StoreUnavailable
 from sessionrec.serve.validation import (
     check_session_id,
@@ -43,7 +52,10 @@ async def post_event(request: Request) -> Response:
     click = Event(str(event.item_id), event.event_type, event.timestamp)
     degraded = False
     try:
-        events = await state.require_store().append(session_id, click)
+        if event.consent:
+            events = await state.require_store().append(session_id, click)
+        else:  # used for this answer only: the stored clicks are read, this one is not kept
+            events = [*await state.require_store().get(session_id), click]
         state.store_answered()
     except StoreUnavailable:
         state.store_failed("events")
@@ -52,7 +64,9 @@ async def post_event(request: Request) -> Response:
         return json_response(
             {"session_id": session_id, "event_count": len(events), "degraded": degraded}
         )
-    return await answer_session(state, variant, loaded, session_id, events, opts, degraded)
+    return await answer_session(
+        state, variant, loaded, session_id, events, opts, degraded, record=event.consent
+    )
 
 
 # Recommendations for the clicks stored for a live session.
@@ -79,7 +93,57 @@ async def post_recommendations(request: Request) -> Response:
     variant = pick_variant(state, request, body.session_id, body.variant)
     loaded = variant.serving()
     items = [str(i) for i in body.items]
-    return await answer(state, variant, loaded, items, body.timestamps, body.options(), False)
+    return await answer(
+        state,
+        variant,
+        loaded,
+        items,
+        body.timestamps,
+        body.options(),
+        False,
+        session_id=body.session_id,
+    )
+
+
+# Erase a session: its events and its recommendation records (right to erasure).
+async def delete_session(request: Request) -> Response:
+    state = service(request)
+    session_id = check_session_id(request.path_params["session_id"], state.config.max_id_length)
+    refuse_input(request)
+    try:
+        await state.require_store().delete_session(session_id)
+        state.store_answered()
+    except StoreUnavailable:
+        state.store_failed("delete_session")
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the session store is unreachable: the session is not erased yet; retry later",
+            headers={"Retry-After": str(math.ceil(state.config.redis_retry))},
+        ) from None
+    state.metrics.erasures.inc()
+    return Response(status_code=204)
+
+
+def refuse_input(request: Request) -> None:
+    """A 422 for a query parameter or a body: the erasure takes neither (none is ignored)."""
+    errors = [
+        {
+            "loc": ("query", name),
+            "msg": "unknown query parameter (this endpoint takes none)",
+            "type": "extra_forbidden",
+        }
+        for name in dict.fromkeys(request.query_params)
+    ]
+    headers = request.headers
+    length = headers.get("content-length", "0").strip()
+    if "transfer-encoding" in headers or length != "0":
+        # refused unread: the body-size guard reads only POST, PUT and PATCH bodies
+        errors.append(
+            {"loc": ("body",), "msg": "this endpoint takes no body", "type": "extra_forbidden"}
+        )
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def build_router(requests: RequestModels, max_id_length: int) -> APIRouter:
@@ -108,6 +172,20 @@ def build_router(requests: RequestModels, max_id_length: int) -> APIRouter:
         tags=["sessions"],
         summary="Recommendations for a live session",
         openapi_extra={"parameters": [session_path, *query_parameters(requests.session_query)]},
+    )
+    router.add_api_route(
+        "/v1/sessions/{session_id}",
+        delete_session,
+        methods=["DELETE"],
+        status_code=204,
+        response_class=Response,
+        responses={
+            422: ERRORS[422],
+            503: {"model": ErrorOut, "description": "Store unreachable: retry"},
+        },
+        tags=["sessions"],
+        summary="Erase a session: its events and recommendation records (idempotent)",
+        openapi_extra={"parameters": [session_path]},
     )
     router.add_api_route(
         "/v1/recommendations",

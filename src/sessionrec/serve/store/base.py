@@ -1,0 +1,145 @@
+"""The store interface and the values that cross it (events, feedback results, counters)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sessionrec._errors import SessionrecError
+
+FeedbackStatus = Literal["counted", "duplicate", "unknown_recommendation", "not_recommended"]
+
+SEP = "\x1f"
+"""Field separator of the Redis encoding; ids are validated to contain no control chars."""
+
+NONCE_SEP = "\x1e"
+"""Separates an event's nonce from its event type (event types hold no control chars)."""
+
+
+class StoreUnavailable(SessionrecError):
+    """The store cannot be reached now; the caller answers in degraded mode."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded click. ``timestamp`` is the client's (Unix seconds) or None.
+
+    The service never invents a timestamp: a session whose clicks carry none is scored like
+    an offline session without times, which keeps replay equal to offline evaluation.
+
+    ``nonce`` tells two identical clicks apart in Redis, so that a click written again after
+    an outage (see :mod:`~sessionrec.serve.store.buffer`) is recognised instead of counted
+    twice; it takes no part in equality. It is encoded after the event type
+    (``time SEP type NONCE_SEP nonce SEP item``): a replica of an older version, which reads
+    ``time SEP type SEP item`` and uses only the time and the item, still reads it right
+    while replicas are upgraded one by one.
+    """
+
+    item_id: str
+    event_type: str = "view"
+    timestamp: float | None = None
+    nonce: str = field(default="", compare=False)
+
+    def encode(self) -> str:
+        ts = "" if self.timestamp is None else repr(float(self.timestamp))
+        kind = f"{self.event_type}{NONCE_SEP}{self.nonce}" if self.nonce else self.event_type
+        return f"{ts}{SEP}{kind}{SEP}{self.item_id}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Event:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        ts, kind, item = text.split(SEP, 2)
+        event_type, _, nonce = kind.partition(NONCE_SEP)
+        return cls(
+            item_id=item,
+            event_type=event_type,
+            timestamp=float(ts) if ts else None,
+            nonce=nonce,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    status: FeedbackStatus
+    variant: str | None = None
+
+
+@dataclass
+class VariantCounts:
+    """Impressions (recommendation answers served) and clicks on recommended items."""
+
+    impressions: int = 0
+    clicks: int = 0
+
+    @property
+    def ctr(self) -> float:
+        return self.clicks / self.impressions if self.impressions else 0.0
+
+
+class SessionStore(abc.ABC):
+    """The store interface the service uses; every method may raise StoreUnavailable."""
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    async def append(self, session_id: str, event: Event) -> list[Event]:
+        """Record ``event`` and return the session's kept events, oldest first, it included."""
+
+    @abc.abstractmethod
+    async def get(self, session_id: str) -> list[Event]:
+        """The session's kept events (empty for an unknown or expired session)."""
+
+    @abc.abstractmethod
+    async def record_recommendation(
+        self,
+        recommendation_id: str,
+        variant: str,
+        items: Sequence[str],
+        session_id: str | None = None,
+    ) -> None:
+        """Remember which items an answer showed (for feedback) and count an impression.
+
+        ``session_id`` links the record to its session, so that erasing the session
+        (:meth:`delete_session`) erases the record too.
+        """
+
+    @abc.abstractmethod
+    async def delete_session(self, session_id: str) -> int:
+        """Erase the session's events and its recommendation records; how many were found.
+
+        Idempotent: erasing an unknown session erases nothing and succeeds.
+        """
+
+    @abc.abstractmethod
+    async def feedback(self, recommendation_id: str, item_id: str) -> FeedbackResult:
+        """Count a click on ``item_id`` of an answer; each (answer, item) counts once."""
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, VariantCounts]:
+        """Impressions and clicks per variant."""
+
+    @abc.abstractmethod
+    async def set_control(self, key: str, value: str) -> None:
+        """Shared control value (e.g. the model folder an admin chose for a variant)."""
+
+    @abc.abstractmethod
+    async def get_control(self) -> dict[str, str]:
+        """All shared control values."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers now."""
+
+    @abc.abstractmethod
+    def retention(self) -> dict[str, Any]:
+        """How long this store keeps what it keeps (seconds) and its caps (``/v1/info``)."""
+
+    @property
+    def available(self) -> bool:
+        """False while the store is known to be down (degraded mode)."""
+        return True
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
