@@ -99,6 +99,8 @@ def test_the_folder_is_servable_and_evaluates_the_same(
     model = load_model(summary["output"])
     manifest = json.loads((Path(summary["output"]) / "manifest.json").read_text())
     assert manifest["metrics"]["valid_mrr@20"] == summary["valid_mrr@20"]
+    # refitted on all the training sessions: the folder records their fingerprint
+    assert manifest["data_fingerprint"] == BenchmarkFolder(folder).train().fingerprint()
     direct = evaluate(
         model, read_sessions_txt(folder / "test_sessions.txt"), protocol="benchmark", cutoffs=(20,)
     )

@@ -78,10 +78,11 @@ def refit(model: Recommender, train: SessionData) -> Recommender:
         model.data_fingerprint_ = model.base_.data_fingerprint_
         return model
     if isinstance(model, Ensemble):
-        for label in model.weighted_labels():  # a member without weight is never scored
+        weighted = model.weighted_labels()
+        for label in weighted:  # a member without weight is never scored
             model.members_[label] = refit(model.members_[label], train)
-        refitted = [m for m in model.members_.values()]
-        model.data_fingerprint_ = str(getattr(refitted[0], "data_fingerprint_", "") or "")
+        first = model.members_[weighted[0]]  # refitted: its fingerprint is the training data's
+        model.data_fingerprint_ = str(getattr(first, "data_fingerprint_", "") or "")
         return model
     params = model.get_params()
     history = model.training_history()
