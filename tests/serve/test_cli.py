@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import socket
@@ -226,3 +227,25 @@ def test_main_cli_has_the_serve_and_replay_commands(capsys):
             sessionrec_main([command, "--help"])
         assert exit_info.value.code == 0
         assert "usage: sessionrec " + command in capsys.readouterr().out
+
+
+def test_serve_warns_when_the_popularity_file_is_other_training_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sessionrec.data.sessions import SessionData
+    from sessionrec.models.registry import create_model
+    from sessionrec.serve.cli import warn_other_training_data
+
+    model = create_model("pop").fit(SessionData.from_sequences([["a", "b"], ["b", "c"]]))
+    same = tmp_path / "same" / "train_sessions.txt"
+    other = tmp_path / "other" / "train_sessions.txt"
+    for path, text in ((same, "a b\nb c\n"), (other, "x y\ny z\n")):
+        path.parent.mkdir()
+        path.write_text(text)
+    caplog.set_level(logging.WARNING, logger="sessionrec")
+    warn_other_training_data(model, "default", str(same))
+    warn_other_training_data(model, "default", None)
+    assert caplog.text == ""
+    warn_other_training_data(model, "default", str(other))
+    assert f"serving with --popularity {other}" in caplog.text
+    assert "variant default was trained on other data" in caplog.text

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sessionrec._errors import ConfigError, SessionrecError
@@ -391,7 +392,21 @@ def check_models(config: ServeConfig) -> None:
 
     loader = ModelLoader(config)
     for spec in config.variants:
-        loader.load(spec.name, spec.path)
+        loaded = loader.load(spec.name, spec.path)
+        warn_other_training_data(loaded.model, spec.name, config.popularity)
+
+
+def warn_other_training_data(model: Any, variant: str, popularity: str | None) -> None:
+    """Say loudly when ``--popularity`` is a benchmark's ``train_sessions.txt`` and the
+    variant's model was trained on other data (its fallbacks and its answers then come from
+    two different shops or periods)."""
+    from sessionrec.fingerprint_check import TRAIN_FILE, data_mismatch
+
+    if popularity is None or Path(popularity).name != TRAIN_FILE:
+        return
+    mismatch = data_mismatch(model, popularity, model_name=f"variant {variant}")
+    if mismatch is not None:
+        log.warning("serving with --popularity %s: %s", popularity, mismatch)
 
 
 WORKER_HEALTHCHECK_SECONDS = 120
