@@ -22,7 +22,7 @@ from sessionrec._errors import ConfigError, SessionrecError
 from sessionrec._version import __version__
 from sessionrec.cli_checks import check_model_data, check_outputs, recorded_fit_seconds
 from sessionrec.cli_logging import configure_logging
-from sessionrec.data.reliability import small_test_warning
+from sessionrec.data.reliability import SMALL_TEST_NOTE, small_test_warning
 from sessionrec.models.registry import load_model
 
 log = logging.getLogger("sessionrec")
@@ -84,9 +84,6 @@ def _cutoffs(text: str) -> tuple[int, ...]:
     if not values or min(values) <= 0:
         raise ConfigError(f"--cutoffs must be positive integers, got {text!r}")
     return values
-
-
-SMALL_TEST_NOTE = "(too few test cases: the metrics are noise)"
 
 
 def _emit(payload: dict[str, Any], as_json: bool, notes: dict[str, str] | None = None) -> None:

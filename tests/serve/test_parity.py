@@ -182,6 +182,8 @@ def test_replay_cli_prints_the_numbers_of_evaluate(served, split, capsys):
     assert online[f"hr@{K}"] == offline[f"hr@{K}"]
     assert online[f"mrr@{K}"] == offline[f"mrr@{K}"]
     assert online["n_cases"] == offline["n_cases"]
+    # a few hundred cases: both say the figures are noise, in the same words
+    assert online["warnings"] == offline["warnings"] and "noise" in online["warnings"][0]
     for key in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "requests_per_s"):
         assert online[key] > 0
 

@@ -8,10 +8,13 @@ it, so the warning reads the same everywhere.
 
 from __future__ import annotations
 
-__all__ = ["MIN_RELIABLE_CASES", "small_test_warning"]
+__all__ = ["MIN_RELIABLE_CASES", "SMALL_TEST_NOTE", "small_test_warning"]
 
 MIN_RELIABLE_CASES = 1000
 """Fewer test cases than this and HR/MRR are noise (one case is over 0.1 points)."""
+
+SMALL_TEST_NOTE = "(too few test cases: the metrics are noise)"
+"""Printed beside the case count of a command's text output when the warning applies."""
 
 
 def small_test_warning(n_cases: int) -> str | None:

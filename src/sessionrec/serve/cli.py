@@ -435,6 +435,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from sessionrec.serve import require_serve_extra
 
     require_serve_extra()
+    from sessionrec.data.reliability import SMALL_TEST_NOTE, small_test_warning
     from sessionrec.serve.replay import replay_file
 
     if args.k < 1:
@@ -452,13 +453,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         allow_other_data=args.allow_other_data,
     )
     payload = {"url": result.url, **result.metrics()}
+    warning = small_test_warning(int(payload["n_cases"]))
+    if warning is not None:  # as evaluate says it: the online numbers are as noisy
+        log.warning("%s", warning)
+        payload["warnings"] = [warning]
     if args.json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         for key, value in payload.items():
+            if key == "warnings":
+                continue
             if isinstance(value, float):
                 value = round(value, 4)
-            sys.stdout.write(f"{key:>18}  {value}\n")
+            note = f"  {SMALL_TEST_NOTE}" if key == "n_cases" and warning else ""
+            sys.stdout.write(f"{key:>18}  {value}{note}\n")
     if result.errors:
         raise SessionrecError(
             f"{result.errors} of {result.latencies_ms.size + result.errors} requests failed "
