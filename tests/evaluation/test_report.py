@@ -302,6 +302,10 @@ def test_build_report_takes_dicts_and_labels_repeats(run):
     data = load_results(run["files"]["sr"])
     page = build_report([data, run["files"]["sr"]], "t")
     assert "<th>sr</th>" in page and "<th>sr #2</th>" in page
+    # 21 cases: the page says the figures are noise, for each result
+    assert page.count("only 21 test case(s)") == 2 and 'id="small-test"' in page
+    data["n_cases"] = 5000  # as many as a real split has: no warning
+    assert 'id="small-test"' not in build_report([data], "t")
 
 
 # ---------------------------------------------------------- pure functions

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
+from sessionrec.data.reliability import small_test_warning
 from sessionrec.evaluation.report_plots import ReportPlots, finite_number
 from sessionrec.evaluation.results import MAX_K, REPORT_K, check_results, load_results
 
@@ -132,6 +133,7 @@ def build_report(
         f"<h1>{_esc(title)}</h1>",
         _meta(prepared),
         _warnings(warnings),
+        _small_tests(plt.labels, data),
         _nav(),
         _metrics_section(plt.labels, data),
         _curve_section(plt, data, "hr-curve", "hr", "HR@K (hit rate)"),
@@ -181,6 +183,21 @@ def _warnings(warnings: Sequence[str]) -> str:
         '<section id="warnings" class="warn"><h2>Warning: not comparable</h2>'
         f"<ul>{items}</ul><p>Numbers from different splits or tie policies cannot be "
         "compared with each other.</p></section>"
+    )
+
+
+def _small_tests(labels: Sequence[str], data: Sequence[dict[str, Any]]) -> str:
+    """A warning naming the results measured on too few test cases to mean anything."""
+    small = [
+        f"<li><b>{_esc(label)}</b>: {_esc(warning)}</li>"
+        for label, d in zip(labels, data, strict=True)
+        if (warning := small_test_warning(int(d["n_cases"]))) is not None
+    ]
+    if not small:
+        return ""
+    return (
+        '<section id="small-test" class="warn"><h2>Warning: too few test cases</h2>'
+        f"<ul>{''.join(small)}</ul></section>"
     )
 
 
