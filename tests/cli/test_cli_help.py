@@ -63,7 +63,7 @@ def test_every_option_of_every_subcommand_has_help_and_shows_its_default() -> No
             "prepare",
             [
                 "(default: 5)",  # --min-item-support
-                "last N days become the test set (default: 1.0)",
+                "last N days become the test set (default: the preset's standard test period",
                 "(default: end)",
             ],
         ),
