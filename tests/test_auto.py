@@ -156,6 +156,32 @@ def test_a_tiny_budget_still_saves_the_popularity_baseline(tmp_path: Path) -> No
     assert load_model(tmp_path / "model").name == "pop"
 
 
+def test_time_the_neural_models_leave_goes_back_to_the_knn_searches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without neural models and without a trial cap, what the first kNN search did not get
+    (here: nothing at all) goes to the same studies after the neural stage; each kNN model
+    ends as a candidate, the best trial of its study."""
+    import sessionrec.auto.stages as stages
+
+    monkeypatch.setattr(stages, "TUNE_SHARE", 0.0)  # the first search skips every model
+    # any share, however late (a 20 s budget: shares of ~2 s, less on a loaded machine)
+    monkeypatch.setattr(stages, "MIN_EXTRA_SECONDS", -1e9)
+    folder = write_folder(tmp_path / "bench")
+    train = BenchmarkFolder(folder).train()
+    # the first study also creates the Optuna database (seconds): the budget allows for it
+    summary = auto(train, tmp_path / "model", 20.0, neural=())
+    content = board(summary)
+    assert not set(stages.KNN_FAMILY) & set(content["skipped"])
+    for name in stages.KNN_FAMILY:
+        trials = [t for t in content["trials"] if t["model"] == name]
+        assert trials, name
+        best = max(trials, key=lambda t: (t["mrr"], -t["trial"]))
+        (row,) = [c for c in content["candidates"] if c["label"] == name]
+        assert row["stage"] == "knn-optuna" and row["params"] == best["params"]
+        assert row["mrr"] == pytest.approx(best["mrr"])
+
+
 def test_a_split_too_small_is_refused_with_the_counts(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "bench", n_train=40)
     with pytest.raises(ConfigError, match=r"36 sessions to fit on .* 4 validation sessions"):

@@ -144,6 +144,13 @@ class AutoRun:
             short,
         )
 
+    def replace(self, label: str, model: Recommender, fit_seconds: float) -> Candidate:
+        """Put ``model`` in the place of candidate ``label`` (a longer search found a better
+        setting): scored, saved and written to the leaderboard like a new one."""
+        old = next(c for c in self.candidates if c.label == label)
+        self.candidates.remove(old)
+        return self.add(label, model, old.stage, fit_seconds, old.root)
+
     def add(
         self, label: str, model: Recommender, stage: str, fit_seconds: float, root: str
     ) -> Candidate:

@@ -17,6 +17,7 @@ from sessionrec.auto.stages import (
     stage_baselines,
     stage_ensemble,
     stage_knn,
+    stage_knn_more,
     stage_neural,
     stage_repeat,
 )
@@ -145,6 +146,7 @@ def auto(
         ("baselines", lambda: stage_baselines(run)),
         ("knn", lambda: stage_knn(run, trials)),
         ("neural", lambda: stage_neural(run, neural)),
+        ("knn-more", lambda: stage_knn_more(run, trials)),
         ("repeat", lambda: stage_repeat(run)),
         ("ensemble", lambda: stage_ensemble(run)),
     ]

@@ -34,6 +34,11 @@ PROBE_SESSIONS = 1000
 """... and on at least this many sessions, so that fixed costs are not scaled up much."""
 MIN_NEURAL_SECONDS = 30.0
 """A neural model is not started with less than this for its training."""
+EXTRA_SHARE = 0.6
+"""Share of the budget left after the neural stage that goes back to the kNN searches; the
+rest is kept for the repeat layers and the ensemble."""
+MIN_EXTRA_SECONDS = 10.0
+"""A kNN search is not continued for less than this."""
 REPEAT_BASES = 2
 ENSEMBLE_MEMBERS = 3
 MAX_ENSEMBLE_MEMBERS = 4
@@ -73,6 +78,23 @@ def stage_knn(run: AutoRun, trials: int | None) -> None:
             run.skip(name)
             continue
         _tune_one(run, optuna, storage, name, share, trials)
+
+
+def stage_knn_more(run: AutoRun, trials: int | None) -> None:
+    """The budget the neural models did not use (skipped, or done early) goes back to the
+    session-kNN searches: each study continues where it stopped (or starts, for a model the
+    first search had no time for), and a better setting replaces its candidate. A run capped by ``--trials`` has searched all it was asked to."""
+    if trials is not None:
+        return
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{run.work_dir / 'optuna.db'}"
+    stage_end = time.monotonic() + max(run.left(), 0.0) * EXTRA_SHARE
+    for i, name in enumerate(KNN_FAMILY):  # those the first search skipped start here
+        share = (stage_end - time.monotonic()) / (len(KNN_FAMILY) - i)
+        if share >= MIN_EXTRA_SECONDS and run.left() > 0:
+            _tune_one(run, optuna, storage, name, share, None)
 
 
 def _tune_one(
@@ -119,12 +141,18 @@ def _tune_one(
         run.write_board()
         return
     best = max(complete, key=lambda t: (t.value, -t.number))  # the first of equals
+    current = next((c for c in run.candidates if c.label == name), None)
+    if current is not None and current.params == best.user_attrs["params"]:
+        return  # the longer search found nothing better
     if best.number in kept:
         model = kept[best.number][0]
         fit_seconds = float(best.user_attrs["fit_seconds"])
     else:  # found by an earlier, interrupted run: fit it again
         model, fit_seconds = fit_timed(name, best.user_attrs["params"], run.fit_part)
-    run.add(name, model, "knn-optuna", fit_seconds, name)
+    if current is None:
+        run.add(name, model, "knn-optuna", fit_seconds, name)
+    else:
+        run.replace(name, model, fit_seconds)
 
 
 def stage_neural(run: AutoRun, names: tuple[str, ...]) -> None:
