@@ -150,3 +150,15 @@ def test_cli_simulate_then_report(tmp_path, capsys):
     assert code == 0, err
     ctr = next(m for m in json.loads(out)["metrics"] if m["metric"] == "ctr")
     assert ctr["rows"][1]["uplift"] > 0  # session-based rules beat popularity on next clicks
+
+
+def test_nested_help_shows_defaults_and_the_spending_choices(capsys):
+    from sessionrec.abtest.sequential import SPENDING_KINDS
+
+    with pytest.raises(SystemExit) as info:
+        main(["abtest", "report", "--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "seconds between looks (default: 3600.0)" in out
+    assert "{" + ",".join(SPENDING_KINDS) + "}" in out
+    assert "(default: None)" not in out

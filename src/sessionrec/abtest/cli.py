@@ -31,8 +31,11 @@ def add_parsers(subparsers: Any) -> None:
     _report_parser(sub)
     _plan_parser(sub)
     _simulate_parser(sub)
-    for parser in sub.choices.values():
-        parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+
+
+_DEFAULT = " (default: %(default)s)"
+"""Appended by hand to the help of options with a default: these nested parsers are not
+reached by the main CLI's help formatter (DefaultsHelpFormatter), which adds it itself."""
 
 
 def _report_parser(sub: Any) -> None:
@@ -50,11 +53,16 @@ def _report_parser(sub: Any) -> None:
         "record conversions; export the sessions instead)",
     )
     p.add_argument("-o", "--output", help="write the HTML report here")
-    p.add_argument("--title", default="A/B test report", help="title of the HTML report")
-    p.add_argument("--control", help="control variant (default: the first in the file)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    p.add_argument("--title", default="A/B test report", help="title of the HTML report" + _DEFAULT)
+    p.add_argument(
+        "--control",
+        help="control variant (default: 'default' if present, else the alphabetically first)",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level" + _DEFAULT)
     p.add_argument("--metric", action="append", help="metric to report (repeatable; default: all)")
-    p.add_argument("--min-sessions", type=int, default=100, help="sessions a variant needs")
+    p.add_argument(
+        "--min-sessions", type=int, default=100, help="sessions a variant needs" + _DEFAULT
+    )
     p.add_argument(
         "--weight",
         action="append",
@@ -63,9 +71,14 @@ def _report_parser(sub: Any) -> None:
         help="configured traffic weight of a variant, for the sample-ratio check (repeatable; "
         "default: an even split)",
     )
-    p.add_argument("--look-every", type=float, default=3600.0, help="seconds between looks")
     p.add_argument(
-        "--mde", type=float, default=0.05, help="relative effect the mSPRT is tuned to detect"
+        "--look-every", type=float, default=3600.0, help="seconds between looks" + _DEFAULT
+    )
+    p.add_argument(
+        "--mde",
+        type=float,
+        default=0.05,
+        help="relative effect the mSPRT is tuned to detect" + _DEFAULT,
     )
     p.add_argument(
         "--planned-sessions",
@@ -74,9 +87,11 @@ def _report_parser(sub: Any) -> None:
         "alpha-spending test",
     )
     p.add_argument(
-        "--spending", default="obrien-fleming", help="alpha-spending function: obrien-fleming "
-        "or pocock"
-    )  # fmt: skip
+        "--spending",
+        default="obrien-fleming",
+        choices=("obrien-fleming", "pocock"),  # sequential.SPENDING_KINDS (scipy stays unloaded)
+        help="alpha-spending function" + _DEFAULT,
+    )
     p.add_argument("--json", action="store_true", help="print the analysis as one JSON object")
     p.set_defaults(func=cmd_report)
 
@@ -93,9 +108,13 @@ def _plan_parser(sub: Any) -> None:
         "--mde", type=float, required=True, help="minimum detectable effect (relative: 0.05)"
     )
     p.add_argument("--absolute", action="store_true", help="--mde is in rate points")
-    p.add_argument("--alpha", type=float, default=0.05, help="false-positive rate")
-    p.add_argument("--power", type=float, default=0.8, help="chance to detect the effect")
-    p.add_argument("--variants", type=int, default=2, help="variants sharing the traffic")
+    p.add_argument("--alpha", type=float, default=0.05, help="false-positive rate" + _DEFAULT)
+    p.add_argument(
+        "--power", type=float, default=0.8, help="chance to detect the effect" + _DEFAULT
+    )
+    p.add_argument(
+        "--variants", type=int, default=2, help="variants sharing the traffic" + _DEFAULT
+    )
     p.add_argument("--daily-sessions", type=float, help="sessions a day, all variants together")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_plan)
@@ -121,8 +140,8 @@ def _simulate_parser(sub: Any) -> None:
         help="a variant: a saved model folder or a registered model name (fitted on --train); "
         "repeat for each variant",
     )
-    p.add_argument("-k", type=int, default=10, help="recommendations per list")
-    p.add_argument("--seed", type=int, default=0, help="seed of the assignment")
+    p.add_argument("-k", type=int, default=10, help="recommendations per list" + _DEFAULT)
+    p.add_argument("--seed", type=int, default=0, help="seed of the assignment" + _DEFAULT)
     p.add_argument(
         "--plant-uplift",
         metavar="NAME=UPLIFT",
