@@ -35,7 +35,7 @@ def run(capsys, *argv):
 
 
 def test_analysis_has_every_metric_variant_and_test():
-    result = analyze(_pilot(), planned_sessions=2000)
+    result = analyze(_pilot(), planned_sessions=4000)
     assert result["control"] == "default"
     assert list(result["variants"]) == ["default", "b"]
     assert [block["metric"] for block in result["metrics"]] == [
@@ -48,6 +48,14 @@ def test_analysis_has_every_metric_variant_and_test():
         assert low < treatment["uplift"] < high
     assert len(result["sequential"]) == 4
     assert all(seq["looks"] and "spending_stop" in seq for seq in result["sequential"])
+    traffic = result["traffic"]
+    assert traffic["sessions_per_day"] * traffic["days"] == pytest.approx(4000)
+    smallest = min(result["variants"].values())
+    assert traffic["reached"] == pytest.approx(smallest / 4000)
+    # at the pace so far, the rest of the plan takes (1 - reached) / reached of the days
+    assert traffic["days_left"] == pytest.approx(
+        (1 - traffic["reached"]) * traffic["days"] / traffic["reached"]
+    )
     json.dumps(result)  # JSON-ready
 
 

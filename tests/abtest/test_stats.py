@@ -60,6 +60,26 @@ def test_difference_and_relative_uplift():
     # Var = 0.004^2 / 0.1^2 + 0.11^2 * 0.003^2 / 0.1^4 = 0.0016 + 0.001089
     assert up.se == pytest.approx(math.sqrt(0.002689))
     assert st.relative_uplift(st.Estimate(0.0, 0.0, 10), b) is None
+    # the interval on the log scale: sd of log(b / a) = sqrt((0.004/0.11)^2 + (0.003/0.1)^2)
+    # = 0.0471405; 1.1 exp(+-1.959964 * 0.0471405) - 1 = [0.002920, 0.206478]
+    low, high = st.uplift_interval(a, b)
+    assert low == pytest.approx(0.002920, abs=2e-6)
+    assert high == pytest.approx(0.206478, abs=2e-6)
+    # a small control: the interval stays above -100% (the linear one would not)
+    tiny = st.Estimate(0.0014, 0.0008, 2000)
+    big = st.Estimate(0.021, 0.003, 2000)
+    assert st.relative_uplift(tiny, big).interval()[0] < -1
+    assert st.uplift_interval(tiny, big)[0] > 1.0
+    assert st.uplift_interval(st.Estimate(0.0, 0.0, 10), b) is None
+
+
+def test_wilson_interval_of_a_share():
+    # 20 of 100: centre (0.2 + z^2/200) / (1 + z^2/100) = 0.211100, half-width
+    # z / (1 + z^2/100) sqrt(0.0016 + z^2/40000) = 0.077732 (z = 1.959964)
+    low, high = st.proportion_interval(20, 100)
+    assert low == pytest.approx(0.133367, abs=2e-6)
+    assert high == pytest.approx(0.288829, abs=2e-6)
+    assert st.proportion_interval(0, 100)[0] == 0.0
 
 
 def test_srm_flags_a_planted_mismatch_and_passes_a_fair_split():

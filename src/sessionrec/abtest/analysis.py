@@ -82,6 +82,7 @@ def analyze(
         "alpha": alpha,
         "first_seen": float(log.first_seen.min()),
         "last_seen": float(log.first_seen.max()),
+        "traffic": _traffic(log, counts, planned_sessions),
         "srm": {
             "observed": srm.observed,
             "expected": srm.expected,
@@ -110,8 +111,29 @@ def analyze(
     }
 
 
+def _traffic(
+    log: SessionLog, counts: dict[str, int], planned_sessions: int | None
+) -> dict[str, Any]:
+    """Sessions a day so far and, with a plan, the share reached and the days still needed
+    at that pace (by the smallest variant)."""
+    days = (float(log.first_seen.max()) - float(log.first_seen.min())) / 86_400
+    per_day = len(log) / days if days > 0 else None
+    out: dict[str, Any] = {"days": days, "sessions_per_day": per_day}
+    if planned_sessions is not None:
+        smallest = min(counts.values())
+        reached = smallest / planned_sessions
+        out["planned_sessions"] = planned_sessions
+        out["reached"] = reached
+        out["days_left"] = None if per_day is None else max(0.0, (1 - reached) * days / reached)
+    return out
+
+
 def _interval(estimate: st.Estimate | None, alpha: float) -> list[float] | None:
     return None if estimate is None else list(estimate.interval(alpha))
+
+
+def _pair(pair: tuple[float, float] | None) -> list[float] | None:
+    return None if pair is None else list(pair)
 
 
 def _metric_rows(
@@ -124,12 +146,12 @@ def _metric_rows(
     estimates = {name: st.estimate(part, m) for name, part in parts.items()}
     rows = []
     for name, est in estimates.items():
-        row: dict[str, Any] = {
-            "variant": name,
-            "n": est.n,
-            "estimate": est.value,
-            "ci": _interval(est, alpha),
-        }
+        if m.is_binary:  # Wilson: stays in [0, 1] for rare conversions
+            successes = round(est.value * est.n)
+            ci = list(st.proportion_interval(successes, est.n, alpha))
+        else:
+            ci = list(est.interval(alpha))
+        row: dict[str, Any] = {"variant": name, "n": est.n, "estimate": est.value, "ci": ci}
         if name in treatments:
             diff = st.difference(estimates[control], est)
             uplift = st.relative_uplift(estimates[control], est)
@@ -138,7 +160,7 @@ def _metric_rows(
                 "difference_ci": _interval(diff, alpha),
                 "p_value": diff.p_value(),
                 "uplift": None if uplift is None else uplift.value,
-                "uplift_ci": _interval(uplift, alpha),
+                "uplift_ci": _pair(st.uplift_interval(estimates[control], est, alpha)),
             }
         rows.append(row)
     return {"metric": m.name, "label": m.label, "rows": rows}
@@ -173,10 +195,11 @@ def _sequential(
         side: st.running_sums(pair.subset(mask), m)
         for side, mask in (("control", ~is_treatment), ("treatment", is_treatment))
     }
+    treated_before = np.concatenate([[0], np.cumsum(is_treatment)])
     looks: list[dict[str, Any]] = []
     for t in look_times(pair.first_seen, look_every):
         upto = int(np.searchsorted(pair.first_seen, t, side="right"))
-        n_t = int(is_treatment[:upto].sum())
+        n_t = int(treated_before[upto])
         n_c = upto - n_t
         if min(n_c, n_t) < max(min_sessions, 2):
             continue

@@ -34,6 +34,9 @@ def summary_lines(analysis: dict[str, Any]) -> list[str]:
         + (" -- MISMATCH: the split is broken, do not trust the numbers" if srm["mismatch"]
            else " (ok)"),
     ]  # fmt: skip
+    traffic = _traffic_text(analysis["traffic"])
+    if traffic:
+        lines.append(traffic)
     for block in analysis["metrics"]:
         lines.append(f"{block['metric']}:")
         for row in block["rows"]:
@@ -61,6 +64,19 @@ def summary_lines(analysis: dict[str, Any]) -> list[str]:
             )
         lines.append(text)
     return lines
+
+
+def _traffic_text(traffic: dict[str, Any]) -> str:
+    if traffic["sessions_per_day"] is None:
+        return ""
+    text = (
+        f"traffic: {traffic['sessions_per_day']:.0f} sessions a day over {traffic['days']:.2f} days"
+    )
+    if "reached" in traffic:
+        text += f"; {100 * traffic['reached']:.0f}% of the planned sessions"
+        if traffic["days_left"] is not None:
+            text += f", about {traffic['days_left']:.1f} more days at this pace"
+    return text
 
 
 def _num(value: float | None) -> str:
@@ -117,8 +133,9 @@ def _meta(analysis: dict[str, Any]) -> str:
     return (
         f'<p class="meta">{analysis["sessions"]} sessions from {_when(analysis["first_seen"])} '
         f"to {_when(analysis['last_seen'])}; control <code>{_esc(analysis['control'])}</code>; "
-        f"intervals at {100 * (1 - analysis['alpha']):g}% (normal, session level; ratio "
-        f"metrics by the delta method). Built {built}.</p>"
+        f"intervals at {100 * (1 - analysis['alpha']):g}% (session level: normal, ratio "
+        f"metrics by the delta method, Wilson for shares of sessions). "
+        f"{_esc(_traffic_text(analysis['traffic']).capitalize())}. Built {built}.</p>"
     )
 
 

@@ -45,6 +45,11 @@ class Metric:
     def is_ratio(self) -> bool:
         return self.denominator is not None
 
+    @property
+    def is_binary(self) -> bool:
+        """A share of sessions (each session 0 or 1)."""
+        return self.denominator is None and self.numerator.endswith(">0")
+
     def values(self, log: SessionLog) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-session numerator and (ratio metrics) denominator values."""
         return _column(log, self.numerator), (
@@ -91,6 +96,15 @@ class Estimate:
         if self.se == 0:
             return 1.0 if self.value == 0 else 0.0
         return float(2 * stats.norm.sf(abs(self.value) / self.se))
+
+
+def proportion_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval of a share (scipy's ``binomtest``): unlike the normal interval
+    it stays within [0, 1] when conversions are rare."""
+    if n < 1 or not 0 <= successes <= n:
+        raise DataError(f"a share needs 0 <= successes <= n, n >= 1; got {successes} of {n}")
+    ci = stats.binomtest(successes, n).proportion_ci(1 - alpha, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def mean_estimate(values: np.ndarray) -> Estimate:
@@ -169,6 +183,26 @@ def relative_uplift(control: Estimate, treatment: Estimate) -> Estimate | None:
     a, b = control.value, treatment.value
     variance = treatment.se**2 / a**2 + b**2 * control.se**2 / a**4
     return Estimate(b / a - 1, math.sqrt(variance), control.n + treatment.n)
+
+
+def uplift_interval(
+    control: Estimate, treatment: Estimate, alpha: float = 0.05
+) -> tuple[float, float] | None:
+    """Interval of ``treatment / control - 1`` by the delta method on the log scale:
+    ``exp(log(b / a) +- z sqrt((se_b / b)^2 + (se_a / a)^2)) - 1``. Unlike the linear delta
+    method it never reaches below -100% and stays sensible when the control is small; with a
+    value of 0 on either side (no log) it falls back to :func:`relative_uplift`'s interval.
+    None when the control is 0."""
+    linear = relative_uplift(control, treatment)
+    if linear is None:
+        return None
+    a, b = control.value, treatment.value
+    if a <= 0 or b <= 0:
+        return linear.interval(alpha)
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    spread = z * math.hypot(treatment.se / b, control.se / a)
+    ratio = b / a
+    return ratio * math.exp(-spread) - 1, ratio * math.exp(spread) - 1
 
 
 @dataclass(frozen=True)
