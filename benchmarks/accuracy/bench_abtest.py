@@ -16,7 +16,9 @@ Usage (one core, about 1-2 minutes with the defaults)::
    replay with replacement: for a 0/1 outcome the conversions of a look are then exactly
    Binomial(sessions, p0), which is how they are drawn). Each pilot reaches the planned size
    in ``--looks`` equal looks (hourly: 24 looks = one day) and is looked at every time with
-   the mSPRT (always-valid p < alpha), the O'Brien-Fleming alpha-spending boundary over the
+   the mSPRT as ``abtest report`` runs it (always-valid p < alpha; mixing spreads
+   ``TAU_SCALES`` times ``--mde`` times the rate), the mSPRT with the one spread ``--mde``
+   times the rate (``msprt_one_tau``), the O'Brien-Fleming alpha-spending boundary over the
    planned size, and naive repeated two-sample t-tests (scipy). False-positive rates.
 4. A/B pilots: the treatment's conversion raised by ``--uplift``; looks continue to
    ``--ab-horizon`` times the planned size. Power at the planned size and at the end, and the
@@ -40,7 +42,13 @@ from scipy import stats as scipy_stats
 
 from sessionrec.abtest import stats as st
 from sessionrec.abtest.planner import plan
-from sessionrec.abtest.sequential import always_valid_p, msprt_log_lambda, spending_boundaries
+from sessionrec.abtest.sequential import (
+    TAU_SCALES,
+    always_valid_p,
+    msprt_log_lambda,
+    msprt_mixture_log_lambda,
+    spending_boundaries,
+)
 from sessionrec.abtest.simulate import replay
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import temporal_split
@@ -89,9 +97,11 @@ def run_pilots(
         ]
     )  # [arm, pilot, look]
     n = per_look * np.arange(1, looks + 1, dtype=np.float64)
-    first = {name: np.zeros(pilots, dtype=np.int64) for name in ("msprt", "spending", "naive")}
+    names = ("msprt", "msprt_one_tau", "spending", "naive")
+    first = {name: np.zeros(pilots, dtype=np.int64) for name in names}
     for i in range(pilots):
-        log_lambdas = np.empty(looks)
+        log_lambdas = np.full(looks, -math.inf)
+        mixed = np.full(looks, -math.inf)
         z = np.empty(looks)
         for k in range(looks):
             ca, cb = float(conversions[0, i, k]), float(conversions[1, i, k])
@@ -101,11 +111,15 @@ def run_pilots(
             diff = st.difference(a, b)
             tau = mde * (ca + cb) / (2 * n[k])
             if diff.se <= 0 or tau <= 0:
-                log_lambdas[k], z[k] = -math.inf, 0.0
+                z[k] = 0.0
                 continue
             log_lambdas[k] = float(msprt_log_lambda(diff.value, diff.se**2, tau))
+            mixed[k] = msprt_mixture_log_lambda(
+                diff.value, diff.se**2, [tau * scale for scale in TAU_SCALES]
+            )
             z[k] = diff.value / diff.se
-        _record(first["msprt"], i, always_valid_p(log_lambdas) <= ALPHA)
+        _record(first["msprt"], i, always_valid_p(mixed) <= ALPHA)
+        _record(first["msprt_one_tau"], i, always_valid_p(log_lambdas) <= ALPHA)
         _record(first["spending"], i, np.abs(z) >= bounds)
     # naive: a two-sample t-test (scipy) at every look, as if each were the only one
     mean = conversions / n

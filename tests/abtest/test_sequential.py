@@ -8,7 +8,12 @@ import pytest
 from sessionrec._errors import ConfigError
 from sessionrec.abtest.analysis import analyze
 from sessionrec.abtest.export import SessionLog
-from sessionrec.abtest.sequential import always_valid_p, msprt_log_lambda, spending_boundaries
+from sessionrec.abtest.sequential import (
+    always_valid_p,
+    msprt_log_lambda,
+    msprt_mixture_log_lambda,
+    spending_boundaries,
+)
 
 
 def test_msprt_statistic_matches_a_hand_computation():
@@ -22,6 +27,18 @@ def test_msprt_statistic_matches_a_hand_computation():
     # symmetric in the sign of the difference, vectorised
     values = msprt_log_lambda(np.array([-0.05, 0.05]), 1e-4, 0.02)
     assert values[0] == pytest.approx(values[1])
+
+
+def test_msprt_mixture_over_tau_is_the_mean_of_the_statistics():
+    # tau = 0.04: sqrt(1e-4 / 0.0017) * exp(0.0016 * 1e-4 / (2 * 1e-4 * 0.0017))
+    #           = 0.2425356 * exp(0.4705882) = 0.388284; mean with 0.667164: 0.527724
+    value = msprt_mixture_log_lambda(0.01, 1e-4, [0.02, 0.04])
+    assert value == pytest.approx(math.log(0.527724), abs=2e-6)
+    # a difference 25 times the small tau (z = 5): the small tau alone barely reacts
+    # (log Lambda 0.46), the mixture crosses 1 / alpha at once
+    small = float(msprt_log_lambda(0.05, 1e-4, 0.002))
+    mixed = msprt_mixture_log_lambda(0.05, 1e-4, [0.002 * 2**i for i in range(6)])
+    assert small < 0.5 < math.log(20) < mixed
 
 
 def test_always_valid_p_is_the_running_minimum_of_one_over_lambda():

@@ -20,8 +20,9 @@ from sessionrec.abtest import stats as st
 from sessionrec.abtest.export import SessionLog
 from sessionrec.abtest.sequential import (
     SPENDING_KINDS,
+    TAU_SCALES,
     always_valid_p,
-    msprt_log_lambda,
+    msprt_mixture_log_lambda,
     spending_boundaries,
 )
 
@@ -45,7 +46,8 @@ def analyze(
 ) -> dict[str, Any]:
     """The report's numbers (see the module docstring).
 
-    ``mde`` (relative) sets the mSPRT's mixing spread: ``tau = mde * |pooled estimate|``.
+    ``mde`` (relative) sets the mSPRT's mixing spreads: ``tau = mde * |pooled estimate|``
+    times each of :data:`~sessionrec.abtest.sequential.TAU_SCALES`.
     ``control`` defaults to :data:`DEFAULT_CONTROL`.
     ``planned_sessions`` (per variant, from the planner) adds the alpha-spending test.
     Raises a DataError when a variant has fewer than ``min_sessions`` sessions.
@@ -223,7 +225,9 @@ def _sequential(
                 "n_treatment": n_t,
                 "difference": float(diff.value),
                 "z": float(diff.value / diff.se),
-                "log_lambda": float(msprt_log_lambda(diff.value, diff.se**2, tau)),
+                "log_lambda": msprt_mixture_log_lambda(
+                    diff.value, diff.se**2, [tau * scale for scale in TAU_SCALES]
+                ),
             }
         )
     p_values = always_valid_p([look["log_lambda"] for look in looks])

@@ -54,6 +54,22 @@ def msprt_log_lambda(
     return np.asarray(mixture - null)
 
 
+TAU_SCALES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""Mixing spreads of :func:`msprt_mixture_log_lambda`, in multiples of the planned effect:
+one tau tuned to the minimum detectable effect barely reacts to an effect ten times larger
+(a broken variant), so the report averages the statistics of these six; an average of
+mSPRT statistics is itself one (a mixture over tau), so the guarantee stands."""
+
+
+def msprt_mixture_log_lambda(
+    difference: float, variance: float, taus: Sequence[float] | np.ndarray
+) -> float:
+    """``log`` of the mean of the mSPRT statistics over the mixing spreads ``taus`` (equal
+    weights): a mixture prior over the true difference that covers small and large effects."""
+    values = msprt_log_lambda(difference, variance, np.asarray(taus, dtype=np.float64))
+    return float(special.logsumexp(values) - math.log(values.size))
+
+
 def always_valid_p(log_lambdas: Sequence[float] | np.ndarray) -> np.ndarray:
     """The always-valid p-value after each look: ``min(1, 1 / max Lambda so far)``."""
     values = np.asarray(log_lambdas, dtype=np.float64)
