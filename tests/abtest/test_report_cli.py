@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from sessionrec._errors import DataError
 from sessionrec.abtest.analysis import analyze
 from sessionrec.abtest.export import SessionLog, write_session_log
 from sessionrec.abtest.report import SECTION_IDS, build_html, summary_lines
@@ -74,6 +75,13 @@ def test_html_page_has_its_sections_and_plots():
     assert page.count("data:image/png;base64,") == 2
     assert "Pilot &lt;1&gt;" in page
     assert "http://" not in page and "https://" not in page
+
+
+def test_a_stray_first_seen_is_refused_instead_of_looking_for_decades():
+    log = _pilot()
+    log.first_seen[0] = 0.0  # 1970: 490,000 hourly looks
+    with pytest.raises(DataError, match=r"span 2045\d days: 4909\d\d looks .* \(--look-every\)"):
+        analyze(log)
 
 
 def test_summary_warns_about_a_sample_ratio_mismatch():

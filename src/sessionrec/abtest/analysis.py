@@ -168,10 +168,21 @@ def _metric_rows(
     return {"metric": m.name, "label": m.label, "rows": rows}
 
 
+MAX_LOOKS = 10_000
+"""More looks than this means a wrong time unit or a stray first_seen (hourly looks cover
+more than a year): refused rather than computed for minutes."""
+
+
 def look_times(first_seen: np.ndarray, every: float) -> np.ndarray:
     """Look times: every ``every`` seconds after the first session, and one at the last."""
     start, end = float(first_seen.min()), float(first_seen.max())
     count = max(math.ceil((end - start) / every), 1)
+    if count > MAX_LOOKS:
+        raise DataError(
+            f"the sessions' first_seen span {(end - start) / 86_400:.0f} days: {count} looks "
+            f"{every:g} s apart (at most {MAX_LOOKS}); check first_seen or look less often "
+            "(--look-every)"
+        )
     times = start + every * np.arange(1, count + 1, dtype=np.float64)
     times[-1] = max(times[-1], end)
     return times
