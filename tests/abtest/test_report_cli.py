@@ -152,10 +152,14 @@ def test_cli_simulate_then_report(tmp_path, capsys):
     train, test = temporal_split(shop.clicks, days=2)
     train.write_csv(tmp_path / "train.csv")
     test.write_csv(tmp_path / "test.csv")
+    from sessionrec.data.sessions import SessionData
+    from sessionrec.models.registry import create_model
+
+    saved = create_model("pop").fit(SessionData.from_frame(train)).save(tmp_path / "pop-model")
     export = tmp_path / "pilot.jsonl"
     code, out, err = run(
         capsys, "abtest", "simulate", "--train", str(tmp_path / "train.csv"),
-        "--test", str(tmp_path / "test.csv"), "--variant", "default=pop",
+        "--test", str(tmp_path / "test.csv"), "--variant", f"default={saved}",
         "--variant", "b=sr", "--plant-uplift", "b=0.1", "-o", str(export),
     )  # fmt: skip
     assert code == 0, err
@@ -178,3 +182,10 @@ def test_nested_help_shows_defaults_and_the_spending_choices(capsys):
     assert "seconds between looks (default: 3600.0)" in out
     assert "{" + ",".join(SPENDING_KINDS) + "}" in out
     assert "(default: None)" not in out
+
+
+def test_a_variant_without_impressions_is_named():
+    log = _pilot()
+    log.impressions[log.variants == "b"] = 0
+    with pytest.raises(DataError, match=r"ctr of variant 'b': .* denominator is 0"):
+        analyze(log, metrics=("ctr",))

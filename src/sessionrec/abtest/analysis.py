@@ -145,7 +145,12 @@ def _metric_rows(
     treatments: Sequence[str],
     alpha: float,
 ) -> dict[str, Any]:
-    estimates = {name: st.estimate(part, m) for name, part in parts.items()}
+    estimates = {}
+    for name, part in parts.items():
+        try:
+            estimates[name] = st.estimate(part, m)
+        except DataError as exc:
+            raise DataError(f"{m.name} of variant '{name}': {exc}") from None
     rows = []
     for name, est in estimates.items():
         if m.is_binary:  # Wilson: stays in [0, 1] for rare conversions
