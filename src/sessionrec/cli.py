@@ -731,9 +731,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_models)
 
+    from sessionrec.abtest.cli import add_parsers as add_abtest_parsers
     from sessionrec.serve.cli import add_parsers as add_serve_parsers
 
     add_serve_parsers(sub)  # serve, replay (imports the serve extra only when they run)
+    add_abtest_parsers(sub)  # abtest report|plan|simulate
     for subparser in sub.choices.values():  # serve's and replay's too: one help style
         subparser.formatter_class = DefaultsHelpFormatter
     return parser
