@@ -83,7 +83,8 @@ def stage_knn(run: AutoRun, trials: int | None) -> None:
 def stage_knn_more(run: AutoRun, trials: int | None) -> None:
     """The budget the neural models did not use (skipped, or done early) goes back to the
     session-kNN searches: each study continues where it stopped (or starts, for a model the
-    first search had no time for), and a better setting replaces its candidate. A run capped by ``--trials`` has searched all it was asked to."""
+    first search had no time for), and a better setting replaces its candidate. A run
+    capped by ``--trials`` has searched all it was asked to."""
     if trials is not None:
         return
     import optuna
