@@ -11,7 +11,8 @@ Usage (from the repository root, one thread per library as in BENCHMARKS.md)::
 in about an hour on two CPU cores (B, K, R, E). The neural rows (N) train for tens of epochs
 on the full split: ask for them by name, with ``--device cuda`` on a GPU (on the CPU a row
 takes hours, and GRU4Rec's rows give other digits than on a GPU, its sampling generator
-living on the training device). A1 (``sessionrec auto``) runs with ``--rows A1``.
+living on the training device). The A rows (``sessionrec auto``, a wall-clock budget: their
+figures depend on the machine's speed) run with ``--rows A``.
 
 Every row is defined below from what is committed: ``benchmarks/params/MODEL-DATASET.json``
 (the tuned kNN rows, the neural settings and their refit epochs), GRU4Rec's presets, and the
@@ -105,6 +106,8 @@ ROWS: dict[str, Callable[[], Row]] = {
     "E1": lambda: _ensemble(D),
     "E2": lambda: _ensemble(Y),
     "A1": lambda: Row("auto", D, auto_budget="15m"),
+    "A2": lambda: Row("auto", D, auto_budget="60m"),
+    "A3": lambda: Row("auto", Y, auto_budget="60m"),
     "N1": lambda: Row("gru4rec", D, preset="benchmark-diginetica", refit_epochs=9),
     "N2": lambda: Row("gru4rec", Y, preset="benchmark-yoochoose-1_64", refit_epochs=23),
     "N3": lambda: Row("sasrec", D, params_file="sasrec-diginetica.json"),
