@@ -288,3 +288,21 @@ def test_ensemble_members_include_the_best_single_at_short_lengths() -> None:
         "vsknn",
         "vstan",
     ]
+
+
+def test_a_replaced_candidate_is_saved_scored_and_listed_once(tmp_path: Path) -> None:
+    from sessionrec.auto.board import AutoRun
+    from sessionrec.auto.run import check_split
+    from sessionrec.models.registry import create_model
+
+    folder = write_folder(tmp_path / "bench")
+    fit_part, valid = check_split(BenchmarkFolder(folder).train(), 0.1)
+    run = AutoRun(fit_part, valid, tmp_path / "work", 60.0, {"seed": 0})
+    run.add("vsknn", create_model("vsknn", {"k": 5}).fit(fit_part), "knn-optuna", 1.0, "vsknn")
+    better = create_model("vsknn", {"k": 50}).fit(fit_part)
+    row = run.replace("vsknn", better, 2.0)
+    assert [c.label for c in run.candidates] == ["vsknn"] and run.candidates[0] is row
+    assert row.params["k"] == 50 and row.fit_seconds == 2.0 and row.stage == "knn-optuna"
+    assert (row.hr, row.mrr) == run.score(better)
+    assert load_model(tmp_path / "work" / "candidates" / "vsknn").get_params()["k"] == 50
+    assert [c["params"]["k"] for c in board({"work_dir": tmp_path / "work"})["candidates"]] == [50]
