@@ -384,3 +384,43 @@ def test_served_explained_and_hot_reloaded(tmp_path: Path, monkeypatch: pytest.M
     reason = answer["items"][0]["reason"]
     assert reason["kind"] == "session_items"  # the even expert's own reason
     assert reason["session_items"] == [{"item_id": "x02", "weight": 1.0}]
+
+
+@pytest.mark.parametrize("method", ["minmax", "rank"])
+def test_sparse_normalisation_equals_a_row_by_row_reference(method: str) -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 6, size=(8, 40)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.6] = -np.inf
+    scores[3] = -np.inf  # no evidence at all
+    scores[5] = -np.inf
+    scores[5, 7] = 2.0  # one finite score: min-max gives 1
+    values, evidence = normalise(scores, method)
+    for row in range(scores.shape[0]):
+        finite = np.isfinite(scores[row])
+        expected = np.zeros(scores.shape[1])
+        known = scores[row, finite].astype(np.float64)
+        if method == "minmax" and known.size:
+            spread = known.max() - known.min()
+            expected[finite] = (known - known.min()) / spread if spread > 0 else 1.0
+        elif known.size:
+            higher = np.array([(known > v).sum() for v in known])
+            expected[finite] = 61.0 / (61.0 + higher)
+        np.testing.assert_allclose(values[row], expected)
+        np.testing.assert_array_equal(evidence[row], finite)
+
+
+def test_the_ensemble_score_is_the_sum_of_its_members_terms() -> None:
+    first, held = last_fraction_split(random_sessions(), 0.2)
+    model = create_model("ensemble", {"members": "sr,spop,vstan", "grid_steps": 4})
+    model = model.fit(first, valid=held)
+    model.weights_ = np.array([[0.5, 0.25, 0.25], [0.0, 1.0, 0.0], [0.2, 0.0, 0.8]])
+    batch = SessionBatch.from_sequences([[1], [2, 3], [4, 5, 6], [7, 1, 2, 9]])
+    terms = model.member_contributions(batch)
+    total = np.sum(list(terms.values()), axis=0)
+    rows = model._row_weights(batch)
+    evidence = np.zeros(total.shape, dtype=bool)
+    for j, label in enumerate(model.labels):
+        finite = np.isfinite(model.members_[label].score(batch))
+        evidence |= finite & (rows[:, j] > 0)[:, None]
+    expected = np.where(evidence, total, -np.inf).astype(np.float32)
+    np.testing.assert_array_equal(model.score(batch), expected)

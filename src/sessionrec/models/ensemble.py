@@ -57,6 +57,7 @@ from sessionrec.models.ensemble_fusion import (
     candidate_ranks,
     normalise,
     normalise_at,
+    normalise_sparse,
     simplex_grid,
 )
 from sessionrec.models.params import (
@@ -393,11 +394,13 @@ class Ensemble(Recommender):
         total = np.zeros((len(batch), self.n_items), dtype=np.float64)
         evidence = np.zeros((len(batch), self.n_items), dtype=bool)
         for _, weight, member in self._weighted(batch):
-            values, finite = normalise(member.score(batch), self.normalization_)
-            total += weight[:, None] * values
-            evidence |= finite & (weight > 0)[:, None]
-        total[~evidence] = -np.inf
-        return total.astype(np.float32)
+            # only the member's finite scores: (row, item) pairs are unique, so += is exact
+            rows, cols, values = normalise_sparse(member.score(batch), self.normalization_)
+            keep = weight[rows] > 0
+            rows, cols = rows[keep], cols[keep]
+            total[rows, cols] += weight[rows] * values[keep]
+            evidence[rows, cols] = True
+        return np.where(evidence, total, -np.inf).astype(np.float32)
 
     def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
         """A session is a fallback when every weighted member answers it with its own."""

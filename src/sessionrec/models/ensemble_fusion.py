@@ -34,27 +34,56 @@ def simplex_grid(n_members: int, steps: int) -> np.ndarray:
 
 def normalise(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``scores`` ``[n, items]``: the normalised scores (float64, 0 where there is
-    no evidence) and the evidence mask (finite scores)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    evidence = np.isfinite(scores)
+    no evidence) and the evidence mask (finite scores). Dense form of
+    :func:`normalise_sparse`."""
+    rows, cols, values = normalise_sparse(scores, method)
+    out = np.zeros(np.shape(scores), dtype=np.float64)
+    evidence = np.zeros(np.shape(scores), dtype=bool)
+    out[rows, cols] = values
+    evidence[rows, cols] = True
+    return out, evidence
+
+
+def normalise_sparse(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The normalised scores of the finite entries of ``scores`` ``[n, items]`` only, as
+    ``(rows, columns, values)`` (row-major order; values float64). Every other entry has no
+    evidence. A session-kNN or rule member has a few hundred finite scores in a row of
+    10^4-10^5 items, so this is what the ensemble sums (dense rows cost 10x more).
+
+    ``minmax``: ``(s - low) / (high - low)`` over the row's finite scores (1 when they are
+    all equal); ``rank``: ``(c + 1) / (c + rank)``, rank = 1 + the number of finite scores
+    strictly higher (ties share the best rank), ``c`` = :data:`RANK_OFFSET`.
+    """
+    scores = np.asarray(scores)
+    rows, cols = np.nonzero(np.isfinite(scores))
+    values = scores[rows, cols].astype(np.float64)
+    counts = np.bincount(rows, minlength=scores.shape[0])
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    present = counts > 0
     if method == "minmax":
-        low = np.where(evidence, scores, np.inf).min(axis=1, initial=np.inf)[:, None]
-        high = np.where(evidence, scores, -np.inf).max(axis=1, initial=-np.inf)[:, None]
-        spread = high - low
+        low = np.zeros(scores.shape[0])
+        high = np.zeros(scores.shape[0])
+        if values.size:
+            low[present] = np.minimum.reduceat(values, starts[present])
+            high[present] = np.maximum.reduceat(values, starts[present])
+        spread = (high - low)[rows]
         safe = np.where(spread > 0, spread, 1.0)
-        out = np.where(spread > 0, (scores - low) / safe, 1.0)
+        out = np.where(spread > 0, (values - low[rows]) / safe, 1.0)
     elif method == "rank":
-        # rank = 1 + the number of items scored strictly higher (ties share the best rank);
-        # only the finite scores are sorted: a sparse member has a few hundred per row
-        out = np.zeros(scores.shape, dtype=np.float64)
-        for row in range(scores.shape[0]):
-            where = np.flatnonzero(evidence[row])
-            values = scores[row, where]
-            higher = values.size - np.searchsorted(np.sort(values), values, side="right")
-            out[row, where] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
+        order = np.lexsort((-values, rows))  # by row, then best first
+        ranked_rows, ranked_values = rows[order], values[order]
+        new_value = np.ones(order.size, dtype=bool)
+        new_value[1:] = (ranked_rows[1:] != ranked_rows[:-1]) | (
+            ranked_values[1:] != ranked_values[:-1]
+        )
+        position = np.arange(order.size)
+        first_equal = np.maximum.accumulate(np.where(new_value, position, 0))
+        higher = first_equal - starts[ranked_rows]  # entries of the row strictly above
+        out = np.empty(order.size, dtype=np.float64)
+        out[order] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
     else:
         raise ConfigError(f"unknown normalization {method!r}; choose one of {NORMALIZATIONS}")
-    return np.where(evidence, out, 0.0), evidence
+    return rows, cols, out
 
 
 def normalise_at(
