@@ -15,7 +15,13 @@ from sessionrec.data.split import last_fraction_split
 from sessionrec.evaluation.metrics import mrr
 from sessionrec.models import registry
 from sessionrec.models.base import Reason, Recommender, SessionBatch
-from sessionrec.models.ensemble import MEMBER_MODELS, Ensemble, parse_members
+from sessionrec.models.ensemble import (
+    MEMBER_MODELS,
+    Ensemble,
+    choose_point,
+    parse_members,
+    reaches_floor,
+)
 from sessionrec.models.ensemble_fusion import normalise, normalise_at, simplex_grid
 from sessionrec.models.persist import MANIFEST
 from sessionrec.models.registry import create_model, load_model
@@ -185,8 +191,8 @@ def validation_share(kind: str) -> float:
 
 def test_chosen_weights_maximise_the_exact_validation_mrr() -> None:
     """On a small catalogue the candidate sets hold every item, so the search must pick the
-    grid point whose dense, exact validation MRR@20 (the evaluation's ranks) is highest among
-    those whose HR@20 reaches the best single member's."""
+    grid point whose dense, exact validation MRR@20 (the evaluation's ranks) is highest (one
+    length group: no hit-rate floor)."""
     params = {
         "members": "sr,spop,vstan",
         "grid_steps": 4,
@@ -197,16 +203,12 @@ def test_chosen_weights_maximise_the_exact_validation_mrr() -> None:
     model = create_model("ensemble", params).fit(first, valid=held)
     chosen, found = model.weights_[0].copy(), model.valid_mrr_
     grid = simplex_grid(3, 4)
-    exact, hits = [], []
+    exact = []
     for weights in grid:
         model.weights_ = weights[None, :]
-        ranks = validation_ranks(model, held)
-        exact.append(100.0 * mrr(ranks, 20))
-        hits.append(int((ranks <= 20).sum()))
-    floor = max(h for h, w in zip(hits, grid, strict=True) if w.max() == 1.0)
-    allowed = [e for e, h in zip(exact, hits, strict=True) if h >= floor]
+        exact.append(100.0 * mrr(validation_ranks(model, held), 20))
     model_exact = exact[[list(w) for w in grid].index(list(chosen))]
-    assert model_exact == pytest.approx(max(allowed), abs=1e-9)
+    assert model_exact == pytest.approx(max(exact), abs=1e-9)
     assert found == pytest.approx(model_exact, abs=1e-6)
     assert len(set(np.round(exact, 6))) > 1  # the grid points differ: the choice matters
 
@@ -424,3 +426,14 @@ def test_the_ensemble_score_is_the_sum_of_its_members_terms() -> None:
         evidence |= finite & (rows[:, j] > 0)[:, None]
     expected = np.where(evidence, total, -np.inf).astype(np.float32)
     np.testing.assert_array_equal(model.score(batch), expected)
+
+
+def test_the_hit_rate_floor_binds_only_where_asked() -> None:
+    grid = simplex_grid(2, 2)  # (1, 0), (0.5, 0.5), (0, 1)
+    rr = np.array([30.0, 25.0, 10.0])  # the first member alone ranks best...
+    hits = np.array([60.0, 70.0, 75.0])  # ...the second alone hits most
+    assert choose_point(grid, rr, hits, floor=False) == 0
+    assert choose_point(grid, rr, hits, floor=True) == 2  # only it reaches 75 hits
+    hits[1] = 75.0  # the mix reaches the floor too, with a better MRR
+    assert choose_point(grid, rr, hits, floor=True) == 1
+    assert reaches_floor(grid, hits, 1) and not reaches_floor(grid, hits, 0)
