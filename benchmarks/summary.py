@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    BENCHMARK_FOLDERS,
     PARAMS,
     REPOSITORY,
     SHARED_DATA,
@@ -108,6 +107,7 @@ ROWS: dict[str, Callable[[], Row]] = {
     "A1": lambda: Row("auto", D, auto_budget="15m"),
     "A2": lambda: Row("auto", D, auto_budget="60m"),
     "A3": lambda: Row("auto", Y, auto_budget="60m"),
+    "A4": lambda: Row("auto", "rsc15-100k", auto_budget="30m"),
     "N1": lambda: Row("gru4rec", D, preset="benchmark-diginetica", refit_epochs=9),
     "N2": lambda: Row("gru4rec", Y, preset="benchmark-yoochoose-1_64", refit_epochs=23),
     "N3": lambda: Row("sasrec", D, params_file="sasrec-diginetica.json"),
@@ -157,11 +157,11 @@ def hyperparameters(row: Row, device: str | None) -> dict[str, Any]:
 
 def run_row(row: Row, device: str | None) -> dict[str, float]:
     """Fit ``row`` on its split's training file and evaluate it on the test file."""
-    from sessionrec.evaluation.protocol import BenchmarkFolder, evaluate
+    from benchmarks.accuracy.bench_auto import load
+    from sessionrec.evaluation.protocol import evaluate
     from sessionrec.models.registry import create_model, load_model
 
-    folder = BenchmarkFolder(SHARED_DATA / BENCHMARK_FOLDERS[row.dataset])
-    train = folder.train()
+    train, test, protocol = load(SHARED_DATA, row.dataset)
     started = time.perf_counter()
     if row.auto_budget is not None:
         from sessionrec.auto import auto, parse_budget
@@ -172,7 +172,7 @@ def run_row(row: Row, device: str | None) -> dict[str, float]:
     else:
         model = create_model(row.model, hyperparameters(row, device)).fit(train)
     seconds = time.perf_counter() - started
-    metrics = evaluate(model, folder.test(), protocol="benchmark", cutoffs=(20,)).metrics()
+    metrics = evaluate(model, test, protocol=protocol, cutoffs=(20,)).metrics()
     return {"hr@20": metrics["hr@20"], "mrr@20": metrics["mrr@20"], "seconds": seconds}
 
 
