@@ -22,7 +22,12 @@ from sessionrec.models.ensemble import (
     parse_members,
     reaches_floor,
 )
-from sessionrec.models.ensemble_fusion import normalise, normalise_at, simplex_grid
+from sessionrec.models.ensemble_fusion import (
+    normalise,
+    normalise_at,
+    normalise_sparse,
+    simplex_grid,
+)
 from sessionrec.models.persist import MANIFEST
 from sessionrec.models.registry import create_model, load_model
 from sessionrec.tuning import validation_ranks
@@ -397,6 +402,11 @@ def test_sparse_normalisation_equals_a_row_by_row_reference(method: str) -> None
     scores[5] = -np.inf
     scores[5, 7] = 2.0  # one finite score: min-max gives 1
     values, evidence = normalise(scores, method)
+    rows, cols, sparse = normalise_sparse(scores, method)
+    np.testing.assert_array_equal(values[rows, cols], sparse)  # the two forms agree
+    np.testing.assert_array_equal(
+        evidence, np.isin(np.arange(scores.size), rows * 40 + cols).reshape(scores.shape)
+    )
     for row in range(scores.shape[0]):
         finite = np.isfinite(scores[row])
         expected = np.zeros(scores.shape[1])
@@ -411,7 +421,13 @@ def test_sparse_normalisation_equals_a_row_by_row_reference(method: str) -> None
         np.testing.assert_array_equal(evidence[row], finite)
 
 
-def test_the_ensemble_score_is_the_sum_of_its_members_terms() -> None:
+@pytest.mark.parametrize("dense_share", [0.0, 1.0])  # every member dense / every one sparse
+def test_the_ensemble_score_is_the_sum_of_its_members_terms(
+    dense_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionrec.models.ensemble as ensemble_module
+
+    monkeypatch.setattr(ensemble_module, "DENSE_SHARE", dense_share)
     first, held = last_fraction_split(random_sessions(), 0.2)
     model = create_model("ensemble", {"members": "sr,spop,vstan", "grid_steps": 4})
     model = model.fit(first, valid=held)

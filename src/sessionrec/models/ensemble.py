@@ -54,6 +54,7 @@ from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch, 
 from sessionrec.models.base import Reason, Recommender, SessionBatch
 from sessionrec.models.ensemble_fusion import (
     CANDIDATES,
+    DENSE_SHARE,
     NORMALIZATIONS,
     candidate_columns,
     candidate_ranks,
@@ -403,11 +404,18 @@ class Ensemble(Recommender):
         total = np.zeros((len(batch), self.n_items), dtype=np.float64)
         evidence = np.zeros((len(batch), self.n_items), dtype=bool)
         for _, weight, member in self._weighted(batch):
+            raw = member.score(batch)
+            finite = np.isfinite(raw)
+            if finite.mean() > DENSE_SHARE:
+                values, finite = normalise(raw, self.normalization_)
+                total += weight[:, None] * values
+                evidence |= finite & (weight > 0)[:, None]
+                continue
             # only the member's finite scores: (row, item) pairs are unique, so += is exact
-            rows, cols, values = normalise_sparse(member.score(batch), self.normalization_)
+            rows, cols, sparse = normalise_sparse(raw, self.normalization_)
             keep = weight[rows] > 0
             rows, cols = rows[keep], cols[keep]
-            total[rows, cols] += weight[rows] * values[keep]
+            total[rows, cols] += weight[rows] * sparse[keep]
             evidence[rows, cols] = True
         return np.where(evidence, total, -np.inf).astype(np.float32)
 

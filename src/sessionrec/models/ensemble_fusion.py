@@ -17,6 +17,9 @@ NORMALIZATIONS = ("minmax", "rank")
 RANK_OFFSET = 60.0
 """The constant of reciprocal-rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009)."""
 
+DENSE_SHARE = 0.25
+"""A member whose rows are finite beyond this share is normalised densely."""
+
 CANDIDATES = 50
 """Best items per member kept per validation case for the weight search."""
 
@@ -34,14 +37,28 @@ def simplex_grid(n_members: int, steps: int) -> np.ndarray:
 
 def normalise(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``scores`` ``[n, items]``: the normalised scores (float64, 0 where there is
-    no evidence) and the evidence mask (finite scores). Dense form of
-    :func:`normalise_sparse`."""
-    rows, cols, values = normalise_sparse(scores, method)
-    out = np.zeros(np.shape(scores), dtype=np.float64)
-    evidence = np.zeros(np.shape(scores), dtype=bool)
-    out[rows, cols] = values
-    evidence[rows, cols] = True
-    return out, evidence
+    no evidence) and the evidence mask (finite scores); the dense form of
+    :func:`normalise_sparse`, faster when most scores are finite (a neural member)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    evidence = np.isfinite(scores)
+    if method == "minmax":
+        low = np.where(evidence, scores, np.inf).min(axis=1, initial=np.inf)[:, None]
+        high = np.where(evidence, scores, -np.inf).max(axis=1, initial=-np.inf)[:, None]
+        spread = high - low
+        safe = np.where(spread > 0, spread, 1.0)
+        out = np.where(spread > 0, (scores - low) / safe, 1.0)
+    elif method == "rank":
+        # rank = 1 + the number of items scored strictly higher (ties share the best rank);
+        # only the finite scores are sorted: a sparse member has a few hundred per row
+        out = np.zeros(scores.shape, dtype=np.float64)
+        for row in range(scores.shape[0]):
+            where = np.flatnonzero(evidence[row])
+            values = scores[row, where]
+            higher = values.size - np.searchsorted(np.sort(values), values, side="right")
+            out[row, where] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
+    else:
+        raise ConfigError(f"unknown normalization {method!r}; choose one of {NORMALIZATIONS}")
+    return np.where(evidence, out, 0.0), evidence
 
 
 def normalise_sparse(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,17 +87,14 @@ def normalise_sparse(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.nd
         safe = np.where(spread > 0, spread, 1.0)
         out = np.where(spread > 0, (values - low[rows]) / safe, 1.0)
     elif method == "rank":
-        order = np.lexsort((-values, rows))  # by row, then best first
-        ranked_rows, ranked_values = rows[order], values[order]
-        new_value = np.ones(order.size, dtype=bool)
-        new_value[1:] = (ranked_rows[1:] != ranked_rows[:-1]) | (
-            ranked_values[1:] != ranked_values[:-1]
-        )
-        position = np.arange(order.size)
-        first_equal = np.maximum.accumulate(np.where(new_value, position, 0))
-        higher = first_equal - starts[ranked_rows]  # entries of the row strictly above
-        out = np.empty(order.size, dtype=np.float64)
-        out[order] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
+        # row by row: one sort per row, whether it holds a few hundred finite scores or
+        # every item's (a lexsort of all the batch's entries is far slower on dense members)
+        out = np.empty(values.size, dtype=np.float64)
+        for start, count in zip(starts[present].tolist(), counts[present].tolist(), strict=True):
+            row_values = values[start : start + count]
+            ascending = np.sort(row_values)
+            higher = count - np.searchsorted(ascending, row_values, side="right")
+            out[start : start + count] = (RANK_OFFSET + 1.0) / (RANK_OFFSET + 1.0 + higher)
     else:
         raise ConfigError(f"unknown normalization {method!r}; choose one of {NORMALIZATIONS}")
     return rows, cols, out
