@@ -13,7 +13,7 @@ Usage (the figures of BENCHMARKS.md; 2 cores, one BLAS/numba thread per process)
 What it does:
 
 1. Trains the model on Diginetica's ``train_sessions.txt`` (or reuses ``--model-dir``).
-2. Starts the service as its own process (``python -m sessionrec.serve.cli serve``, the same
+2. Starts the service as its own process (``python -m sessionrec serve``, the same
    code as ``sessionrec serve``) with ``--workers`` uvicorn workers, for each store
    (``memory``, and ``redis`` against a ``redis-server`` this script starts and stops).
 3. From a separate load process, replays the Diginetica test sessions click by click as

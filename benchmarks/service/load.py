@@ -445,7 +445,7 @@ def start_service(
         [
             sys.executable,
             "-m",
-            "sessionrec.serve.cli",
+            "sessionrec",  # `sessionrec serve` (serve/cli.py has no entry point of its own)
             "-q",
             "serve",
             str(model_dir),
