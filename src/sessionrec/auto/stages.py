@@ -219,7 +219,7 @@ def stage_ensemble(run: AutoRun) -> None:
         return
     started = time.perf_counter()
     members = {c.label: run.models[c.label] for c in chosen}
-    model = Ensemble.from_fitted(members, run.valid)
+    model = Ensemble.from_fitted(members, run.valid, short_floor=True)
     seconds = sum(c.fit_seconds for c in chosen) + time.perf_counter() - started
     candidate = run.add("ensemble", model, "ensemble", seconds, "ensemble")
     candidate.members = [c.label for c in chosen]

@@ -26,13 +26,14 @@ rests on them: serving and test figures use the exact dense scores.
 Sessions of different lengths want different mixtures (one click: item-to-item evidence;
 long sessions: the session's own items), so the weights are chosen per group of prefix
 lengths (``length_groups="1,2"``: one click, two clicks, three or more), each on its own
-validation cases; a group with fewer than :data:`MIN_GROUP_CASES` cases takes the weights
-chosen on all cases (by MRR@20) when they keep the rule below there. In the short groups
-(all but the open-ended last one) the weights maximise MRR@20 among those whose HR@20 is at
-least the best single member's there, so the fusion never trades the hit rate of its best
-member for rank on the short sessions the field finds hardest; in the last group, and with
-one group, MRR@20 alone chooses (a floor there cost YooChoose 1/64 1.4 MRR points for 0.2
-HR points).
+validation cases, by MRR@20; a group with fewer than :data:`MIN_GROUP_CASES` cases takes
+the weights chosen on all cases. With ``short_floor`` (what ``sessionrec auto`` uses), the
+short groups (all but the open-ended last one) maximise MRR@20 only among the weights whose
+HR@20 is at least the best single member's there, so the fusion never trades the hit rate of
+its best member for rank on the short sessions the field finds hardest (a small group keeps
+the overall weights only when they reach that floor). The floor costs rank: on YooChoose
+1/64 with vstan, stan, sr and spop, 0.9 MRR points on the test file (E2), so it is off by
+default.
 
 The members are saved in ``members/LABEL/`` of the model folder; the weights (one row per
 length group), the chosen normalisation and the validation MRR are the state.
@@ -159,7 +160,9 @@ class Ensemble(Recommender):
     ``max_valid_cases``: validation cases used (an evenly spread subset beyond it);
     ``seed``: handed to every member that takes one and does not set its own;
     ``length_groups``: the prefix-length groups that get their own weights (see the module
-    docstring; ``""`` for one set of weights).
+    docstring; ``""`` for one set of weights); ``short_floor``: in the short groups, only
+    weights whose validation HR@20 reaches the best member's there (what ``sessionrec auto``
+    asks for; off, MRR@20 alone chooses in every group).
     """
 
     name = "ensemble"
@@ -174,6 +177,7 @@ class Ensemble(Recommender):
         max_valid_cases: int = 20000,
         seed: int = 0,
         length_groups: str = "1,2",
+        short_floor: bool = False,
     ) -> None:
         labels = [label for _, label in parse_members(members)]
         if member_params is not None:
@@ -190,6 +194,8 @@ class Ensemble(Recommender):
         check_int("max_valid_cases", max_valid_cases, minimum=1)
         check_int("seed", seed, minimum=0)
         parse_length_groups(length_groups)
+        if not isinstance(short_floor, bool):
+            raise ConfigError(f"short_floor must be true or false, got {short_floor!r}")
         self.members = members
         self.member_params = member_params
         self.normalization = normalization
@@ -198,6 +204,7 @@ class Ensemble(Recommender):
         self.max_valid_cases = max_valid_cases
         self.seed = seed
         self.length_groups = length_groups
+        self.short_floor = short_floor
 
     # ------------------------------------------------------------------------ fitting
     @property
@@ -244,6 +251,7 @@ class Ensemble(Recommender):
         grid_steps: int = 10,
         max_valid_cases: int = 20000,
         length_groups: str = "1,2",
+        short_floor: bool = False,
     ) -> Ensemble:
         """An ensemble of already fitted ``members`` (label -> model, one vocabulary), its
         weights chosen on ``valid`` (sessions the members were not fitted on)."""
@@ -263,6 +271,7 @@ class Ensemble(Recommender):
             grid_steps=grid_steps,
             max_valid_cases=max_valid_cases,
             length_groups=length_groups,
+            short_floor=short_floor,
         )
         model.vocab_ = first.vocab_
         model.data_fingerprint_ = str(getattr(first, "data_fingerprint_", "") or "")
@@ -291,13 +300,13 @@ class Ensemble(Recommender):
                 hit = ranks <= CUTOFF
                 rr_sums[p] = np.bincount(groups, np.where(hit, 1.0 / ranks, 0.0), n_groups)
                 hit_sums[p] = np.bincount(groups, hit.astype(np.float64), n_groups)
-            # the hit-rate floor holds in the short groups length_groups names, not in the
-            # open-ended last one, where MRR alone chooses (as with one group)
+            # with short_floor, the hit-rate floor holds in the short groups length_groups
+            # names, not in the open-ended last one, where MRR alone chooses
             overall = choose_point(grid, rr_sums.sum(axis=1), hit_sums.sum(axis=1), floor=False)
             counts = np.bincount(groups, minlength=n_groups)
             points = []
             for g in range(n_groups):
-                floor = g < n_groups - 1
+                floor = self.short_floor and g < n_groups - 1
                 small = counts[g] < MIN_GROUP_CASES
                 if small and (not floor or reaches_floor(grid, hit_sums[:, g], overall)):
                     points.append(overall)
