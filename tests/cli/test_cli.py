@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +11,6 @@ import pytest
 from sessionrec.cli import main
 from sessionrec.models.persist import COUNTS, MANIFEST
 from sessionrec.models.registry import load_model
-
-TRAIN = ["1 2 3", "2 3 4", "1 2 3 4", "3 4", "2 3", "1 2"]
-TEST = ["1 2 3", "2 3 9", "4 1"]
-
-
-@pytest.fixture
-def bench(tmp_path: Path) -> Path:
-    folder = tmp_path / "bench"
-    folder.mkdir()
-    (folder / "train_sessions.txt").write_text("\n".join(TRAIN) + "\n")
-    (folder / "test_sessions.txt").write_text("\n".join(TEST) + "\n")
-    return folder
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -174,8 +161,8 @@ def test_recommend_prints_top_k(bench, tmp_path, capsys):
     assert code == 0 and "77" in err and "unknown" in err
 
 
-# Clicks per item in TRAIN: 2 -> 5, 3 -> 5, 1 -> 3, 4 -> 3 (ties by the lower index: the
-# vocabulary follows first appearance, 1 2 3 4).
+# Clicks per item in TRAIN (conftest.py): 2 -> 5, 3 -> 5, 1 -> 3, 4 -> 3 (ties by the lower
+# index: the vocabulary follows first appearance, 1 2 3 4).
 MOST_CLICKED = ["2", "3", "1", "4"]
 
 
@@ -213,7 +200,7 @@ def test_recommend_falls_back_for_gru4rec(bench, tmp_path, capsys):
 
 
 def test_recommend_falls_back_when_the_model_has_nothing(bench, tmp_path, capsys):
-    # Nothing ever follows 4 in TRAIN: sequential rules have no item for it.
+    # Nothing ever follows 4 in TRAIN (conftest.py): sequential rules have no item for it.
     out_dir = tmp_path / "model"
     run(capsys, "train", "--benchmark", str(bench), "--model", "sr", "--output", str(out_dir))
     code, out, _ = run(capsys, "recommend", "--model-dir", str(out_dir), "4", "-k", "3", "--json")

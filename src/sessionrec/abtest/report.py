@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec._atomic import atomic_file
+from sessionrec.evaluation.report import PAGE
 from sessionrec.evaluation.report_plots import ReportPlots
 
 SECTION_IDS: tuple[str, ...] = ("srm", "metrics", "intervals", "sequential")
@@ -112,7 +113,7 @@ def build_html(analysis: dict[str, Any], title: str = "A/B test report") -> str:
         _intervals_section(plots, analysis),
         _sequential_section(plots, analysis),
     ]
-    return _PAGE.format(title=_esc(title), style=_STYLE, body="\n".join(body))
+    return PAGE.format(title=_esc(title), style=_STYLE, body="\n".join(body))
 
 
 def write_html(
@@ -277,20 +278,4 @@ tbody th { text-align: left; }
 td.na { color: #888; }
 .note, .meta { color: #555; font-size: 0.85rem; }
 .warn { background: #fff3cd; border: 1px solid #e0b400; padding: 0.25rem 0.75rem; }
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{style}</style>
-</head>
-<body>
-<main>
-{body}
-</main>
-</body>
-</html>
 """

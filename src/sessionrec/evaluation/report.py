@@ -143,7 +143,7 @@ def build_report(
         _training_section(plt, data),
         _latency_section(plt, data),
     ]
-    return _PAGE.format(title=_esc(title), style=_STYLE, body="\n".join(p for p in body if p))
+    return PAGE.format(title=_esc(title), style=_STYLE, body="\n".join(p for p in body if p))
 
 
 def write_report(
@@ -440,7 +440,8 @@ code { font-size: 0.85em; overflow-wrap: anywhere; white-space: normal; }
 @media (max-width: 600px) { body { font-size: 14px; padding: 0.5rem; } }
 """
 
-_PAGE = """<!DOCTYPE html>
+# The page around every self-contained HTML report (this one and `sessionrec abtest report`).
+PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
