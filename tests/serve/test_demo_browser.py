@@ -206,8 +206,9 @@ def demo_service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 process.wait(timeout=5)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+def chrome_driver(*extra_flags: str) -> Iterator[Any]:
+    """Headless chromium with the browser console logged (skips or fails as
+    :func:`require_browser` says); ``extra_flags`` are added to the standard ones."""
     require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -223,6 +224,7 @@ def browser() -> Iterator[Any]:
         "--no-first-run",
         "--disable-extensions",
         "--disable-background-networking",
+        *extra_flags,
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -231,6 +233,11 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    yield from chrome_driver()
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 
 from sessionrec.serve.docs import ASSETS, ASSETS_PACKAGE, REDOC_POLICY
 
-from .test_demo_browser import CHROMEDRIVER, CHROMIUM, require_browser
+from .test_demo_browser import chrome_driver
 
 OTHER_HOST = re.compile(r"(https?:)?//[a-z0-9]", re.I)
 
@@ -93,30 +93,7 @@ def test_documentation_routes_stay_out_of_the_api_schema(client):
 @pytest.fixture
 def offline_browser() -> Iterator[Any]:
     """Headless chromium that can reach 127.0.0.1 and nothing else (names do not resolve)."""
-    require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,900",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chrome_driver("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
 @pytest.mark.slow
