@@ -421,7 +421,7 @@ class Ensemble(Recommender):
                 evidence |= finite & (weight > 0)[:, None]
                 continue
             # only the member's finite scores: (row, item) pairs are unique, so += is exact
-            rows, cols, sparse = normalise_sparse(raw, self.normalization_)
+            rows, cols, sparse = normalise_sparse(raw, self.normalization_, finite)
             keep = weight[rows] > 0
             rows, cols = rows[keep], cols[keep]
             total[rows, cols] += weight[rows] * sparse[keep]

@@ -61,7 +61,9 @@ def normalise(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     return np.where(evidence, out, 0.0), evidence
 
 
-def normalise_sparse(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalise_sparse(
+    scores: np.ndarray, method: str, finite: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The normalised scores of the finite entries of ``scores`` ``[n, items]`` only, as
     ``(rows, columns, values)`` (row-major order; values float64). Every other entry has no
     evidence. A session-kNN or rule member has a few hundred finite scores in a row of
@@ -69,10 +71,11 @@ def normalise_sparse(scores: np.ndarray, method: str) -> tuple[np.ndarray, np.nd
 
     ``minmax``: ``(s - low) / (high - low)`` over the row's finite scores (1 when they are
     all equal); ``rank``: ``(c + 1) / (c + rank)``, rank = 1 + the number of finite scores
-    strictly higher (ties share the best rank), ``c`` = :data:`RANK_OFFSET`.
+    strictly higher (ties share the best rank), ``c`` = :data:`RANK_OFFSET`. ``finite``:
+    ``np.isfinite(scores)`` when the caller has it already.
     """
     scores = np.asarray(scores)
-    rows, cols = np.nonzero(np.isfinite(scores))
+    rows, cols = np.nonzero(np.isfinite(scores) if finite is None else finite)
     values = scores[rows, cols].astype(np.float64)
     counts = np.bincount(rows, minlength=scores.shape[0])
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
