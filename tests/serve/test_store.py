@@ -454,3 +454,51 @@ def test_a_click_that_finds_the_buffer_full_is_written_with_the_waiting_ones(red
             await store.close()
 
     run(scenario())
+
+
+# ----------------------------------------------------------------- batching
+def test_concurrent_script_calls_share_one_pipeline_and_each_gets_its_own_answer(redis_server):
+    async def scenario():
+        store = RedisStore(redis_server.url, prefix="tb:")
+        try:
+            answers = await asyncio.gather(
+                *(store.append(f"s{i % 5}", Event(str(i))) for i in range(40))
+            )
+            # 40 calls issued in one loop turn: one pipeline, not 40 round trips
+            assert (store._batcher.batches, store._batcher.commands) == (1, 40)
+            for i, events in enumerate(answers):
+                # session s{i%5} holds its clicks so far, in order, ending with this one
+                assert [e.item_id for e in events] == [str(j) for j in range(i % 5, i + 1, 5)]
+            # one failing command fails its own caller only
+            await store._client.set("tb:s:bad", "not a list")
+            good, bad = await asyncio.gather(
+                store.append("s0", Event("x")),
+                store.append("bad", Event("y")),
+                return_exceptions=True,
+            )
+            assert [e.item_id for e in good][-1] == "x"
+            assert isinstance(bad, Exception) and "WRONGTYPE" in str(bad)
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
+def test_scripts_are_loaded_again_when_redis_forgot_them(redis_server):
+    async def scenario():
+        store = RedisStore(redis_server.url, prefix="tc:")
+        try:
+            await store.append("s", Event("1"))
+            await store._client.script_flush()  # what a restart of redis-server does
+            events = await store.append("s", Event("2"))
+            assert [e.item_id for e in events] == ["1", "2"]
+            await store.record_recommendation("r", "a", ["1", "2"], session_id="s")
+            await store.flush()
+            assert (await store.feedback("r", "2")).status == "counted"
+            counts = await store.counts()
+            assert (counts["a"].impressions, counts["a"].clicks) == (1, 1)
+            assert await store._client.smembers("tc:sr:s") == {b"r"}
+        finally:
+            await store.close()
+
+    run(scenario())

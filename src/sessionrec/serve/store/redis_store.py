@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -21,8 +22,9 @@ from sessionrec.serve.store.base import (
     StoreUnavailable,
     VariantCounts,
 )
+from sessionrec.serve.store.batching import CommandBatcher
 from sessionrec.serve.store.buffer import Buffered, BufferObserver, ClickBuffer
-from sessionrec.serve.store.scripts import APPEND, DELETE, FEEDBACK, GET, REPLAY
+from sessionrec.serve.store.scripts import APPEND, DELETE, FEEDBACK, GET, RECORD, REPLAY
 
 log = logging.getLogger("sessionrec.serve.store")
 
@@ -40,6 +42,12 @@ _FEEDBACK_CODES: dict[int, FeedbackStatus] = {
     -2: "not_recommended",
     -3: "duplicate",
 }
+
+
+@functools.cache
+def script_sha(script: str) -> str:
+    """The name Redis knows a loaded script by (``EVALSHA``)."""
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
 
 
 def redacted(url: str) -> str:
@@ -64,7 +72,7 @@ class RedisStore(SessionStore):
     - ``{prefix}r:{recommendation_id}``: a hash (variant, items shown, items clicked) that
       expires after ``recommendation_ttl``; feedback is checked and counted by one Lua
       script, atomically. These records and the impression counters are written in
-      batches, every ``flush_interval`` seconds (default 50 ms) in one pipeline: a
+      batches, every ``flush_interval`` seconds (default 50 ms), by one script call: a
       round trip per answer would cost more CPU than computing the answer, and nobody
       clicks a recommendation 50 ms after it was shown. If Redis is down at flush time,
       the batch is dropped (logged): those answers then get no feedback.
@@ -75,6 +83,11 @@ class RedisStore(SessionStore):
       hash of the session id: no key names an erased session.
     - ``{prefix}counters``: impressions and clicks per variant.
     - ``{prefix}control``: values every replica polls (the model folder of each variant).
+
+    Every script call goes through a :class:`~sessionrec.serve.store.batching.CommandBatcher`:
+    the calls of one event-loop turn share one pipeline (one write, one read), which is
+    what keeps the Redis path cheap under load. Scripts are called by their SHA1 and loaded
+    again when Redis answers ``NOSCRIPT`` (after a restart).
 
     Clicks that Redis did not take wait in a per-worker :class:`ClickBuffer` of
     ``buffer_capacity`` clicks and are written back, in order and once each, when Redis
@@ -124,11 +137,8 @@ class RedisStore(SessionStore):
             retry=Retry(NoBackoff(), 0),
             max_connections=256,
         )
-        self._append_script = self._client.register_script(APPEND)
-        self._get_script = self._client.register_script(GET)
-        self._feedback_script = self._client.register_script(FEEDBACK)
-        self._replay_script = self._client.register_script(REPLAY)
-        self._delete_script = self._client.register_script(DELETE)
+        self._batcher = CommandBatcher(self._client)
+        self._loading: dict[str, asyncio.Future[Any]] = {}
         self.flush_interval = float(flush_interval)
         self._pending: list[tuple[str, str, str, str | None]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -189,6 +199,40 @@ class RedisStore(SessionStore):
             self._down_since = None
         return result
 
+    async def _eval(
+        self,
+        script: str,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+        timeout: float | None = None,
+    ) -> Any:
+        """One script call (batched with the other calls of this loop turn) under the
+        timeout and the circuit breaker."""
+        from redis.exceptions import NoScriptError
+
+        command = ("EVALSHA", script_sha(script), len(keys), *keys, *args)
+
+        async def run() -> Any:
+            await self._load(script)
+            try:
+                return await self._batcher.call(*command)
+            except NoScriptError:  # Redis restarted and forgot its scripts
+                self._loading.pop(script, None)
+                await self._load(script)
+                return await self._batcher.call(*command)
+
+        return await self._call(run, timeout)
+
+    async def _load(self, script: str) -> None:
+        """Load ``script`` into Redis once, however many callers are waiting for it."""
+        loading = self._loading.get(script)
+        if loading is None or (
+            loading.done() and (loading.cancelled() or loading.exception() is not None)
+        ):
+            loading = asyncio.ensure_future(self._client.script_load(script))
+            self._loading[script] = loading
+        await asyncio.shield(loading)
+
     # ------------------------------------------------------------ sessions
     async def append(self, session_id: str, event: Event) -> list[Event]:
         nonce = os.urandom(8).hex()
@@ -208,7 +252,7 @@ class RedisStore(SessionStore):
         key = self._key("s", session_id)
         args: list[str | int] = [raw, self.max_events, self.ttl_ms]
         try:
-            result = await self._call(lambda: self._append_script(keys=[key], args=args))
+            result = await self._eval(APPEND, [key], args)
         except StoreUnavailable:
             self._keep(session_id, raw)
             raise
@@ -216,7 +260,7 @@ class RedisStore(SessionStore):
 
     async def get(self, session_id: str) -> list[Event]:
         key = self._key("s", session_id)
-        result = await self._call(lambda: self._get_script(keys=[key], args=[self.ttl_ms]))
+        result = await self._eval(GET, [key], [self.ttl_ms])
         return [Event.decode(raw) for raw in result]
 
     async def delete_session(self, session_id: str) -> int:
@@ -227,7 +271,7 @@ class RedisStore(SessionStore):
         keys = [self._key("s", session_id), self._key("sr", session_id)]
         keys.append(self._erasure_key(session_id))
         args: list[str | int] = [self._key("r", ""), int(time.time() * 1000), self.ttl_ms]
-        found += int(await self._call(lambda: self._delete_script(keys=keys, args=args)))
+        found += int(await self._eval(DELETE, keys, args))
         return found
 
     # ------------------------------------------------------ outage buffer
@@ -249,9 +293,7 @@ class RedisStore(SessionStore):
         args: list[str | int] = [self.max_events, self.ttl_ms]
         for click in [*clicks, also] if also is not None else clicks:
             args += [click.raw, click.at_ms]
-        result = await self._call(
-            lambda: self._replay_script(keys=keys, args=args), timeout=4 * self.timeout
-        )
+        result = await self._eval(REPLAY, keys, args, timeout=4 * self.timeout)
         self.buffer.confirm(session_id, clicks)
         return [Event.decode(raw) for raw in result]
 
@@ -291,47 +333,28 @@ class RedisStore(SessionStore):
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the queued recommendation records and impression counts (batched pipelines)."""
+        """Write the queued recommendation records and impression counts (one script call
+        per :data:`FLUSH_BATCH` records)."""
         while self._pending:
             batch = self._pending[:FLUSH_BATCH]
             del self._pending[:FLUSH_BATCH]
-            impressions: dict[str, int] = {}
-            for _, variant, _, _ in batch:
-                impressions[variant] = impressions.get(variant, 0) + 1
-
-            async def run(
-                batch: list[tuple[str, str, str, str | None]] = batch,
-                impressions: dict[str, int] = impressions,
-            ) -> list[Any]:
-                ttl = self.recommendation_ttl_ms
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for rec_id, variant, shown, session_id in batch:
-                        key = self._key("r", rec_id)
-                        pipe.hset(key, mapping={"v": variant, "i": shown})
-                        pipe.pexpire(key, ttl)
-                        if session_id is not None:
-                            issued = self._key("sr", session_id)
-                            pipe.sadd(issued, rec_id)
-                            pipe.pexpire(issued, ttl)
-                    for variant, count in impressions.items():
-                        pipe.hincrby(f"{self.prefix}counters", f"{variant}:impressions", count)
-                    return await pipe.execute()
-
+            args: list[str | int] = [
+                self._key("r", ""),
+                self._key("sr", ""),
+                self.recommendation_ttl_ms,
+            ]
+            for rec_id, variant, shown, session_id in batch:
+                args += [rec_id, variant, shown, session_id or ""]
             try:
                 # a bulk write may take longer than one visitor's request may wait
-                await self._call(run, timeout=4 * self.timeout)
+                await self._eval(RECORD, [f"{self.prefix}counters"], args, 4 * self.timeout)
             except StoreUnavailable:
                 self.dropped_records += len(batch)
                 log.warning("dropped %d recommendation records: redis unavailable", len(batch))
 
     async def feedback(self, recommendation_id: str, item_id: str) -> FeedbackResult:
         keys = [self._key("r", recommendation_id), f"{self.prefix}counters"]
-        args = [SEP + item_id + SEP, item_id]
-
-        async def run() -> Any:
-            return await self._feedback_script(keys=keys, args=args)
-
-        code, variant = await self._call(run)
+        code, variant = await self._eval(FEEDBACK, keys, [SEP + item_id + SEP, item_id])
         name = variant.decode() if isinstance(variant, bytes) else str(variant)
         return FeedbackResult(_FEEDBACK_CODES[int(code)], name or None)
 
@@ -378,4 +401,5 @@ class RedisStore(SessionStore):
                 await self.replay()
             except StoreUnavailable:
                 log.warning("shutdown: %d buffered clicks lost (redis down)", len(self.buffer))
+        await self._batcher.close()
         await self._client.aclose()

@@ -63,6 +63,31 @@ another worker buffered before the erasure are not written back). KEYS: session,
 session's recommendation ids, erasure mark. ARGV: record key prefix, erasure time (ms),
 how long the mark lives (ms)."""
 
+RECORD = """
+local ttl = ARGV[3]
+local impressions = {}
+for i = 4, #ARGV, 4 do
+  local rec_id, variant = ARGV[i], ARGV[i + 1]
+  local key = ARGV[1] .. rec_id
+  redis.call('HSET', key, 'v', variant, 'i', ARGV[i + 2])
+  redis.call('PEXPIRE', key, ttl)
+  if ARGV[i + 3] ~= '' then
+    local issued = ARGV[2] .. ARGV[i + 3]
+    redis.call('SADD', issued, rec_id)
+    redis.call('PEXPIRE', issued, ttl)
+  end
+  impressions[variant] = (impressions[variant] or 0) + 1
+end
+for variant, n in pairs(impressions) do
+  redis.call('HINCRBY', KEYS[1], variant .. ':impressions', n)
+end
+return (#ARGV - 3) / 4
+"""
+"""Write a batch of recommendation records (variant and items shown), link each to its
+session's set of records, and count the impressions per variant. KEYS: counters. ARGV:
+record key prefix, session-records key prefix, time to live (ms), then (recommendation id,
+variant, items shown, session id or '') quadruples."""
+
 FEEDBACK = """
 local variant = redis.call('HGET', KEYS[1], 'v')
 if not variant then return {-1, ''} end
