@@ -375,6 +375,21 @@ def test_fallback_mask_flags_only_sessions_answered_without_their_clicks(
         np.testing.assert_array_equal(scores[row], scores[np.flatnonzero(mask)[0]])
 
 
+def test_top_k_with_fallback_is_top_k_and_fallback_mask(model: Recommender) -> None:
+    batch = model.encode_sessions(QUERIES)
+    exclude = [
+        np.asarray(batch.items[batch.offsets[r] : batch.offsets[r + 1]]) for r in range(len(batch))
+    ]
+    for rows in (None, exclude):
+        found, fallback = model.top_k_with_fallback(batch, 7, rows)
+        np.testing.assert_array_equal(fallback, model.fallback_mask(batch))
+        for (idx, vals), (want_idx, want_vals) in zip(
+            found, model.top_k(batch, 7, rows), strict=True
+        ):
+            np.testing.assert_array_equal(idx, want_idx)
+            np.testing.assert_array_equal(vals, want_vals)
+
+
 def test_training_history_describes_the_epochs_run(model: Recommender) -> None:
     history = model.training_history()
     if history is None:

@@ -245,7 +245,7 @@ def _brute_force(model, batch, k, exclude, allowed):
     return select_top_k(scores, k)[0]
 
 
-@pytest.mark.parametrize("name", ["sr", "markov"])
+@pytest.mark.parametrize("name", ["sr", "markov", "vsknn"])
 def test_search_is_exactly_the_top_k_of_the_masked_scores(name):
     rng = np.random.default_rng(7)
     n_items = 300
@@ -260,10 +260,11 @@ def test_search_is_exactly_the_top_k_of_the_masked_scores(name):
         batch = SessionBatch.from_sequences([session])
         exclude = rng.integers(0, model.n_items, size=rng.integers(0, 5)).astype(np.int64)
         k = int(rng.choice([1, 5, 20, 100]))
-        got_idx, got_scores = search(model, batch, k, exclude, mask)
+        got_idx, got_scores, fallback = search(model, batch, k, exclude, mask)
         want_idx, want_scores = _brute_force(model, batch, k, exclude, allowed)
         np.testing.assert_array_equal(got_idx, want_idx)
         np.testing.assert_array_equal(got_scores, want_scores)
+        assert fallback == bool(model.fallback_mask(batch)[0])
         checked_paths.add(mask.allowed_share >= 0.5)
     assert checked_paths == {True, False}  # both the over-fetch and the exclusion path
 
@@ -302,7 +303,7 @@ def test_search_masks_by_exclusion_when_allowed_items_rank_too_deep():
     model.top_k = counting_top_k  # type: ignore[method-assign]
     batch = SessionBatch.from_sequences([np.array([5], dtype=np.int32)])
     exclude = np.zeros(0, dtype=np.int64)
-    got_idx, got_scores = search(model, batch, 5, exclude, mask)
+    got_idx, got_scores, _ = search(model, batch, 5, exclude, mask)
     want_idx, want_scores = _brute_force(model, batch, 5, exclude, allowed)
     np.testing.assert_array_equal(got_idx, want_idx)
     np.testing.assert_array_equal(got_scores, want_scores)

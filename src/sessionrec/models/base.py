@@ -341,6 +341,20 @@ class Recommender(abc.ABC):
                     scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
         return select_top_k(scores, k)
 
+    def top_k_with_fallback(
+        self,
+        batch: SessionBatch,
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+    ) -> tuple[list[TopK], np.ndarray]:
+        """:meth:`top_k` and :meth:`fallback_mask` of the same batch, together.
+
+        Serving needs both for every answer; a model whose search finds out on the way
+        whether a session had to fall back (the kNN family: no neighbour) overrides this to
+        do the search once instead of twice. Must equal the two calls.
+        """
+        return self.top_k(batch, k, exclude), self.fallback_mask(batch)
+
     def encode_sessions(self, sessions: Sequence[Sequence[ItemId]]) -> SessionBatch:
         """External ids to a batch of internal indices; unknown ids are dropped."""
         self._check_fitted()

@@ -122,11 +122,20 @@ class SessionKNN(Recommender):
         exclude: Sequence[np.ndarray] | None = None,
     ) -> list[TopK]:
         """Exact top-``k`` from the sparse scores (equals the dense default)."""
+        return self.top_k_with_fallback(batch, k, exclude)[0]
+
+    def top_k_with_fallback(
+        self,
+        batch: SessionBatch,
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+    ) -> tuple[list[TopK], np.ndarray]:
+        """:meth:`top_k` and :meth:`fallback_mask` from one neighbour search."""
         k = check_k(k)
         offsets, items = self._batch_arrays(batch)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         n = min(k + extra, self.n_items)
-        best, scores, counts, _ = kernels.top_n(
+        best, scores, counts, fallback = kernels.top_n(
             offsets,
             items,
             self.config_,
@@ -143,7 +152,7 @@ class SessionKNN(Recommender):
                 keep = ~np.isin(idx, np.asarray(exclude[row], dtype=np.int64))
                 idx, vals = idx[keep], vals[keep]
             results.append((idx[:k], vals[:k]))
-        return results
+        return results, np.asarray(fallback, dtype=bool)
 
     def target_ranks(self, batch: SessionBatch, targets: np.ndarray) -> np.ndarray:
         """Pessimistic 1-based rank of each session's target (internal index); inf = miss.

@@ -131,8 +131,9 @@ def search(
     k: int,
     exclude: np.ndarray,
     mask: Mask | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The top-``k`` (indices, scores) of one session with ``exclude`` and ``mask`` applied.
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The top-``k`` (indices, scores) of one session with ``exclude`` and ``mask`` applied,
+    and whether the model answered with its own fallback (``Recommender.fallback_mask``).
 
     Exactly the top-k of the scores with excluded and disallowed items set to ``-inf``
     (see the module docstring). The per-request exclusions are over-fetched too (ask for
@@ -142,7 +143,7 @@ def search(
     n = model.n_items
     if mask is not None and mask.allowed_share < OVERFETCH_MIN_ALLOWED_SHARE:
         combined = np.concatenate([exclude, mask.disallowed]) if exclude.size else mask.disallowed
-        return model.top_k(batch, k, [combined])[0]
+        return _masked(model, batch, k, combined)
     blocked = set(exclude.tolist())
     wanted = k + len(blocked)
     if mask is None:
@@ -150,19 +151,29 @@ def search(
     else:
         fetch = min(n, math.ceil(wanted / max(mask.allowed_share, 1e-9) * 1.25) + 16)
     for _ in range(OVERFETCH_ROUNDS):
-        idx, scores = model.top_k(batch, fetch)[0]
+        found, fallback = model.top_k_with_fallback(batch, fetch)
+        idx, scores = found[0]
+        if mask is None and not blocked:
+            return idx[:k], scores[:k], bool(fallback[0])
         keep = mask.allowed[idx] if mask is not None else np.ones(idx.size, dtype=bool)
         if blocked:
             for position, index in enumerate(idx.tolist()):
                 if index in blocked:
                     keep[position] = False
         if int(keep.sum()) >= k or idx.size < fetch or fetch >= n:
-            return idx[keep][:k], scores[keep][:k]
+            return idx[keep][:k], scores[keep][:k], bool(fallback[0])
         fetch = min(n, fetch * 4)
     # The allowed items sit deep in this session's ranking: mask them out before selection
     # rather than fetching ever longer lists (top-k cost grows with k).
     combined = np.concatenate([exclude, mask.disallowed]) if mask is not None else exclude
-    return model.top_k(batch, k, [combined])[0]
+    return _masked(model, batch, k, combined)
+
+
+def _masked(
+    model: Recommender, batch: SessionBatch, k: int, blocked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    found, fallback = model.top_k_with_fallback(batch, k, [blocked])
+    return found[0][0], found[0][1], bool(fallback[0])
 
 
 class ItemRules:
@@ -411,10 +422,9 @@ class ItemRules:
                 items=session.astype(np.int32),
                 times=batch_times,
             )
-            top, scores = search(model, batch, k, exclude, mask)
             # Known items can still leave a model with nothing to go on (a kNN session
             # without neighbours): it then scores by popularity, and the answer says so.
-            model_fallback = bool(model.fallback_mask(batch)[0])
+            top, scores, model_fallback = search(model, batch, k, exclude, mask)
         indices = top.tolist()
         score_list = [float(s) for s in scores.tolist()]
         sources = ["model"] * len(indices)
