@@ -403,27 +403,32 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def start_redis() -> tuple[Managed, str]:
+def redis_command(port: int, workdir: str, durable: bool = False) -> list[str]:
+    """``redis-server`` on ``port``; ``durable``: an append-only file, so that a stop and a
+    start keep the data (as a production Redis with persistence does)."""
+    persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if durable else []
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        *persistence,
+        "--dir",
+        workdir,
+    ]
+
+
+def start_redis(durable: bool = False) -> tuple[Managed, str]:
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    server = Managed(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        workdir=workdir,
-    )
+    server = Managed(redis_command(port, workdir, durable), workdir=workdir)
 
     def answers() -> bool:
         try:
@@ -438,7 +443,7 @@ def start_redis() -> tuple[Managed, str]:
 
 
 def start_service(
-    model_dir: Path, popularity: Path, store: str, workers: int
+    model_dir: Path, popularity: Path, store: str, workers: int, extra: tuple[str, ...] = ()
 ) -> tuple[Managed, int]:
     port = free_port()
     service = Managed(
@@ -461,6 +466,7 @@ def start_service(
             "warning",
             "--reload-interval",
             "0",
+            *extra,
         ],
         env=THREADS,
     )
