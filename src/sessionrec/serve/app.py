@@ -59,6 +59,7 @@ from sessionrec.serve.registry import LoadedModel, ModelLoader, ModelRegistry
 from sessionrec.serve.routes import admin, demo, feedback, ops, sessions
 from sessionrec.serve.schemas import build_request_models
 from sessionrec.serve.store import StoreUnavailable, open_store
+from sessionrec.serve.trending import TrendingClicks
 
 log = logging.getLogger("sessionrec.serve")
 
@@ -114,6 +115,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         observer=state.metrics,
     )
     state.loader, state.registry, state.store = loader, registry, store
+    if config.trending_half_life is not None:
+        state.trending = TrendingClicks(config.trending_half_life)
     up = await store.ping()
     state.store_up = up
     state.metrics.store_up.set(1 if up else 0)

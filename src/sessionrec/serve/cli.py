@@ -149,6 +149,14 @@ def add_parsers(subparsers: Any) -> None:
         help="clicks a worker keeps while Redis is down, written back when it returns",
     )
     p.add_argument(
+        "--trending-half-life",
+        type=float,
+        default=_env("trending_half_life", None, float),
+        metavar="SECONDS",
+        help="fallbacks rank items by live clicks decayed with this half-life before the "
+        "all-time best sellers (default: all-time popularity only)",
+    )
+    p.add_argument(
         "--default-k",
         type=int,
         default=_env("default_k", 10, int),
@@ -293,6 +301,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_events=args.max_events,
         recommendation_ttl=args.recommendation_ttl,
         outage_buffer=args.outage_buffer,
+        trending_half_life=args.trending_half_life,
         redis_timeout=args.redis_timeout,
         redis_retry=args.redis_retry,
         redis_prefix=args.redis_prefix,

@@ -103,6 +103,11 @@ class ServeConfig:
     """Redis store: most clicks a worker keeps while Redis is down, written back when it
     answers again (0: none are kept; beyond the bound they are dropped and counted)."""
 
+    trending_half_life: float | None = None
+    """Seconds: rank the fallback chain by live clicks decayed with this half-life before
+    the all-time best sellers (see :mod:`~sessionrec.serve.trending`); None: all-time
+    popularity only."""
+
     default_k: int = 10
     max_k: int = 500
     max_session_length: int = 200
@@ -168,6 +173,12 @@ class ServeConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number")
+        if self.trending_half_life is not None and not (
+            isinstance(self.trending_half_life, (int, float))
+            and math.isfinite(self.trending_half_life)
+            and self.trending_half_life > 0
+        ):
+            raise ConfigError("--trending-half-life must be a positive number of seconds")
         if not math.isfinite(self.reload_interval) or self.reload_interval < 0:
             raise ConfigError("--reload-interval must be >= 0 (0 disables the watcher)")
         if self.log_level not in LOG_LEVELS:  # argparse checks a flag, not its variable

@@ -19,6 +19,7 @@ from sessionrec.serve.metrics import ServiceMetrics
 from sessionrec.serve.registry import ModelLoader, ModelRegistry
 from sessionrec.serve.schemas import RequestModels
 from sessionrec.serve.store import SessionStore
+from sessionrec.serve.trending import TrendingClicks
 
 
 @dataclass
@@ -35,6 +36,8 @@ class ServiceState:
     watcher: asyncio.Task[None] | None = None
     store_up: bool = True
     """The store state last reported to the gauge (it is set only on transitions)."""
+    trending: TrendingClicks | None = None
+    """Live click counts for the fallback chain (``--trending-half-life``), else None."""
     demo_catalog: list[dict[str, Any]] = field(default_factory=list)
     """The demo page's catalog listing, built on first use (after the lifespan loads)."""
 

@@ -122,6 +122,7 @@ async def answer(
             exclude_items=opts.exclude_items,
             filters=opts.filters,
             fallback=opts.fallback,
+            trending=state.trending,
         )
     except ConfigError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None

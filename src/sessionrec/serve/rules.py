@@ -20,13 +20,15 @@ selection:
    evidence, very strict filters), the list is completed by the fallback chain: the most
    popular allowed items of the categories of the session's items (most recent first; the
    catalog knows categories even of items the model never saw), then the most popular
-   allowed items overall. The answer is then flagged ``fallback: true`` and each item says
-   where it came from (``source``: ``model``, ``category`` or ``popular``). An answer is
-   also flagged when the model itself fell back to popularity for the session
-   (:meth:`~sessionrec.models.base.Recommender.fallback_mask`: a kNN session without
-   neighbours), though its items are the model's. Fallback items
-   carry their normalised popularity (0..1] as score: comparable among themselves, not
-   with model scores.
+   allowed items overall. With live click counts (``--trending-half-life``,
+   :mod:`~sessionrec.serve.trending`), the items trending now come first in each of these
+   lists (source ``trending`` overall). The answer is then flagged ``fallback: true`` and
+   each item says where it came from (``source``: ``model``, ``category``, ``trending`` or
+   ``popular``). An answer is also flagged when the model itself fell back to popularity
+   for the session (:meth:`~sessionrec.models.base.Recommender.fallback_mask`: a kNN
+   session without neighbours), though its items are the model's. Fallback items carry
+   their normalised popularity (0..1] as score (trending items: their live count over the
+   largest): comparable within one list, not with model scores.
 
 Popularity for fallbacks comes from, in order: ``--popularity FILE`` (a sessions-txt
 training file whose clicks are counted, or a table with ``item_id`` and ``count``), which
@@ -53,6 +55,7 @@ from sessionrec._errors import ConfigError
 from sessionrec.data.sessions import UNKNOWN, ItemVocab
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.serve.catalog import Catalog, encode_ids, safe_index
+from sessionrec.serve.trending import TrendingClicks
 
 log = logging.getLogger("sessionrec.serve.rules")
 
@@ -68,6 +71,18 @@ _MATCH_NOTHING = "\x00"
 include lists merge into ``{_MATCH_NOTHING}``, which allows no item."""
 _NO_ITEMS = np.zeros(0, dtype=np.int64)
 _NO_SCORES = np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TrendingOrder:
+    """A :class:`~sessionrec.serve.trending.TrendingClicks` ranking in one model's indices."""
+
+    version: int
+    overall: np.ndarray
+    """Model items with live clicks, most clicked (decayed) first."""
+    by_category: list[np.ndarray]
+    score: np.ndarray
+    """Decayed count of every model item over the largest one, float32 (0 = no live click)."""
 
 
 # ------------------------------------------------------------------ policy
@@ -252,6 +267,7 @@ class ItemRules:
         )
         self._masks: OrderedDict[Filters, Mask | None] = OrderedDict()
         self._lock = threading.Lock()
+        self._trending: TrendingOrder | None = None
 
     # ------------------------------------------------------------- masks
     def check_filters(self, filters: Filters) -> None:
@@ -343,21 +359,50 @@ class ItemRules:
         }
 
     # ---------------------------------------------------------- fallback
+    def trending_order(self, trending: TrendingClicks) -> TrendingOrder:
+        """``trending``'s current ranking in this model's indices (cached by its version;
+        items the model does not know are left out: it cannot list them)."""
+        ranking = trending.ranking()
+        cached = self._trending
+        if cached is not None and cached.version == trending.version:
+            return cached
+        get = self._index_of.get
+        indices = [get(item, -1) for item, _ in ranking]
+        known = [(i, count) for i, (_, count) in zip(indices, ranking, strict=True) if i >= 0]
+        overall = np.array([i for i, _ in known], dtype=np.int64)
+        score = np.zeros(self.n_items, dtype=np.float32)
+        if known:
+            score[overall] = np.array([c for _, c in known]) / known[0][1]
+        cat_of = self.category[overall]
+        by_category = [overall[cat_of == c] for c in range(len(self.category_order))]
+        order = TrendingOrder(trending.version, overall, by_category, score)
+        self._trending = order  # one reference swap: readers see the old or the new one
+        return order
+
     def fallback(
         self,
         need: int,
         categories: Sequence[int],
         blocked: np.ndarray,
         mask: Mask | None,
+        trending: TrendingOrder | None = None,
     ) -> tuple[list[int], list[str]]:
-        """Up to ``need`` popular items: the session's categories first, then everything.
+        """Up to ``need`` popular items: the session's categories first, then everything;
+        with ``trending``, the items trending now before the all-time best sellers, in the
+        categories and overall.
 
         ``blocked`` holds indices never to return (seen, excluded, already listed).
         """
         picked: list[int] = []
         sources: list[str] = []
         taken = set(blocked.tolist())
-        orders = [(self.category_order[c], "category") for c in categories]
+        orders: list[tuple[np.ndarray, str]] = []
+        for c in categories:
+            if trending is not None:
+                orders.append((trending.by_category[c], "category"))
+            orders.append((self.category_order[c], "category"))
+        if trending is not None:
+            orders.append((trending.overall, "trending"))
         orders.append((self.global_order, "popular"))
         for order, source in orders:
             start = 0
@@ -390,11 +435,14 @@ class ItemRules:
         exclude_items: Sequence[str] = (),
         filters: Filters = Filters(),
         fallback: bool = True,
+        trending: TrendingClicks | None = None,
     ) -> Ranked:
         """The answer for one session given as external ids in click order.
 
         Unknown ids are dropped from the model's input (as in offline evaluation) but still
-        count for ``exclude_seen`` and for the categories of the fallback.
+        count for ``exclude_seen`` and for the categories of the fallback. ``trending``:
+        the live click counts the fallback chain ranks first (see
+        :mod:`~sessionrec.serve.trending`).
         """
         self.check_filters(filters)
         idx = self.encode(items)
@@ -428,14 +476,22 @@ class ItemRules:
         indices = top.tolist()
         score_list = [float(s) for s in scores.tolist()]
         sources = ["model"] * len(indices)
-        if fallback and len(indices) < k and self.global_order.size:
+        live = self.trending_order(trending) if trending is not None else None
+        has_live = live is not None and live.overall.size > 0
+        if fallback and len(indices) < k and (self.global_order.size or has_live):
             blocked = np.concatenate([exclude, top.astype(np.int64)])
             extra_idx, extra_sources = self.fallback(
-                k - len(indices), self.session_categories(items), blocked, mask
+                k - len(indices), self.session_categories(items), blocked, mask, live
             )
             indices.extend(extra_idx)
             sources.extend(extra_sources)
-            score_list.extend(float(s) for s in self.pop_score[extra_idx].tolist())
+            # Each fallback item's score is its own list's: the live share for trending
+            # items, the normalised all-time popularity otherwise.
+            pop = self.pop_score[extra_idx].tolist()
+            now = live.score[extra_idx].tolist() if live is not None else pop
+            score_list.extend(
+                float(t) if t > 0 else float(p) for t, p in zip(now, pop, strict=True)
+            )
         ids = [self._id_strings[i] for i in indices]
         return Ranked(
             items=ids,

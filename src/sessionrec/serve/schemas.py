@@ -298,7 +298,7 @@ class ReasonOut(BaseModel):
 class ItemOut(BaseModel):
     item_id: str
     score: float
-    source: Literal["model", "category", "popular"]
+    source: Literal["model", "category", "trending", "popular"]
     category: str | None = None
     available: bool | None = None
     attributes: dict[str, Any] | None = None

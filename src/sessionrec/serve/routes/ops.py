@@ -66,6 +66,8 @@ async def info(state: State) -> Response:
                 "retention": store.retention(),
             },
             "rules_active": bool(loader and loader.rules_active),
+            # live click counts ranked before all-time popularity in the fallback chain
+            "trending": state.trending.describe() if state.trending is not None else None,
             "defaults": {"k": config.default_k, "exclude_seen": config.exclude_seen},
             "limits": {
                 "max_k": config.max_k,

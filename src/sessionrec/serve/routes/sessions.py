@@ -60,6 +60,8 @@ async def post_event(request: Request) -> Response:
     except StoreUnavailable:
         state.store_failed("events")
         events, degraded = [click], True
+    if state.trending is not None and event.consent:
+        state.trending.add(click.item_id)
     if not query.recommend:
         return json_response(
             {"session_id": session_id, "event_count": len(events), "degraded": degraded}
