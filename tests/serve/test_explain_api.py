@@ -125,3 +125,14 @@ def test_invalid_explain_value_is_a_422(client):
     response = client.get("/v1/sessions/x/recommendations?explain=maybe")
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_request"
+
+
+def test_the_schema_names_every_reason_kind_the_service_can_answer(client):
+    # regression: "repeat" (the repeat layer's reason) was missing from the documented kinds
+    from sessionrec.models.base import REASON_KINDS
+
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    kinds = set(schema["ReasonOut"]["properties"]["kind"]["enum"])
+    sources = set(schema["ItemOut"]["properties"]["source"]["enum"])
+    assert set(REASON_KINDS) <= kinds
+    assert sources - {"model"} <= kinds  # a fallback item's reason kind is its source

@@ -290,7 +290,20 @@ class NeighbourOut(BaseModel):
 class ReasonOut(BaseModel):
     """Why the item is recommended (``explain=true``); see ``Recommender.explain``."""
 
-    kind: Literal["session_items", "neighbours", "embedding", "ablation", "popular", "category"]
+    kind: Literal[
+        "session_items",
+        "neighbours",
+        "embedding",
+        "ablation",
+        "repeat",
+        "popular",
+        "category",
+        "trending",
+    ] = Field(
+        description="The model's reason (``Recommender.explain``: session_items, neighbours, "
+        "embedding, ablation, repeat) or, for a fallback item, its list (popular, category, "
+        "trending)."
+    )
     session_items: list[SessionItemOut]
     neighbour_sessions: list[NeighbourOut]
 
