@@ -157,6 +157,14 @@ def add_parsers(subparsers: Any) -> None:
         "all-time best sellers (default: all-time popularity only)",
     )
     p.add_argument(
+        "--new-item-share",
+        type=float,
+        default=_env("new_item_share", 0.0, float),
+        metavar="SHARE",
+        help="with --catalog: at most this share of each answer for catalog items the model "
+        "has never seen, related to the session by category, attributes and name (0: never)",
+    )
+    p.add_argument(
         "--default-k",
         type=int,
         default=_env("default_k", 10, int),
@@ -302,6 +310,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         recommendation_ttl=args.recommendation_ttl,
         outage_buffer=args.outage_buffer,
         trending_half_life=args.trending_half_life,
+        new_item_share=args.new_item_share,
         redis_timeout=args.redis_timeout,
         redis_retry=args.redis_retry,
         redis_prefix=args.redis_prefix,

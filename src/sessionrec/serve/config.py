@@ -108,6 +108,11 @@ class ServeConfig:
     the all-time best sellers (see :mod:`~sessionrec.serve.trending`); None: all-time
     popularity only."""
 
+    new_item_share: float = 0.0
+    """With a catalog: at most this share of each answer (``floor(share * k)`` places) for
+    catalog items the model does not know, related to the session by their content (see
+    :mod:`~sessionrec.serve.new_items`); 0 (the default): never."""
+
     default_k: int = 10
     max_k: int = 500
     max_session_length: int = 200
@@ -179,6 +184,11 @@ class ServeConfig:
             and self.trending_half_life > 0
         ):
             raise ConfigError("--trending-half-life must be a positive number of seconds")
+        share = self.new_item_share
+        if not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ConfigError(f"--new-item-share must be between 0 and 1, got {share!r}")
+        if share > 0 and self.catalog is None:
+            raise ConfigError("--new-item-share needs --catalog (new items come from it)")
         if not math.isfinite(self.reload_interval) or self.reload_interval < 0:
             raise ConfigError("--reload-interval must be >= 0 (0 disables the watcher)")
         if self.log_level not in LOG_LEVELS:  # argparse checks a flag, not its variable

@@ -123,13 +123,14 @@ async def answer(
             filters=opts.filters,
             fallback=opts.fallback,
             trending=state.trending,
+            new_item_share=state.config.new_item_share,
         )
     except ConfigError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from None
     rec_id = os.urandom(16).hex()
     if opts.details:
         out_items = [
-            {"item_id": i, "score": s, "source": src, **loaded.rules.details(idx)}
+            {"item_id": i, "score": s, "source": src, **loaded.rules.details(idx, i)}
             for i, s, src, idx in zip(
                 ranked.items, ranked.scores, ranked.sources, ranked.indices, strict=True
             )

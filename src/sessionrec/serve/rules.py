@@ -55,6 +55,7 @@ from sessionrec._errors import ConfigError
 from sessionrec.data.sessions import UNKNOWN, ItemVocab
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.serve.catalog import Catalog, encode_ids, safe_index
+from sessionrec.serve.new_items import NewItems
 from sessionrec.serve.trending import TrendingClicks
 
 log = logging.getLogger("sessionrec.serve.rules")
@@ -137,7 +138,7 @@ class Ranked:
     @property
     def fallback(self) -> bool:
         """Whether any of the list is a fallback: the model's own, or the service's chain."""
-        return self.model_fallback or any(source != "model" for source in self.sources)
+        return self.model_fallback or any(s not in ("model", "new_item") for s in self.sources)
 
 
 def search(
@@ -218,10 +219,12 @@ class ItemRules:
         self.catalog = catalog
         self.base = base
         self.row = np.full(n, -1, dtype=np.int64)  # catalog row of each model item
+        self.new_items: NewItems | None = None
         if catalog is not None:
             idx = encode_ids(vocab, list(catalog.ids))
             known = idx != UNKNOWN
             self.row[idx[known]] = np.flatnonzero(known)
+            self.new_items = NewItems(catalog, np.flatnonzero(~known))
             unlisted_count = int((self.row < 0).sum())
             if unlisted_count:
                 log.warning(
@@ -242,7 +245,9 @@ class ItemRules:
         self.static_allowed = np.ones(n, dtype=bool)
         if catalog is not None and unlisted == "exclude":
             self.static_allowed &= listed
-        deny_idx = encode_ids(vocab, list(deny))
+        deny = [str(item) for item in deny]
+        self._deny = frozenset(deny)
+        deny_idx = encode_ids(vocab, deny)
         self.static_allowed[deny_idx[deny_idx != UNKNOWN]] = False
         self._restrictive_static = not bool(self.static_allowed.all())
 
@@ -347,13 +352,17 @@ class ItemRules:
         code = int(self.category[index])
         return self.catalog.category_names[code] if code >= 0 and self.catalog else None
 
-    def details(self, index: int) -> dict[str, Any]:
-        """Catalog fields of one model item (``details=true``)."""
-        if self.catalog is None or self.row[index] < 0:
+    def details(self, index: int, item_id: str | None = None) -> dict[str, Any]:
+        """Catalog fields of one model item (``details=true``); ``index`` -1: the catalog
+        item ``item_id`` the model does not know (a new item)."""
+        if self.catalog is None:
             return {}
-        row = int(self.row[index])
+        row = int(self.row[index]) if index >= 0 else self.catalog.row_of.get(item_id or "", -1)
+        if row < 0:
+            return {}
+        code = int(self.catalog.category[row])
         return {
-            "category": self.category_name(index),
+            "category": self.catalog.category_names[code] if code >= 0 else None,
             "available": bool(self.catalog.available[row]),
             "attributes": self.catalog.attributes(row),
         }
@@ -423,6 +432,41 @@ class ItemRules:
                 break
         return picked, sources
 
+    # --------------------------------------------------------- new items
+    def _new_items(
+        self,
+        items: Sequence[str],
+        k: int,
+        share: float,
+        filters: Filters,
+        exclude_seen: bool,
+        exclude_items: Sequence[str],
+    ) -> list[tuple[str, float]]:
+        """The new catalog items (unknown to the model) the answer shows, with scores."""
+        places = math.floor(share * k + 1e-9)
+        if places <= 0 or self.new_items is None or not len(self.new_items):
+            return []
+        assert self.catalog is not None
+        catalog = self.catalog
+        rules = self.base.merge(filters)
+        blocked = set(self._deny).union(exclude_items)
+        if exclude_seen:
+            blocked.update(items)
+        include = set(self._codes(rules.include_categories).tolist())
+        exclude = set(self._codes(rules.exclude_categories).tolist())
+
+        def allowed(row: int) -> bool:
+            if catalog.ids[row] in blocked:
+                return False
+            if rules.available_only and not catalog.available[row]:
+                return False
+            code = int(catalog.category[row])
+            if rules.include_categories and code not in include:
+                return False
+            return code not in exclude
+
+        return self.new_items.candidates(items, places, allowed)
+
     # ---------------------------------------------------------- the list
     def recommend(
         self,
@@ -436,13 +480,16 @@ class ItemRules:
         filters: Filters = Filters(),
         fallback: bool = True,
         trending: TrendingClicks | None = None,
+        new_item_share: float = 0.0,
     ) -> Ranked:
         """The answer for one session given as external ids in click order.
 
         Unknown ids are dropped from the model's input (as in offline evaluation) but still
         count for ``exclude_seen`` and for the categories of the fallback. ``trending``:
         the live click counts the fallback chain ranks first (see
-        :mod:`~sessionrec.serve.trending`).
+        :mod:`~sessionrec.serve.trending`). ``new_item_share``: at most ``floor(share * k)``
+        places for catalog items the model does not know, related to the session by their
+        content (:mod:`~sessionrec.serve.new_items`), after the model's items.
         """
         self.check_filters(filters)
         idx = self.encode(items)
@@ -473,17 +520,25 @@ class ItemRules:
             # Known items can still leave a model with nothing to go on (a kNN session
             # without neighbours): it then scores by popularity, and the answer says so.
             top, scores, model_fallback = search(model, batch, k, exclude, mask)
-        indices = top.tolist()
-        score_list = [float(s) for s in scores.tolist()]
+        new = self._new_items(items, k, new_item_share, filters, exclude_seen, exclude_items)
+        indices = top.tolist()[: k - len(new)]
+        score_list = [float(s) for s in scores.tolist()[: len(indices)]]
         sources = ["model"] * len(indices)
+        ids = [self._id_strings[i] for i in indices]
+        for item, score in new:
+            ids.append(item)
+            score_list.append(score)
+            sources.append("new_item")
+            indices.append(-1)
         live = self.trending_order(trending) if trending is not None else None
         has_live = live is not None and live.overall.size > 0
-        if fallback and len(indices) < k and (self.global_order.size or has_live):
+        if fallback and len(ids) < k and (self.global_order.size or has_live):
             blocked = np.concatenate([exclude, top.astype(np.int64)])
             extra_idx, extra_sources = self.fallback(
                 k - len(indices), self.session_categories(items), blocked, mask, live
             )
             indices.extend(extra_idx)
+            ids.extend(self._id_strings[i] for i in extra_idx)
             sources.extend(extra_sources)
             # Each fallback item's score is its own list's: the live share for trending
             # items, the normalised all-time popularity otherwise.
@@ -492,7 +547,6 @@ class ItemRules:
             score_list.extend(
                 float(t) if t > 0 else float(p) for t, p in zip(now, pop, strict=True)
             )
-        ids = [self._id_strings[i] for i in indices]
         return Ranked(
             items=ids,
             scores=score_list,

@@ -299,10 +299,11 @@ class ReasonOut(BaseModel):
         "popular",
         "category",
         "trending",
+        "new_item",
     ] = Field(
         description="The model's reason (``Recommender.explain``: session_items, neighbours, "
         "embedding, ablation, repeat) or, for a fallback item, its list (popular, category, "
-        "trending)."
+        "trending) or a new catalog item's (new_item)."
     )
     session_items: list[SessionItemOut]
     neighbour_sessions: list[NeighbourOut]
@@ -311,7 +312,7 @@ class ReasonOut(BaseModel):
 class ItemOut(BaseModel):
     item_id: str
     score: float
-    source: Literal["model", "category", "trending", "popular"]
+    source: Literal["model", "new_item", "category", "trending", "popular"]
     category: str | None = None
     available: bool | None = None
     attributes: dict[str, Any] | None = None

@@ -68,7 +68,11 @@ async def info(state: State) -> Response:
             "rules_active": bool(loader and loader.rules_active),
             # live click counts ranked before all-time popularity in the fallback chain
             "trending": state.trending.describe() if state.trending is not None else None,
-            "defaults": {"k": config.default_k, "exclude_seen": config.exclude_seen},
+            "defaults": {
+                "k": config.default_k,
+                "exclude_seen": config.exclude_seen,
+                "new_item_share": config.new_item_share,
+            },
             "limits": {
                 "max_k": config.max_k,
                 "max_events": config.max_events,
