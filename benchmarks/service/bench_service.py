@@ -63,10 +63,12 @@ from benchmarks.common import SHARED_DATA
 from benchmarks.service.load import (
     THREADS,
     Managed,
+    loadgen_phase,
     measure,
     run_load,
     start_redis,
     start_service,
+    write_items,
     wrk_saturation,
 )
 
@@ -99,6 +101,14 @@ def run_setup(
         # warm every worker of every replica (numba, caches) before measuring
         run_load("open", ports, test_file, rate=200.0, warmup=0.0, duration=3.0, k=args.k)
         for rate in [float(r) for r in args.rates.split(",")]:
+            if args.client == "loadgen":
+                items = write_items(train_file, Path(tempfile.gettempdir()) / "bench-items.txt")
+                result = measure(
+                    services, loadgen_phase, ports[0], rate, args.duration, items, args.k
+                )
+                rows.append({**labels, **result})
+                print(_row(rows[-1]), flush=True)
+                continue
             result = measure(
                 services,
                 run_load,
@@ -165,6 +175,13 @@ def main() -> None:
         help="service processes sharing the store, comma-separated counts (e.g. 1,2)",
     )
     parser.add_argument("--connections", type=int, default=32, help="saturation connections")
+    parser.add_argument(
+        "--client",
+        choices=("replay", "loadgen"),
+        default="replay",
+        help="open-loop client: replay the test sessions (ours) or ../shared/tools/loadgen.py "
+        "(random items on random sessions of 1-8 clicks; one replica only)",
+    )
     parser.add_argument("-k", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write all results to this file")
     args = parser.parse_args()
@@ -239,7 +256,7 @@ HEADER = (
 
 
 def _row(row: dict[str, Any]) -> str:
-    load = "open loop"
+    load = "open loop (loadgen)" if row.get("tool") == "loadgen" else "open loop"
     if row.get("saturation"):
         load = f"saturation, closed loop ({row.get('tool')})"
     target = "-" if row.get("target") is None else f"{row['target']:.0f}"

@@ -246,6 +246,55 @@ def run_load(mode: str, port: int | list[int], test_file: Path, **args: Any) -> 
     return result
 
 
+# ---------------------------------------------------------------- loadgen
+def loadgen_path() -> Path:
+    """The shared open-loop click generator (``../shared/tools/loadgen.py``)."""
+    from benchmarks.common import SHARED_DATA
+
+    return SHARED_DATA.parent / "tools" / "loadgen.py"
+
+
+def write_items(train_file: Path, out: Path) -> Path:
+    """Every item id of a sessions-txt file, one per line (loadgen's ``--items``)."""
+    items = sorted(
+        {token for line in train_file.read_text().splitlines() for token in line.split()}
+    )
+    out.write_text("\n".join(items) + "\n")
+    return out
+
+
+def loadgen_phase(port: int, rate: float, duration: float, items: Path, k: int) -> dict[str, Any]:
+    """One open-loop phase with the shared load generator: random items on random live
+    sessions of 1-8 clicks (the setup of the issue tracker's service figures)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(loadgen_path()),
+            *("--url", f"http://{HOST}:{port}", "--rate", str(rate)),
+            *("--seconds", str(duration), "--items", str(items), "--k", str(k)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        check=True,
+        env={**os.environ, **THREADS},
+    )
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    errors = sum(n for code, n in out["status"].items() if code != "200")
+    return {
+        "target": rate,
+        "achieved": out["achieved_rps"],
+        "p50": out["p50_ms"],
+        "p90": out["p90_ms"],
+        "p99": out["p99_ms"],
+        "max": out["max_ms"],
+        "n": out["n"],
+        "errors": errors,
+        "sent": out["n"],
+        "tool": "loadgen",
+    }
+
+
 # ------------------------------------------------------------------- wrk
 WRK_LUA = """
 local lines = {}
