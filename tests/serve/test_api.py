@@ -249,3 +249,16 @@ def test_health_ready_info_and_docs(client):
     ):
         assert path in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_fastapi_telemetry_is_on_only_where_opentelemetry_is_configured(make_config):
+    from sessionrec.serve.app import create_app, telemetry_settings
+
+    assert telemetry_settings({}) == {
+        "telemetry": {"tracing": False, "metrics": False, "logs": False}
+    }
+    assert telemetry_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}) == {}
+    assert telemetry_settings({"FASTAPI_OTEL_AUTO_CONFIGURE": "true"}) == {}
+    app = create_app(make_config())
+    if hasattr(app, "_native_telemetry"):  # FastAPI with native telemetry: off here
+        assert app._native_telemetry.enabled() is False
