@@ -492,6 +492,10 @@ def test_scripts_are_loaded_again_when_redis_forgot_them(redis_server):
             await store._client.script_flush()  # what a restart of redis-server does
             events = await store.append("s", Event("2"))
             assert [e.item_id for e in events] == ["1", "2"]
+            # many callers find the scripts gone at once: all are answered
+            await store._client.script_flush()
+            answers = await asyncio.gather(*(store.append(f"m{i}", Event("x")) for i in range(20)))
+            assert all([e.item_id for e in events] == ["x"] for events in answers)
             await store.record_recommendation("r", "a", ["1", "2"], session_id="s")
             await store.flush()
             assert (await store.feedback("r", "2")).status == "counted"

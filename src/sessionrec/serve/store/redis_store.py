@@ -213,18 +213,20 @@ class RedisStore(SessionStore):
         command = ("EVALSHA", script_sha(script), len(keys), *keys, *args)
 
         async def run() -> Any:
-            await self._load(script)
+            loaded = await self._load(script)
             try:
                 return await self._batcher.call(*command)
             except NoScriptError:  # Redis restarted and forgot its scripts
-                self._loading.pop(script, None)
+                if self._loading.get(script) is loaded:  # the first caller to notice
+                    del self._loading[script]
                 await self._load(script)
                 return await self._batcher.call(*command)
 
         return await self._call(run, timeout)
 
-    async def _load(self, script: str) -> None:
-        """Load ``script`` into Redis once, however many callers are waiting for it."""
+    async def _load(self, script: str) -> asyncio.Future[Any]:
+        """Load ``script`` into Redis once, however many callers are waiting for it; the
+        load they waited for."""
         loading = self._loading.get(script)
         if loading is None or (
             loading.done() and (loading.cancelled() or loading.exception() is not None)
@@ -232,6 +234,7 @@ class RedisStore(SessionStore):
             loading = asyncio.ensure_future(self._client.script_load(script))
             self._loading[script] = loading
         await asyncio.shield(loading)
+        return loading
 
     # ------------------------------------------------------------ sessions
     async def append(self, session_id: str, event: Event) -> list[Event]:
