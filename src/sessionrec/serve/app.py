@@ -112,6 +112,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prefix=config.redis_prefix,
         outage_buffer=config.outage_buffer,
         observer=state.metrics,
+        attribution_window=config.attribution_window,
+        kpi_retention=config.kpi_retention,
     )
     state.loader, state.registry, state.store = loader, registry, store
     up = await store.ping()
