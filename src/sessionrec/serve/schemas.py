@@ -52,7 +52,7 @@ def canonical_or_refused(name: str) -> str:
     if canonical is None:
         raise PydanticCustomError(
             "event_type",
-            "unknown event type {given!r}: use one of {allowed}",
+            "unknown event type '{given}': use one of {allowed}",
             {"given": name, "allowed": allowed_event_types()},
         )
     return canonical
