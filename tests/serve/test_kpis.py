@@ -8,6 +8,7 @@ the store's clock, never by sleeping.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -18,8 +19,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from sessionrec._errors import ConfigError
 from sessionrec.abtest.export import read_session_log, read_store_sessions
 from sessionrec.serve.app import create_app
+from sessionrec.serve.cli import add_parsers, config_from_args
 from sessionrec.serve.config import ServeConfig, VariantSpec
 from sessionrec.serve.event_types import EVENT_ALIASES
 
@@ -352,3 +355,19 @@ def test_redis_attribution_window(config, redis_server):
         post(client, "w", "2", "cart")
         default = kpis(client)["variants"]["default"]
     assert (default["carts"], default["unattributed_carts"]) == (1, 1)
+
+
+def test_attribution_flags_reach_the_config(shop, monkeypatch):
+    def parse(*argv: str) -> ServeConfig:
+        parser = argparse.ArgumentParser()
+        add_parsers(parser.add_subparsers(dest="command"))
+        return config_from_args(parser.parse_args(["serve", str(shop.markov_dir), *argv]))
+
+    config = parse("--attribution-window", "120", "--kpi-retention", "86400")
+    assert (config.attribution_window, config.kpi_retention) == (120.0, 86400.0)
+    assert (parse().attribution_window, parse().kpi_retention) == (3600.0, 7 * 86400.0)
+    monkeypatch.setenv("SESSIONREC_ATTRIBUTION_WINDOW", "30")
+    assert parse().attribution_window == 30.0
+    for name in ("attribution_window", "kpi_retention"):
+        with pytest.raises(ConfigError, match="--" + name.replace("_", "-")):
+            config.replace(**{name: 0})
