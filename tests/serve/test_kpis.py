@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from sessionrec._errors import ConfigError
 from sessionrec.abtest.export import read_session_log, read_store_sessions
+from sessionrec.cli import main
 from sessionrec.serve.app import create_app
 from sessionrec.serve.cli import add_parsers, config_from_args
 from sessionrec.serve.config import ServeConfig, VariantSpec
@@ -371,3 +372,18 @@ def test_attribution_flags_reach_the_config(shop, monkeypatch):
     for name in ("attribution_window", "kpi_retention"):
         with pytest.raises(ConfigError, match="--" + name.replace("_", "-")):
             config.replace(**{name: 0})
+
+
+def test_abtest_report_reads_the_pilot_from_redis(config, redis_server, capsys):
+    settings = config(store=redis_server.url, redis_timeout=5.0, redis_prefix="p:")
+    with TestClient(create_app(settings)) as client:
+        for i in range(6):
+            variant = ("default", "b")[i % 2]
+            answer = post(client, f"v{i}", "1", variant=variant)
+            if i < 3:
+                post(client, f"v{i}", ids(answer)[0], "purchase", variant=variant, price=1.0 + i)
+        wait_until(lambda: len(summaries(client)) == 6, 10, "the six summaries in Redis")
+    argv = ["abtest", "report", "--store", redis_server.url, "--redis-prefix", "p:"]
+    assert main([*argv, "--min-sessions", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["control"] == "default" and report["variants"] == {"default": 3, "b": 3}
