@@ -26,6 +26,7 @@ from sessionrec.serve.app import create_app
 from sessionrec.serve.cli import add_parsers, config_from_args
 from sessionrec.serve.config import ServeConfig, VariantSpec
 from sessionrec.serve.event_types import EVENT_ALIASES
+from sessionrec.serve.store import MemoryStore
 
 from .conftest import Shop, ids, wait_until
 
@@ -387,3 +388,20 @@ def test_abtest_report_reads_the_pilot_from_redis(config, redis_server, capsys):
     assert main([*argv, "--min-sessions", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["control"] == "default" and report["variants"] == {"default": 3, "b": 3}
+
+
+def test_memory_summaries_expire_after_the_kpi_retention_and_are_bounded():
+    now = [0.0]
+    store = MemoryStore(kpi_retention=100.0, max_sessions=1, clock=lambda: now[0])
+    assert store.max_recommendations == 4  # the bound of the summaries too
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        for i in range(6):
+            await store.record_recommendation(f"r{i}", "default", ["2"], f"s{i}")
+        kept = [s.session_id for s in await store.session_summaries(100)]
+        now[0] += 101.0
+        return kept, [s.session_id for s in await store.session_summaries(100)]
+
+    kept, later = asyncio.run(scenario())
+    assert kept == ["s2", "s3", "s4", "s5"] and later == []
+    assert asyncio.run(store.kpis())["default"].sessions == 6  # the counters stay

@@ -234,46 +234,24 @@ class MemoryStore(SessionStore):
     async def convert(
         self, session_id: str, event: Event, variant: str, revenue: float, *, keep: bool
     ) -> tuple[list[Event], Conversion]:
-        events = (
-            await self.append(session_id, event)
-            if keep
-            else [
-                *await self.get(session_id),
-                event,
-            ]
-        )
-        now = self._clock()
-        touch = self._last_touch(session_id, event.item_id, now)
-        purchase = event.event_type == "purchase"
+        if keep:
+            events = await self.append(session_id, event)
+        else:
+            events = [*await self.get(session_id), event]
+        touch = self._last_touch(session_id, event.item_id, self._clock())
+        field = "purchases" if event.event_type == "purchase" else "carts"
         if touch is None:
             kpis = self._kpis.setdefault(variant, VariantKpis())
-            if purchase:
-                kpis.unattributed_purchases += 1
-                kpis.unattributed_revenue += revenue
-            else:
-                kpis.unattributed_carts += 1
+            _count(kpis, "unattributed_" + field, "unattributed_revenue", revenue)
             return events, Conversion(event.event_type, variant, False, revenue)
         rec_id, issued = touch
-        kpis = self._kpis.setdefault(issued.variant, VariantKpis())
-        if purchase:
-            kpis.purchases += 1
-            kpis.revenue += revenue
-        else:
-            kpis.carts += 1
+        _count(self._kpis.setdefault(issued.variant, VariantKpis()), field, "revenue", revenue)
         summary = self._summary(session_id) if keep else None
         if summary is not None:
-            first = (summary.purchases if purchase else summary.carts) == 0
-            if purchase:
-                summary.purchases += 1
-                summary.revenue += revenue
-            else:
-                summary.carts += 1
-            if first:
-                session_kpis = self._kpis.setdefault(summary.variant, VariantKpis())
-                if purchase:
-                    session_kpis.purchase_sessions += 1
-                else:
-                    session_kpis.cart_sessions += 1
+            if getattr(summary, field) == 0:  # the session's first: it counts in the rates
+                sessions = "purchase_sessions" if field == "purchases" else "cart_sessions"
+                _count(self._kpis.setdefault(summary.variant, VariantKpis()), sessions)
+            _count(summary, field, "revenue", revenue)
             self._keep_summary(summary)
         return events, Conversion(event.event_type, issued.variant, True, revenue, rec_id)
 
@@ -308,3 +286,10 @@ class MemoryStore(SessionStore):
             "max_recommendations": self.max_recommendations,
             "kpi_retention": self.kpi_retention,
         }
+
+
+def _count(target: object, field: str, revenue_field: str = "", revenue: float = 0.0) -> None:
+    """Add one to ``target.field`` and ``revenue`` to ``target.revenue_field``."""
+    setattr(target, field, getattr(target, field) + 1)
+    if revenue:
+        setattr(target, revenue_field, getattr(target, revenue_field) + revenue)

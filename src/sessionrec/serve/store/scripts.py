@@ -146,18 +146,18 @@ local kind, revenue = ARGV[6], ARGV[7]
 local field = kind == 'purchase' and 'purchases' or 'carts'
 if best_variant == nil then
   redis.call('HINCRBY', KEYS[4], ARGV[10] .. ':unattributed_' .. field, 1)
-  if kind == 'purchase' and tonumber(revenue) > 0 then
+  if tonumber(revenue) > 0 then
     redis.call('HINCRBYFLOAT', KEYS[4], ARGV[10] .. ':unattributed_revenue', revenue)
   end
   return {events, 0, ARGV[10], ''}
 end
 redis.call('HINCRBY', KEYS[4], best_variant .. ':' .. field, 1)
-if kind == 'purchase' and tonumber(revenue) > 0 then
+if tonumber(revenue) > 0 then
   redis.call('HINCRBYFLOAT', KEYS[4], best_variant .. ':revenue', revenue)
 end
 if ARGV[12] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
   local n = redis.call('HINCRBY', KEYS[3], field, 1)
-  if kind == 'purchase' and tonumber(revenue) > 0 then
+  if tonumber(revenue) > 0 then
     redis.call('HINCRBYFLOAT', KEYS[3], 'revenue', revenue)
   end
   redis.call('PEXPIRE', KEYS[3], ARGV[11])
