@@ -25,7 +25,8 @@ def add_parsers(subparsers: Any) -> None:
         help="A/B pilots: report with intervals and sequential tests, plan, simulate",
         description="Statistics of A/B pilots from a per-session export (CSV or JSONL with "
         "session_id, variant, impressions, clicks, carts, purchases, revenue, first_seen; see "
-        "sessionrec.abtest.export).",
+        "sessionrec.abtest.export), or from the per-session summaries the service keeps in its "
+        "Redis store (report --store redis://...).",
     )
     sub = top.add_subparsers(dest="abtest_command", required=True, metavar="ABTEST_COMMAND")
     _report_parser(sub)
