@@ -405,3 +405,20 @@ def test_memory_summaries_expire_after_the_kpi_retention_and_are_bounded():
     kept, later = asyncio.run(scenario())
     assert kept == ["s2", "s3", "s4", "s5"] and later == []
     assert asyncio.run(store.kpis())["default"].sessions == 6  # the counters stay
+
+
+def test_a_conversion_while_redis_is_down_is_kept_and_counted_as_unknown(config, redis_server):
+    settings = config(store=redis_server.url, redis_timeout=2.0, redis_prefix="p:")
+    with TestClient(create_app(settings)) as client:
+        post(client, "o", "1")
+        redis_server.stop()
+        ack = post(client, "o", "2", "purchase", price=5.0)
+        assert ack["degraded"] is True
+        metrics = client.app.state.service.metrics  # type: ignore[attr-defined]
+        labels = {"variant": "default", "event_type": "purchase", "attribution": "unknown"}
+        assert metrics.sample("sessionrec_conversions_total", labels) == 1.0
+        labels = {"variant": "default", "attribution": "unknown"}
+        assert metrics.sample("sessionrec_revenue_total", labels) == 5.0
+        # the click waits in the outage buffer like any other
+        assert client.get("/v1/info").json()["store"]["retention"]["buffered_clicks"] == 1
+        assert client.get("/v1/admin/kpis", headers=ADMIN).status_code == 503
