@@ -119,7 +119,9 @@ def test_cli_one_line_errors(tmp_path, capsys):
     )
     cases = [
         (("abtest", "report", str(bad)), f"{bad}:2, field 'clicks'"),
-        (("abtest", "report", "--store", "redis://x"), "not supported yet"),
+        (("abtest", "report", "--store", "memory"), "must be a redis:// URL"),
+        (("abtest", "report", "--store", "redis://127.0.0.1:1/0"), "cannot read the pilot"),
+        (("abtest", "report", str(bad), "--store", "redis://x"), "not both"),
         (("abtest", "report"), "give the per-session export"),
         (("abtest", "plan", "--baseline", "1.5", "--mde", "0.05"), "baseline must lie"),
         (("abtest", "simulate", "--test", str(bad), "--variant", "a", "-o", "x.csv"),

@@ -165,7 +165,11 @@ def test_logs_carry_no_session_or_item_id_unless_debugging(
 # ------------------------------------------------------------------- redis
 def test_info_shows_the_retention_of_the_redis_store(make_config, redis_server):
     config = make_config(
-        store=redis_server.url, session_ttl=90.0, recommendation_ttl=300.0, outage_buffer=25
+        store=redis_server.url,
+        session_ttl=90.0,
+        recommendation_ttl=300.0,
+        outage_buffer=25,
+        kpi_retention=3600.0,
     )
     with TestClient(create_app(config)) as client:
         store = client.get("/v1/info").json()["store"]
@@ -176,6 +180,7 @@ def test_info_shows_the_retention_of_the_redis_store(make_config, redis_server):
         "max_events": 200,
         "outage_buffer": 25,
         "buffered_clicks": 0,
+        "kpi_retention": 3600.0,
     }
 
 

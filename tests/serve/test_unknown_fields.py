@@ -47,7 +47,7 @@ def test_stateless_request_refuses_a_misspelt_option(client):
 
 def test_event_body_refuses_a_query_option_sent_in_the_body(client):
     response = client.post("/v1/sessions/s1/events", json={"item_id": "1", "k": 3})
-    refused(response, "k", "item_id, event_type, timestamp, consent")
+    refused(response, "k", "item_id, event_type, timestamp, consent, price, quantity")
     # nothing was recorded: the session is still empty
     assert client.get("/v1/sessions/s1/recommendations").json()["event_count"] == 0
 

@@ -25,7 +25,8 @@ def add_parsers(subparsers: Any) -> None:
         help="A/B pilots: report with intervals and sequential tests, plan, simulate",
         description="Statistics of A/B pilots from a per-session export (CSV or JSONL with "
         "session_id, variant, impressions, clicks, carts, purchases, revenue, first_seen; see "
-        "sessionrec.abtest.export).",
+        "sessionrec.abtest.export), or from the per-session summaries the service keeps in its "
+        "Redis store (report --store redis://...).",
     )
     sub = top.add_subparsers(dest="abtest_command", required=True, metavar="ABTEST_COMMAND")
     _report_parser(sub)
@@ -49,8 +50,20 @@ def _report_parser(sub: Any) -> None:
     p.add_argument("export", nargs="?", metavar="EXPORT", help="per-session export (CSV/JSONL)")
     p.add_argument(
         "--store",
-        help="read the pilot from the service's store (not supported yet: the store does not "
-        "record conversions; export the sessions instead)",
+        metavar="URL",
+        help="read the pilot from the service's Redis store (redis://...) instead of EXPORT: "
+        "the per-session summaries it keeps for --kpi-retention",
+    )
+    p.add_argument(
+        "--redis-prefix",
+        default="sessionrec:",
+        help="key prefix of the service (its --redis-prefix)" + _DEFAULT,
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=1_000_000,
+        help="most sessions read from --store" + _DEFAULT,
     )
     p.add_argument("-o", "--output", help="write the HTML report here")
     p.add_argument("--title", default="A/B test report", help="title of the HTML report" + _DEFAULT)
@@ -173,22 +186,27 @@ def _number(text: str, what: str) -> float:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sessionrec.abtest.analysis import analyze
-    from sessionrec.abtest.export import read_session_log
+    from sessionrec.abtest.export import read_session_log, read_store_sessions
     from sessionrec.abtest.report import summary_lines, write_html
 
+    if args.store and args.export:
+        raise ConfigError("give either the per-session export (EXPORT) or --store, not both")
+    if not args.export and not args.store:
+        raise ConfigError("give the per-session export to report on (EXPORT) or --store URL")
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     if args.store:
-        raise ConfigError(
-            "reading a pilot from the service's store is not supported yet (the store does "
-            "not record conversions); give the per-session export instead"
-        )
-    if not args.export:
-        raise ConfigError("give the per-session export to report on (EXPORT)")
+        sessions = read_store_sessions(args.store, prefix=args.redis_prefix, limit=args.limit)
+        if len(sessions) >= args.limit:
+            log.warning("read the first %d sessions only (--limit)", args.limit)
+    else:
+        sessions = read_session_log(args.export)
     weights = {
         name: _number(value, f"weight of {name!r}")
         for name, value in _pairs(args.weight, "weight").items()
     } or None
     analysis = analyze(
-        read_session_log(args.export),
+        sessions,
         control=args.control,
         alpha=args.alpha,
         metrics=args.metric or _all_metrics(),

@@ -18,6 +18,10 @@ first_seen     the session's first event: Unix seconds, or ISO-8601 text (UTC wi
 
 A bad row is a :class:`~sessionrec._errors.DataError` naming the file, the line and the
 field, like the click-log readers.
+
+The service keeps the same rows per session (its KPI summaries, ``first_seen`` being its
+first answer's time): :func:`read_store_sessions` reads them from its Redis store, and
+``GET /v1/admin/kpis/sessions`` exports them as JSONL with either store.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec._atomic import atomic_file
-from sessionrec._errors import DataError, data_error
+from sessionrec._errors import ConfigError, DataError, data_error
 
 FIELDS: tuple[str, ...] = (
     "session_id",
@@ -207,6 +211,46 @@ def _float(value: Any) -> float | None:
         return float(str(value).strip())
     except ValueError:
         return None
+
+
+def read_store_sessions(
+    url: str, *, prefix: str = "sessionrec:", limit: int = 1_000_000, timeout: float = 5.0
+) -> SessionLog:
+    """The per-session KPI summaries the service keeps in the Redis store at ``url`` (keys
+    under ``prefix``, as ``sessionrec serve --redis-prefix``), at most ``limit`` of them."""
+    import asyncio
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from sessionrec.serve.store.redis_kpis import read_summaries, summary_keys
+    from sessionrec.serve.store.redis_store import redacted
+
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"--store must be a redis:// URL, got {url!r} (the memory store lives in the "
+            "service process: save GET /v1/admin/kpis/sessions and report on that file)"
+        )
+
+    async def direct(step: Any) -> Any:
+        return await step()
+
+    async def read() -> list[Any]:
+        client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return await read_summaries(client, summary_keys(prefix), limit, direct)
+        finally:
+            await client.aclose()
+
+    source = redacted(url)
+    try:
+        summaries = asyncio.run(read())
+    except (RedisError, OSError) as exc:
+        raise DataError(f"{source}: cannot read the pilot ({exc})") from None
+    rows = [check_row(s.to_dict(), source, line) for line, s in enumerate(summaries, start=1)]
+    if not rows:
+        raise data_error(f"no session summaries under the prefix {prefix!r}", path=source)
+    return SessionLog.from_rows(rows)
 
 
 # ------------------------------------------------------------------ writing

@@ -4,16 +4,20 @@ Endpoints (JSON in, JSON out; every error is a JSON object ``{"error", "message"
 "details"?}`` with a 4xx status, a 5xx only for a bug, which is logged), one router module
 per resource in :mod:`sessionrec.serve.routes`:
 
-- ``sessions``: ``POST /v1/sessions/{session_id}/events`` records one click and, unless
-  ``recommend=false``, answers with recommendations for the session in the same round
-  trip; ``GET /v1/sessions/{session_id}/recommendations`` recommendations for a live
-  session; ``POST /v1/recommendations`` stateless: the caller sends the session's items.
+- ``sessions``: ``POST /v1/sessions/{session_id}/events`` records one click (a ``view``,
+  ``cart`` or ``purchase``: carts and purchases are counted as conversions, attributed to
+  the answer that showed the item) and, unless ``recommend=false``, answers with
+  recommendations for the session in the same round trip;
+  ``GET /v1/sessions/{session_id}/recommendations`` recommendations for a live session;
+  ``POST /v1/recommendations`` stateless: the caller sends the session's items.
 - ``feedback``: ``POST /v1/feedback`` a click on a recommended item, counted per variant.
 - ``ops``: ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 - ``docs``: ``/docs`` (Swagger UI) and ``/redoc`` on the schema ``/openapi.json``, their
   assets served by the service itself (they work offline: :mod:`sessionrec.serve.docs`).
 - ``admin`` (``Authorization: Bearer $SESSIONREC_ADMIN_TOKEN``): ``GET /v1/admin/models``,
-  ``POST /v1/admin/models/{variant}/reload``, ``GET /v1/admin/feedback``.
+  ``POST /v1/admin/models/{variant}/reload``, ``GET /v1/admin/feedback``,
+  ``GET /v1/admin/kpis`` and ``GET /v1/admin/kpis/sessions`` (the pilot's numbers per
+  variant and per session: :mod:`sessionrec.serve.kpis`, ``docs/pilot-kpis.md``).
 - ``demo``: the storefront page ``/demo``.
 
 A recommendation answer is ``{"recommendation_id", "model", "model_version", "variant",
@@ -134,6 +138,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prefix=config.redis_prefix,
         outage_buffer=config.outage_buffer,
         observer=state.metrics,
+        attribution_window=config.attribution_window,
+        kpi_retention=config.kpi_retention,
     )
     state.loader, state.registry, state.store = loader, registry, store
     if config.trending_half_life is not None:

@@ -143,6 +143,22 @@ def add_parsers(subparsers: Any) -> None:
         help="seconds an answer's record is kept for feedback",
     )
     p.add_argument(
+        "--attribution-window",
+        type=float,
+        default=_env("attribution_window", 3600.0, float),
+        metavar="SECONDS",
+        help="a cart or purchase of a recommended item within this many seconds of the answer "
+        "that showed it (same session) counts as a conversion of that answer",
+    )
+    p.add_argument(
+        "--kpi-retention",
+        type=float,
+        default=_env("kpi_retention", 7 * 86400.0, float),
+        metavar="SECONDS",
+        help="seconds a session's KPI summary (abtest report --store) is kept after its last "
+        "change",
+    )
+    p.add_argument(
         "--outage-buffer",
         type=int,
         default=_env("outage_buffer", 10_000, int),
@@ -311,6 +327,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         outage_buffer=args.outage_buffer,
         trending_half_life=args.trending_half_life,
         new_item_share=args.new_item_share,
+        attribution_window=args.attribution_window,
+        kpi_retention=args.kpi_retention,
         redis_timeout=args.redis_timeout,
         redis_retry=args.redis_retry,
         redis_prefix=args.redis_prefix,

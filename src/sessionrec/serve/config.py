@@ -102,6 +102,12 @@ class ServeConfig:
     outage_buffer: int = 10_000
     """Redis store: most clicks a worker keeps while Redis is down, written back when it
     answers again (0: none are kept; beyond the bound they are dropped and counted)."""
+    attribution_window: float = 3600.0
+    """Seconds after an answer in which a cart or purchase of an item it showed, in the same
+    session, counts as a conversion of that answer (last touch: see sessionrec.serve.kpis)."""
+    kpi_retention: float = 7 * 86400.0
+    """Seconds a session's KPI summary (for ``abtest report --store``) is kept after its last
+    change."""
 
     trending_half_life: float | None = None
     """Seconds: rank the fallback chain by live clicks decayed with this half-life before
@@ -174,7 +180,14 @@ class ServeConfig:
             raise ConfigError("--outage-buffer must be >= 0 (0 keeps no clicks during outages)")
         if self.default_k > self.max_k:
             raise ConfigError(f"--default-k ({self.default_k}) exceeds --max-k ({self.max_k})")
-        for name in ("session_ttl", "recommendation_ttl", "redis_timeout", "redis_retry"):
+        for name in (
+            "session_ttl",
+            "recommendation_ttl",
+            "redis_timeout",
+            "redis_retry",
+            "attribution_window",
+            "kpi_retention",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number")

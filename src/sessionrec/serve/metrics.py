@@ -26,6 +26,18 @@ Metric names (all prefixed ``sessionrec_``):
   ``store_buffer_dropped_total{reason}``: clicks lost, ``full`` (the buffer's bound,
   ``--outage-buffer``) or ``expired`` (older than the session idle timeout by then).
 - ``sessions_erased_total``: sessions erased by ``DELETE /v1/sessions/{id}``.
+- ``conversions_total{variant,event_type,attribution}``: cart and purchase events of this
+  process, ``attributed`` to an answer of ``variant`` that showed the item, ``unattributed``
+  (counted for the session's variant), or ``unknown`` (the store was unreachable);
+  ``revenue_total{variant,attribution}``: what the purchases among them earned.
+- ``kpi_<name>{variant}``: the pilot's numbers as the store counts them (all replicas and
+  workers together; with Redis they survive restarts), read from the store at each scrape:
+  ``sessions``, ``impressions``, ``clicks``, ``carts``, ``purchases``, ``revenue``,
+  ``cart_sessions``, ``purchase_sessions``, ``unattributed_carts``,
+  ``unattributed_purchases``, ``unattributed_revenue``, and the rates ``ctr``, ``cart_rate``
+  (sessions with an attributed cart / sessions), ``conversion_rate`` (with an attributed
+  purchase) and ``revenue_per_session``. Every replica reports the same shared values:
+  aggregate them with ``max``, not ``sum``.
 
 No metric carries an item or a session id: labels are endpoints, variants and outcomes.
 """
@@ -44,6 +56,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from sessionrec.serve.store.base import KPI_COUNTS, KPI_RATES, VariantKpis
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -158,6 +172,29 @@ class ServiceMetrics:
             "Sessions erased on request (DELETE /v1/sessions/{id}).",
             registry=r,
         )
+        self.conversions = Counter(
+            "sessionrec_conversions",
+            "Cart and purchase events by variant, type and attribution "
+            "(attributed, unattributed, unknown: store unreachable).",
+            ["variant", "event_type", "attribution"],
+            registry=r,
+        )
+        self.revenue = Counter(
+            "sessionrec_revenue",
+            "Revenue of purchase events (price x quantity) by variant and attribution.",
+            ["variant", "attribution"],
+            registry=r,
+        )
+        self.kpi = {
+            name: Gauge(
+                f"sessionrec_kpi_{name}",
+                f"The store's {name.replace('_', ' ')} per variant (shared by all replicas).",
+                ["variant"],
+                registry=r,
+                multiprocess_mode="mostrecent",
+            )
+            for name in (*KPI_COUNTS, *KPI_RATES)
+        }
         self._info_labels: dict[str, tuple[str, str, str]] = {}
 
     # The outage buffer's observer (sessionrec.serve.store.buffer.BufferObserver).
@@ -169,6 +206,11 @@ class ServiceMetrics:
 
     def buffer_replayed(self, clicks: int) -> None:
         self.replayed_clicks.inc(clicks)
+
+    def set_kpis(self, variant: str, kpis: VariantKpis) -> None:
+        """Show the store's KPI counters of ``variant``."""
+        for name, value in kpis.to_dict().items():
+            self.kpi[name].labels(variant).set(value)
 
     def set_model(self, variant: str, model: str, version: str) -> None:
         """Point ``model_info`` of ``variant`` at a new version (the old series is removed)."""

@@ -28,19 +28,46 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from sessionrec.serve.config import ServeConfig
+from sessionrec.serve.event_types import allowed_event_types, canonical_event_type
 from sessionrec.serve.rules import Filters
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 SESSION_ID = r"^[!-.0-~]+$"  # printable ASCII without space and '/'
 VARIANT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-EVENT_TYPE = r"^[A-Za-z0-9_.:-]{1,32}$"
 RECOMMENDATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_TIMESTAMP = 1e11
 """Unix seconds; far beyond any real click, small enough to catch milliseconds sent as seconds."""
+MAX_PRICE = 1e9
+"""Largest price of one item (any currency): beyond it a price is a bug, not a sale."""
+MAX_QUANTITY = 10_000
 
 IdInt = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 VariantName = Annotated[str, StringConstraints(pattern=VARIANT)]
 Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False)]
+
+
+def canonical_or_refused(name: str) -> str:
+    """The canonical event type of ``name``; an ``event_type`` error listing the allowed ones."""
+    canonical = canonical_event_type(name)
+    if canonical is None:
+        raise PydanticCustomError(
+            "event_type",
+            "unknown event type '{given}': use one of {allowed}",
+            {"given": name, "allowed": allowed_event_types()},
+        )
+    return canonical
+
+
+EventType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32),
+    AfterValidator(canonical_or_refused),
+    Field(
+        description="view (default), cart or purchase; aliases such as click, addtocart or "
+        "transaction are stored as their canonical type (sessionrec.serve.event_types)."
+    ),
+]
+Price = Annotated[float, Field(strict=True, ge=0, le=MAX_PRICE, allow_inf_nan=False)]
 
 
 # ------------------------------------------------------------------ options
@@ -162,7 +189,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
         """One click. Only ``item_id`` is required."""
 
         item_id: ItemId
-        event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE)] = "view"
+        event_type: EventType = "view"
         timestamp: Timestamp | None = Field(
             None, description="Unix seconds of the click (client clock); optional."
         )
@@ -171,6 +198,20 @@ def build_request_models(config: ServeConfig) -> RequestModels:
             description="false: the click is used for this answer only and never stored, "
             "recorded or learned from (docs/privacy.md).",
         )
+        price: Price | None = Field(
+            None,
+            description="Unit price of the item (a number >= 0): a purchase's revenue is "
+            "price x quantity.",
+        )
+        quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)] = Field(
+            1, description="Items bought (purchases); 1 by default."
+        )
+
+        def revenue(self) -> float:
+            """What a purchase earned (0 for other events or without a price)."""
+            if self.event_type != "purchase" or self.price is None:
+                return 0.0
+            return float(self.price) * self.quantity
 
     class RecommendIn(StrictBody):
         """A stateless request: the session's items in click order."""

@@ -1,5 +1,8 @@
 """The admin API (``Authorization: Bearer $SESSIONREC_ADMIN_TOKEN``): ``GET
-/v1/admin/models``, ``POST /v1/admin/models/{variant}/reload``, ``GET /v1/admin/feedback``.
+/v1/admin/models``, ``POST /v1/admin/models/{variant}/reload``, ``GET /v1/admin/feedback``,
+``GET /v1/admin/kpis`` (the pilot's numbers per variant, :mod:`sessionrec.serve.kpis`) and
+``GET /v1/admin/kpis/sessions`` (the per-session summaries as JSONL, the export that
+``sessionrec abtest report`` reads).
 
 (The handlers carry comments, not docstrings: a docstring would become the operation's
 OpenAPI description.) No ``from __future__ import annotations``: FastAPI must see the
@@ -8,14 +11,16 @@ token dependency built in :func:`build_router` as a real object, not as a string
 
 import asyncio
 import hmac
+import json
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sessionrec._errors import ModelError
+from sessionrec.serve import kpis
 from sessionrec.serve.config import ServeConfig
 from sessionrec.serve.deps import ServiceState, service
 from sessionrec.serve.errors import ApiError, json_response
@@ -117,6 +122,35 @@ async def admin_feedback(state: State) -> Response:
     return json_response({"variants": out, "degraded": degraded})
 
 
+# GET /v1/admin/kpis: sessions, impressions, clicks, conversions, revenue and rates per variant
+async def admin_kpis(state: State) -> Response:
+    try:
+        numbers = await kpis.variant_kpis(state)
+    except StoreUnavailable:
+        raise ApiError(
+            503, "store_unavailable", "the session store is unreachable; retry later"
+        ) from None
+    return json_response(kpis.kpis_payload(numbers, state.config.attribution_window))
+
+
+MAX_EXPORT = 1_000_000
+
+
+# GET /v1/admin/kpis/sessions: one JSON object per session (sessionrec.abtest.export fields)
+async def admin_kpi_sessions(
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=MAX_EXPORT, description="Most sessions")] = 100_000,
+) -> Response:
+    try:
+        summaries = await state.require_store().session_summaries(limit)
+    except StoreUnavailable:
+        raise ApiError(
+            503, "store_unavailable", "the session store is unreachable; retry later"
+        ) from None
+    text = "".join(json.dumps(s.to_dict()) + "\n" for s in summaries)
+    return Response(text, media_type="application/x-ndjson")
+
+
 def build_router(admin_token_env: str) -> APIRouter:
     """The admin routes behind a bearer token (named ``$admin_token_env`` in the schema)."""
     bearer = HTTPBearer(auto_error=False, description="The token in $" + admin_token_env)
@@ -142,5 +176,23 @@ def build_router(admin_token_env: str) -> APIRouter:
     )
     router.add_api_route(
         "/v1/admin/feedback", admin_feedback, methods=["GET"], responses=ADMIN_ERRORS
+    )
+    unavailable: dict[int | str, dict[str, Any]] = {
+        503: {"model": ErrorOut, "description": "Store unreachable: retry"}
+    }
+    router.add_api_route(
+        "/v1/admin/kpis",
+        admin_kpis,
+        methods=["GET"],
+        responses={**ADMIN_ERRORS, **unavailable},
+        summary="Pilot KPIs per variant: CTR, add-to-cart and conversion rates, revenue",
+    )
+    router.add_api_route(
+        "/v1/admin/kpis/sessions",
+        admin_kpi_sessions,
+        methods=["GET"],
+        responses={**ADMIN_ERRORS, **unavailable},
+        response_class=Response,
+        summary="Per-session KPI summaries as JSONL (input of `sessionrec abtest report`)",
     )
     return router

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from sessionrec._version import __version__
+from sessionrec.serve import kpis
 from sessionrec.serve.deps import ServiceState, service
 from sessionrec.serve.errors import json_response
 
@@ -48,6 +49,7 @@ async def readyz(state: State) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def prometheus(state: State) -> Response:
+    await kpis.refresh_gauges(state)  # one store read per scrape, none per request
     return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
 
@@ -68,6 +70,11 @@ async def info(state: State) -> Response:
             "rules_active": bool(loader and loader.rules_active),
             # live click counts ranked before all-time popularity in the fallback chain
             "trending": state.trending.describe() if state.trending is not None else None,
+            "kpis": {
+                # seconds: conversions count for an answer this long after it (last touch)
+                "attribution_window": config.attribution_window,
+                "kpi_retention": config.kpi_retention,
+            },
             "defaults": {
                 "k": config.default_k,
                 "exclude_seen": config.exclude_seen,

@@ -11,6 +11,9 @@
 A click sent with ``"consent": false`` is used for its answer only: it is not stored, the
 answer is not recorded for feedback, so nothing of it can be learned from later.
 
+A ``cart`` or ``purchase`` event is also counted as a conversion, attributed to the answer
+that showed the item (:mod:`sessionrec.serve.kpis`).
+
 These are the hot endpoints: they parse their input themselves and reach the shared state
 by a direct call of :func:`~sessionrec.serve.deps.service` (see
 :mod:`sessionrec.serve.validation` for why).
@@ -24,8 +27,10 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from sessionrec.serve import kpis
 from sessionrec.serve.deps import service
 from sessionrec.serve.errors import ApiError, json_response
+from sessionrec.serve.event_types import CONVERSION_TYPES
 from sessionrec.serve.recommend import answer, answer_session, pick_variant
 from sessionrec.serve.schemas import ERRORS, ErrorOut, EventAck, RecommendationOut, RequestModels
 from sessionrec.serve.store import Event, StoreUnavailable
@@ -52,7 +57,9 @@ async def post_event(request: Request) -> Response:
     click = Event(str(event.item_id), event.event_type, event.timestamp)
     degraded = False
     try:
-        if event.consent:
+        if click.event_type in CONVERSION_TYPES:  # stored and attributed in one store call
+            events = await kpis.record_conversion(state, session_id, variant.name, click, event)
+        elif event.consent:
             events = await state.require_store().append(session_id, click)
         else:  # used for this answer only: the stored clicks are read, this one is not kept
             events = [*await state.require_store().get(session_id), click]

@@ -29,12 +29,15 @@ from __future__ import annotations
 
 from sessionrec._errors import ConfigError
 from sessionrec.serve.store.base import (
+    Conversion,
     Event,
     FeedbackResult,
     FeedbackStatus,
+    SessionKpis,
     SessionStore,
     StoreUnavailable,
     VariantCounts,
+    VariantKpis,
 )
 from sessionrec.serve.store.buffer import BufferObserver, ClickBuffer
 from sessionrec.serve.store.memory import MemoryStore
@@ -44,14 +47,17 @@ __all__ = [
     "FLUSH_BATCH",
     "BufferObserver",
     "ClickBuffer",
+    "Conversion",
     "Event",
     "FeedbackResult",
     "FeedbackStatus",
     "MemoryStore",
     "RedisStore",
+    "SessionKpis",
     "SessionStore",
     "StoreUnavailable",
     "VariantCounts",
+    "VariantKpis",
     "open_store",
 ]
 
@@ -68,15 +74,21 @@ def open_store(
     prefix: str,
     outage_buffer: int = 10_000,
     observer: BufferObserver | None = None,
+    attribution_window: float = 3600.0,
+    kpi_retention: float = 7 * 86400.0,
 ) -> SessionStore:
     """The store for ``--store``: ``memory`` or a Redis URL (``outage_buffer``: most clicks a
-    worker keeps while Redis is down; ``observer`` is told about that buffer)."""
+    worker keeps while Redis is down; ``observer`` is told about that buffer;
+    ``attribution_window``: seconds after an answer in which a cart or purchase of an item
+    it showed counts for it; ``kpi_retention``: seconds per-session KPI summaries are kept)."""
     if url == "memory":
         return MemoryStore(
             ttl=ttl,
             max_sessions=max_sessions,
             max_events=max_events,
             recommendation_ttl=recommendation_ttl,
+            attribution_window=attribution_window,
+            kpi_retention=kpi_retention,
         )
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(
@@ -89,5 +101,7 @@ def open_store(
             prefix=prefix,
             buffer_capacity=outage_buffer,
             observer=observer,
+            attribution_window=attribution_window,
+            kpi_retention=kpi_retention,
         )
     raise ConfigError(f"--store must be 'memory' or a redis:// URL, got {url!r}")

@@ -1,4 +1,5 @@
-"""The store interface and the values that cross it (events, feedback results, counters)."""
+"""The store interface and the values that cross it (events, feedback results, counters,
+conversions and the per-variant and per-session KPIs)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,88 @@ class VariantCounts:
         return self.clicks / self.impressions if self.impressions else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """What a cart or purchase event counted as (see :mod:`sessionrec.serve.kpis`).
+
+    ``variant``: the variant of the answer it is attributed to, or, unattributed, the
+    variant the session is served by. ``revenue``: counted for purchases only.
+    """
+
+    event_type: str
+    variant: str
+    attributed: bool
+    revenue: float = 0.0
+    recommendation_id: str | None = None
+
+
+@dataclass
+class VariantKpis:
+    """The pilot's numbers of one variant (``unattributed_*``: conversions of items no
+    answer of the session showed within the attribution window)."""
+
+    sessions: int = 0
+    """Sessions with at least one recorded answer of this variant (their first one)."""
+    impressions: int = 0
+    clicks: int = 0
+    carts: int = 0
+    purchases: int = 0
+    revenue: float = 0.0
+    cart_sessions: int = 0
+    """Sessions with at least one attributed cart."""
+    purchase_sessions: int = 0
+    """Sessions with at least one attributed purchase."""
+    unattributed_carts: int = 0
+    unattributed_purchases: int = 0
+    unattributed_revenue: float = 0.0
+
+    @property
+    def ctr(self) -> float:
+        return self.clicks / self.impressions if self.impressions else 0.0
+
+    @property
+    def cart_rate(self) -> float:
+        return self.cart_sessions / self.sessions if self.sessions else 0.0
+
+    @property
+    def conversion_rate(self) -> float:
+        return self.purchase_sessions / self.sessions if self.sessions else 0.0
+
+    @property
+    def revenue_per_session(self) -> float:
+        return self.revenue / self.sessions if self.sessions else 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        out: dict[str, float] = dict(vars(self))
+        for name in KPI_RATES:
+            out[name] = getattr(self, name)
+        return out
+
+
+KPI_COUNTS: tuple[str, ...] = tuple(VariantKpis.__dataclass_fields__)
+"""The counted fields of :class:`VariantKpis`, in order."""
+KPI_RATES: tuple[str, ...] = ("ctr", "cart_rate", "conversion_rate", "revenue_per_session")
+"""The rates derived from them."""
+
+
+@dataclass
+class SessionKpis:
+    """One session's numbers for A/B statistics: a row of the per-session export
+    (:mod:`sessionrec.abtest.export`). ``first_seen``: Unix seconds of its first answer."""
+
+    session_id: str
+    variant: str
+    impressions: int = 0
+    clicks: int = 0
+    carts: int = 0
+    purchases: int = 0
+    revenue: float = 0.0
+    first_seen: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
 class SessionStore(abc.ABC):
     """The store interface the service uses; every method may raise StoreUnavailable."""
 
@@ -107,7 +190,8 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete_session(self, session_id: str) -> int:
-        """Erase the session's events and its recommendation records; how many were found.
+        """Erase the session's events, its recommendation records (how many were found) and its
+        KPI summary.
 
         Idempotent: erasing an unknown session erases nothing and succeeds.
         """
@@ -119,6 +203,25 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> dict[str, VariantCounts]:
         """Impressions and clicks per variant."""
+
+    @abc.abstractmethod
+    async def convert(
+        self, session_id: str, event: Event, variant: str, revenue: float, *, keep: bool
+    ) -> tuple[list[Event], Conversion]:
+        """Record a cart or purchase ``event`` (kept in the session unless ``keep`` is False)
+        and count it as a conversion: of the latest answer to the session that showed the
+        item within the attribution window, else unattributed, for ``variant`` (the
+        session's). ``revenue`` is added to what it is counted for. Without ``keep`` (no
+        consent) only the per-variant counters change, never the per-session summary.
+        Returns the session's kept events (this one last) and what it counted as."""
+
+    @abc.abstractmethod
+    async def kpis(self) -> dict[str, VariantKpis]:
+        """The KPI counters per variant."""
+
+    @abc.abstractmethod
+    async def session_summaries(self, limit: int) -> list[SessionKpis]:
+        """At most ``limit`` per-session summaries (sessions with a recorded answer)."""
 
     @abc.abstractmethod
     async def set_control(self, key: str, value: str) -> None:

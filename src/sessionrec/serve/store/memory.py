@@ -1,4 +1,5 @@
-"""The per-process store: LRU sessions with an idle timeout and a per-session event cap."""
+"""The per-process store: LRU sessions with an idle timeout and a per-session event cap,
+recommendation records, and the A/B counters and per-session KPI summaries."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionrec._errors import ConfigError
-from sessionrec.serve.store.base import Event, FeedbackResult, SessionStore, VariantCounts
+from sessionrec.serve.store.base import (
+    Conversion,
+    Event,
+    FeedbackResult,
+    SessionKpis,
+    SessionStore,
+    VariantCounts,
+    VariantKpis,
+)
 
 
 @dataclass
@@ -44,21 +53,33 @@ class MemoryStore(SessionStore):
         max_events: int = 200,
         recommendation_ttl: float = 3600.0,
         max_recommendations: int | None = None,
+        attribution_window: float = 3600.0,
+        kpi_retention: float = 7 * 86400.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if ttl <= 0 or max_sessions < 1 or max_events < 1 or recommendation_ttl <= 0:
+            raise ConfigError("MemoryStore limits must be positive")
+        if attribution_window <= 0 or kpi_retention <= 0:
             raise ConfigError("MemoryStore limits must be positive")
         self.ttl = float(ttl)
         self.max_sessions = int(max_sessions)
         self.max_events = int(max_events)
         self.recommendation_ttl = float(recommendation_ttl)
         self.max_recommendations = int(max_recommendations or 4 * max_sessions)
+        self.attribution_window = float(attribution_window)
+        self.kpi_retention = float(kpi_retention)
         self._clock = clock
+        self._wall_clock = wall_clock
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._issued: OrderedDict[str, _Issued] = OrderedDict()
-        self._issued_to: dict[str, set[str]] = {}
-        """Recommendation ids issued to each session (for erasure)."""
+        self._issued_to: dict[str, dict[str, None]] = {}
+        """Recommendation ids issued to each session, oldest first (erasure, attribution)."""
         self._counts: dict[str, VariantCounts] = {}
+        self._kpis: dict[str, VariantKpis] = {}
+        self._summaries: OrderedDict[str, tuple[SessionKpis, float]] = OrderedDict()
+        """Per-session KPI summaries and when each was last written, least recent first;
+        at most ``max_recommendations`` of them, each kept ``kpi_retention`` seconds."""
         self._control: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -84,7 +105,7 @@ class MemoryStore(SessionStore):
         if record.session_id is not None:
             ids = self._issued_to.get(record.session_id)
             if ids is not None:
-                ids.discard(rec_id)
+                ids.pop(rec_id, None)
                 if not ids:
                     del self._issued_to[record.session_id]
 
@@ -125,19 +146,29 @@ class MemoryStore(SessionStore):
         now = self._clock()
         self._issued[recommendation_id] = _Issued(variant, frozenset(items), now, session_id)
         if session_id is not None:
-            self._issued_to.setdefault(session_id, set()).add(recommendation_id)
+            self._issued_to.setdefault(session_id, {})[recommendation_id] = None
         while len(self._issued) > self.max_recommendations:
             self._forget_oldest_record()
         self._counts.setdefault(variant, VariantCounts()).impressions += 1
+        kpis = self._kpis.setdefault(variant, VariantKpis())
+        kpis.impressions += 1
+        if session_id is not None:
+            summary = self._summary(session_id)
+            if summary is None:
+                summary = SessionKpis(session_id, variant, first_seen=self._wall_clock())
+                kpis.sessions += 1
+            summary.impressions += 1
+            self._keep_summary(summary)
 
     async def delete_session(self, session_id: str) -> int:
         found = 0
         entry = self._sessions.pop(session_id, None)
         if entry is not None:
             found += 1
-        for rec_id in self._issued_to.pop(session_id, set()):
+        for rec_id in self._issued_to.pop(session_id, {}):
             if self._issued.pop(rec_id, None) is not None:
                 found += 1
+        self._summaries.pop(session_id, None)  # derived from the above: not counted
         return found
 
     async def feedback(self, recommendation_id: str, item_id: str) -> FeedbackResult:
@@ -152,10 +183,90 @@ class MemoryStore(SessionStore):
             return FeedbackResult("duplicate", issued.variant)
         issued.clicked.add(item_id)
         self._counts.setdefault(issued.variant, VariantCounts()).clicks += 1
+        self._kpis.setdefault(issued.variant, VariantKpis()).clicks += 1
+        if issued.session_id is not None:
+            summary = self._summary(issued.session_id)
+            if summary is not None:
+                summary.clicks += 1
+                self._keep_summary(summary)
         return FeedbackResult("counted", issued.variant)
 
     async def counts(self) -> dict[str, VariantCounts]:
         return {k: VariantCounts(v.impressions, v.clicks) for k, v in self._counts.items()}
+
+    # ------------------------------------------------------------ KPIs
+    def _summary(self, session_id: str) -> SessionKpis | None:
+        """The session's KPI summary unless it is older than ``kpi_retention``."""
+        kept = self._summaries.get(session_id)
+        if kept is None:
+            return None
+        if self._clock() - kept[1] > self.kpi_retention:
+            del self._summaries[session_id]
+            return None
+        return kept[0]
+
+    def _keep_summary(self, summary: SessionKpis) -> None:
+        now = self._clock()
+        self._summaries[summary.session_id] = (summary, now)
+        self._summaries.move_to_end(summary.session_id)
+        while self._summaries:
+            _, (oldest, written) = next(iter(self._summaries.items()))
+            if now - written <= self.kpi_retention and len(self._summaries) <= (
+                self.max_recommendations
+            ):
+                break
+            del self._summaries[oldest.session_id]
+
+    def _last_touch(self, session_id: str, item_id: str, now: float) -> tuple[str, _Issued] | None:
+        """The latest answer to the session that showed ``item_id`` within the window."""
+        best: tuple[str, _Issued] | None = None
+        for rec_id in self._issued_to.get(session_id, ()):
+            issued = self._issued.get(rec_id)
+            if (
+                issued is not None
+                and item_id in issued.items
+                and now - issued.created <= self.attribution_window
+                and (best is None or issued.created >= best[1].created)
+            ):
+                best = (rec_id, issued)
+        return best
+
+    async def convert(
+        self, session_id: str, event: Event, variant: str, revenue: float, *, keep: bool
+    ) -> tuple[list[Event], Conversion]:
+        if keep:
+            events = await self.append(session_id, event)
+        else:
+            events = [*await self.get(session_id), event]
+        touch = self._last_touch(session_id, event.item_id, self._clock())
+        field = "purchases" if event.event_type == "purchase" else "carts"
+        if touch is None:
+            kpis = self._kpis.setdefault(variant, VariantKpis())
+            _count(kpis, "unattributed_" + field, "unattributed_revenue", revenue)
+            return events, Conversion(event.event_type, variant, False, revenue)
+        rec_id, issued = touch
+        _count(self._kpis.setdefault(issued.variant, VariantKpis()), field, "revenue", revenue)
+        summary = self._summary(session_id) if keep else None
+        if summary is not None:
+            if getattr(summary, field) == 0:  # the session's first: it counts in the rates
+                sessions = "purchase_sessions" if field == "purchases" else "cart_sessions"
+                _count(self._kpis.setdefault(summary.variant, VariantKpis()), sessions)
+            _count(summary, field, "revenue", revenue)
+            self._keep_summary(summary)
+        return events, Conversion(event.event_type, issued.variant, True, revenue, rec_id)
+
+    async def kpis(self) -> dict[str, VariantKpis]:
+        return {name: VariantKpis(**vars(k)) for name, k in self._kpis.items()}
+
+    async def session_summaries(self, limit: int) -> list[SessionKpis]:
+        out: list[SessionKpis] = []
+        for session_id in list(self._summaries):
+            if len(out) >= limit:
+                break
+            summary = self._summary(session_id)
+            if summary is not None:
+                out.append(SessionKpis(**summary.to_dict()))
+        return out
 
     async def set_control(self, key: str, value: str) -> None:
         self._control[key] = value
@@ -173,4 +284,12 @@ class MemoryStore(SessionStore):
             "max_events": self.max_events,
             "max_sessions": self.max_sessions,
             "max_recommendations": self.max_recommendations,
+            "kpi_retention": self.kpi_retention,
         }
+
+
+def _count(target: object, field: str, revenue_field: str = "", revenue: float = 0.0) -> None:
+    """Add one to ``target.field`` and ``revenue`` to ``target.revenue_field``."""
+    setattr(target, field, getattr(target, field) + 1)
+    if revenue:
+        setattr(target, revenue_field, getattr(target, revenue_field) + revenue)

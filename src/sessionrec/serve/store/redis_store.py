@@ -14,17 +14,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sessionrec._errors import ConfigError
 from sessionrec.serve.store.base import (
+    KPI_COUNTS,
     SEP,
+    Conversion,
     Event,
     FeedbackResult,
     FeedbackStatus,
+    SessionKpis,
     SessionStore,
     StoreUnavailable,
     VariantCounts,
+    VariantKpis,
 )
 from sessionrec.serve.store.batching import CommandBatcher
 from sessionrec.serve.store.buffer import Buffered, BufferObserver, ClickBuffer
-from sessionrec.serve.store.scripts import APPEND, DELETE, FEEDBACK, GET, RECORD, REPLAY
+from sessionrec.serve.store.redis_kpis import read_summaries, summary_keys, text
+from sessionrec.serve.store.scripts import APPEND, CONVERT, DELETE, FEEDBACK, GET, RECORD, REPLAY
 
 log = logging.getLogger("sessionrec.serve.store")
 
@@ -35,6 +40,7 @@ FLUSH_BATCH = 512
 
 REPLAY_PARALLEL = 16
 """Sessions written back at once after an outage."""
+
 
 _FEEDBACK_CODES: dict[int, FeedbackStatus] = {
     1: "counted",
@@ -81,7 +87,12 @@ class RedisStore(SessionStore):
     - ``{prefix}d:{hash}``: the time a session was erased (ms), kept for ``ttl``, so that
       clicks another worker buffered before the erasure are not written back. Named by a
       hash of the session id: no key names an erased session.
-    - ``{prefix}counters``: impressions and clicks per variant.
+    - ``{prefix}k:{session_id}``: the session's KPI summary (variant, first answer's time,
+      impressions, clicks, attributed carts and purchases, revenue) for A/B statistics;
+      created by its first recorded answer, counted by feedback and conversions (all in the
+      scripts that already run for them), expiring ``kpi_retention`` after its last change.
+    - ``{prefix}counters``: impressions, clicks, sessions, conversions and revenue per
+      variant (``{variant}:{name}`` fields: bounded by the number of variants).
     - ``{prefix}control``: values every replica polls (the model folder of each variant).
 
     Every script call goes through a :class:`~sessionrec.serve.store.batching.CommandBatcher`:
@@ -112,6 +123,9 @@ class RedisStore(SessionStore):
         flush_interval: float = 0.05,
         buffer_capacity: int = 10_000,
         observer: BufferObserver | None = None,
+        attribution_window: float = 3600.0,
+        kpi_retention: float = 7 * 86400.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         try:
             import redis.asyncio as aioredis
@@ -128,6 +142,10 @@ class RedisStore(SessionStore):
         self.timeout = float(timeout)
         self.retry_after = float(retry_after)
         self.prefix = prefix
+        self.attribution_window_ms = int(attribution_window * 1000)
+        self.kpi_retention_ms = int(kpi_retention * 1000)
+        self.clock = clock
+        """Wall-clock seconds of answers and conversions (the attribution window)."""
         # No client-side retries: a failure must reach the circuit breaker at once, not
         # after several backoffs while the visitor waits.
         self._client = aioredis.Redis.from_url(
@@ -140,7 +158,7 @@ class RedisStore(SessionStore):
         self._batcher = CommandBatcher(self._client)
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self.flush_interval = float(flush_interval)
-        self._pending: list[tuple[str, str, str, str | None]] = []
+        self._pending: list[tuple[str, str, str, str | None, int]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.dropped_records = 0
         self.buffer = ClickBuffer(buffer_capacity, observer)
@@ -171,6 +189,7 @@ class RedisStore(SessionStore):
             "max_events": self.max_events,
             "outage_buffer": self.buffer.capacity,
             "buffered_clicks": len(self.buffer),
+            "kpi_retention": self.kpi_retention_ms / 1000,
         }
 
     async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
@@ -272,7 +291,7 @@ class RedisStore(SessionStore):
         self._pending = [p for p in self._pending if p[3] != session_id]
         found += before - len(self._pending)
         keys = [self._key("s", session_id), self._key("sr", session_id)]
-        keys.append(self._erasure_key(session_id))
+        keys += [self._erasure_key(session_id), summary_keys(self.prefix) + session_id]
         args: list[str | int] = [self._key("r", ""), int(time.time() * 1000), self.ttl_ms]
         found += int(await self._eval(DELETE, keys, args))
         return found
@@ -327,7 +346,8 @@ class RedisStore(SessionStore):
     ) -> None:
         """Queue the record; a background task writes the queue every ``flush_interval``."""
         shown = SEP + SEP.join(items) + SEP
-        self._pending.append((recommendation_id, variant, shown, session_id))
+        at_ms = int(self.clock() * 1000)
+        self._pending.append((recommendation_id, variant, shown, session_id, at_ms))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -345,9 +365,11 @@ class RedisStore(SessionStore):
                 self._key("r", ""),
                 self._key("sr", ""),
                 self.recommendation_ttl_ms,
+                summary_keys(self.prefix),
+                self.kpi_retention_ms,
             ]
-            for rec_id, variant, shown, session_id in batch:
-                args += [rec_id, variant, shown, session_id or ""]
+            for rec_id, variant, shown, session_id, at_ms in batch:
+                args += [rec_id, variant, shown, session_id or "", at_ms]
             try:
                 # a bulk write may take longer than one visitor's request may wait
                 await self._eval(RECORD, [f"{self.prefix}counters"], args, 4 * self.timeout)
@@ -357,7 +379,13 @@ class RedisStore(SessionStore):
 
     async def feedback(self, recommendation_id: str, item_id: str) -> FeedbackResult:
         keys = [self._key("r", recommendation_id), f"{self.prefix}counters"]
-        code, variant = await self._eval(FEEDBACK, keys, [SEP + item_id + SEP, item_id])
+        args: list[str | int] = [
+            SEP + item_id + SEP,
+            item_id,
+            summary_keys(self.prefix),
+            self.kpi_retention_ms,
+        ]
+        code, variant = await self._eval(FEEDBACK, keys, args)
         name = variant.decode() if isinstance(variant, bytes) else str(variant)
         return FeedbackResult(_FEEDBACK_CODES[int(code)], name or None)
 
@@ -373,6 +401,67 @@ class RedisStore(SessionStore):
             elif what == "clicks":
                 counts.clicks = int(value)
         return out
+
+    # ------------------------------------------------------------- KPIs
+    async def convert(
+        self, session_id: str, event: Event, variant: str, revenue: float, *, keep: bool
+    ) -> tuple[list[Event], Conversion]:
+        raw = ""
+        if keep and self.buffer.holds(session_id):  # rare: keep the buffered order
+            await self.append(session_id, event)
+        elif keep:
+            nonce = os.urandom(8).hex()
+            raw = Event(event.item_id, event.event_type, event.timestamp, nonce).encode()
+        if any(p[3] == session_id for p in self._pending):
+            await self.flush()  # an answer of the last 50 ms may be what is converted
+        keys = [
+            self._key("s", session_id),
+            self._key("sr", session_id),
+            summary_keys(self.prefix) + session_id,
+            f"{self.prefix}counters",
+        ]
+        args: list[str | int] = [
+            raw,
+            self.max_events,
+            self.ttl_ms,
+            self._key("r", ""),
+            SEP + event.item_id + SEP,
+            event.event_type,
+            repr(float(revenue)),
+            int(self.clock() * 1000),
+            self.attribution_window_ms,
+            variant,
+            self.kpi_retention_ms,
+            "1" if keep else "0",
+        ]
+        try:
+            stored, attributed, counted_for, rec_id = await self._eval(CONVERT, keys, args)
+        except StoreUnavailable:
+            if raw:
+                self._keep(session_id, raw)
+            raise
+        events = [Event.decode(item) for item in stored]
+        if not keep:
+            events.append(event)
+        name = text(counted_for)
+        return events, Conversion(
+            event.event_type, name, bool(attributed), revenue, text(rec_id) or None
+        )
+
+    async def kpis(self) -> dict[str, VariantKpis]:
+        raw = await self._call(lambda: self._client.hgetall(f"{self.prefix}counters"))
+        out: dict[str, VariantKpis] = {}
+        for field_name, value in raw.items():
+            variant, _, what = text(field_name).rpartition(":")
+            if what in KPI_COUNTS:
+                kpis = out.setdefault(variant, VariantKpis())
+                number = text(value)
+                setattr(kpis, what, float(number) if "revenue" in what else int(number))
+        return out
+
+    async def session_summaries(self, limit: int) -> list[SessionKpis]:
+        call = functools.partial(self._call, timeout=4 * self.timeout)
+        return await read_summaries(self._client, summary_keys(self.prefix), limit, call)
 
     # ------------------------------------------------------------- control
     async def set_control(self, key: str, value: str) -> None:
