@@ -396,9 +396,9 @@ class SessionData:
         ``frame`` needs ``session_id`` and ``item_id``; ``timestamp`` (seconds),
         ``event_type`` and ``raw_event_type`` (text or a Polars ``Enum``) are used when
         present. Clicks are ordered by time within a session (file order breaks ties) and
-        sessions by their first click (file order breaks ties). Without ``vocab`` one is built from the items
-        in order of first appearance (in that final click order); with one, clicks on items
-        it does not know raise :class:`DataError` (filter them first with
+        sessions by their first click (file order breaks ties). Without ``vocab`` one is
+        built from the items in order of first appearance (in that final click order); with
+        one, clicks on items it does not know raise :class:`DataError` (filter them first with
         :func:`sessionrec.data.split.restrict_items`). Event types become int8 codes into
         their sorted names; a missing (null) event type gets code 0.
 
