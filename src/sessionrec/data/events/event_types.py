@@ -82,13 +82,26 @@ def canonical_event_types(
     themselves. Only the distinct values are normalised and looked up, so tens of
     millions of rows cost one ``replace_strict``.
     """
+    counts = raw.value_counts(sort=True)
+    pairs = zip(counts[raw.name].to_list(), counts["count"].to_list(), strict=True)
+    mapping = event_type_lookup(list(pairs), event_map, path=path, field=field)
+    return raw.replace_strict(mapping, default=None, return_dtype=pl.String).alias("event_type")
+
+
+def event_type_lookup(
+    counts: list[tuple[str | None, int]],
+    event_map: Mapping[str, str],
+    *,
+    path: object = None,
+    field: str | None = None,
+) -> dict[str, str]:
+    """Each distinct raw value (with its row count, most frequent first) -> its canonical
+    name; raises :class:`DataError` naming the unknown ones."""
     lookup = {name: name for name in CANONICAL_EVENT_TYPES}
     lookup.update(event_map)
-    counts = raw.value_counts(sort=True)
-    values = counts[raw.name].to_list()
     mapping: dict[str, str] = {}
     unknown: list[tuple[str, int]] = []
-    for value, count in zip(values, counts["count"].to_list(), strict=True):
+    for value, count in counts:
         if value is None:
             continue
         canonical = lookup.get(normalised_event_type(value))
@@ -98,7 +111,7 @@ def canonical_event_types(
             mapping[value] = canonical
     if unknown:
         raise data_error(unknown_types_message(unknown, lookup), path=path, field=field)
-    return raw.replace_strict(mapping, default=None, return_dtype=pl.String).alias("event_type")
+    return mapping
 
 
 def unknown_types_message(unknown: list[tuple[str, int]], lookup: Mapping[str, str]) -> str:
