@@ -133,13 +133,12 @@ def read_events(
     companion = companion_file(plan.path, preset, purchases)
     frame, report = _read_one(plan, on_bad_rows)
     if companion is not None:
-        spec = PRESETS[preset] if isinstance(preset, str) else preset
-        assert spec is not None and spec.purchases is not None
+        companion_path, companion_preset = companion
         bought, bought_report = read_events(
-            companion,
-            spec.purchases,
+            companion_path,
+            companion_preset,
             on_bad_rows=on_bad_rows,
-            event_map={**spec.event_map, **(event_map or {})},
+            event_map=event_map,
             return_report=True,
         )
         frame = merge_purchases(frame, bought)
@@ -158,8 +157,8 @@ def companion_file(
     path: Path,
     preset: str | Preset | None,
     purchases: str | os.PathLike[str] | bool | None,
-) -> Path | None:
-    """The purchase file to read with the log at ``path``, or ``None``."""
+) -> tuple[Path, Preset] | None:
+    """The purchase file to read with the log at ``path`` and its preset, or ``None``."""
     if purchases is False or preset is None:
         if purchases not in (None, False):
             raise ConfigError("purchases= needs a preset that has a purchase file")
@@ -176,11 +175,11 @@ def companion_file(
         beside = path.parent / spec.purchases.filename
         if beside.is_file() and beside != path:
             log.info("reading the purchases beside %s: %s", path, beside)
-            return beside
+            return beside, spec.purchases
         if purchases is True:
             raise data_error(f"no purchase file {spec.purchases.filename} beside it", path=path)
         return None
-    return Path(purchases)
+    return Path(purchases), spec.purchases
 
 
 def merge_purchases(frame: pl.DataFrame, bought: pl.DataFrame) -> pl.DataFrame:
