@@ -213,7 +213,7 @@ def test_a_purchase_file_given_by_path(tmp_path: Path) -> None:
     buys = write(tmp_path / "buys-april.dat", YOOCHOOSE_BUYS)
     alone = read_events(clicks, "yoochoose")  # not beside under its usual name
     assert alone.height == 4
-    with pytest.raises(DataError, match="no purchase file yoochoose-buys.dat beside it"):
+    with pytest.raises(DataError, match=r"no purchase file yoochoose-buys\.dat beside it"):
         read_events(clicks, "yoochoose", purchases=True)
     merged = read_events(clicks, "yoochoose", purchases=buys)
     assert merged["event_type"].to_list().count("purchase") == 2
