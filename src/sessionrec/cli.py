@@ -359,6 +359,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from sessionrec.data.events.event_types import parse_event_map
     from sessionrec.data.prepare import PrepareOptions, prepare, write_prepared
 
     columns = None
@@ -380,6 +381,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         valid_days=args.valid_days,
         split_by=args.split_by,
         on_bad_rows=args.on_bad_rows,
+        event_map=parse_event_map(args.event_map) or None,
+        purchases=args.purchases,
     )
     if args.engine == "spark":
         from sessionrec.data.spark import prepare_spark

@@ -92,6 +92,18 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--format", help="csv, tsv, parquet or jsonl (default: from the extension)")
     p.add_argument("--columns", help='JSON column mapping, e.g. {"session_id": "sid", ...}')
     p.add_argument("--time-unit", choices=["s", "ms", "us", "ns"], help="numeric time unit")
+    p.add_argument(
+        "--event-map",
+        action="append",
+        metavar="RAW=CANONICAL",
+        help="map a raw event type to view, cart or purchase (repeatable; over the "
+        "preset's map), e.g. --event-map fav=cart",
+    )
+    p.add_argument(
+        "--purchases",
+        help="the preset's purchase file (yoochoose-buys.dat, train-purchases.csv; "
+        "default: read when it sits beside the log)",
+    )
     p.add_argument("--gap", type=float, default=1800.0, help="inactivity gap (s) for visitor logs")
     p.add_argument("--keep-repeats", action="store_true", help="keep consecutive repeated clicks")
     p.add_argument(

@@ -34,6 +34,7 @@ def frame(**columns: list[object]) -> pl.DataFrame:
         "item_id": pl.Int64,
         "timestamp": pl.Float64,
         "event_type": pl.String,
+        "raw_event_type": pl.String,
     }
     return pl.DataFrame(columns, schema={k: schema[k] for k in columns})
 
@@ -55,7 +56,8 @@ def test_yoochoose(tmp_path: Path) -> None:
             utc(2014, 4, 7, 10, 54, 9) + 0.868,
             utc(2014, 4, 6, 18, 26, 35) + 0.001,
         ],
-        event_type=["click"] * 3,
+        event_type=["view"] * 3,
+        raw_event_type=["click"] * 3,
     )
     assert_frame_equal(read_events(path, "yoochoose"), expected)
 
@@ -99,7 +101,8 @@ def test_retailrocket_is_a_visitor_log(tmp_path: Path) -> None:
         user_id=[257597, 992329, 111016],
         item_id=[355908, 248676, 318965],
         timestamp=[1433221332.117, 1433224214.164, 1433221999.827],
-        event_type=["view", "addtocart", "transaction"],
+        event_type=["view", "cart", "purchase"],
+        raw_event_type=["view", "addtocart", "transaction"],
     )
     assert_frame_equal(read_events(path, "retailrocket"), expected)
 
@@ -117,7 +120,8 @@ def test_otto_explodes_events(tmp_path: Path) -> None:
         session_id=[0, 0, 2],
         item_id=[11, 12, 11],
         timestamp=[1659304800.025, 1659304904.511, 1659367439.426],
-        event_type=["clicks", "carts", "orders"],
+        event_type=["view", "cart", "purchase"],
+        raw_event_type=["clicks", "carts", "orders"],
     )
     assert_frame_equal(read_events(path, "otto"), expected)
 
@@ -153,6 +157,7 @@ def test_every_preset_is_covered() -> None:
         "diginetica",
         "retailrocket",
         "otto",
+        "taobao",
         "gru4rec",
         "sessions-txt",
     }
@@ -171,10 +176,12 @@ def test_explicit_columns_and_iso_offsets(tmp_path: Path) -> None:
     columns = {"session_id": "sid", "item_id": "product", "timestamp": "ts", "event_type": "action"}
     result = read_events(path, columns=columns)
     t = utc(2024, 1, 1, 8)
-    assert result.columns == ["session_id", "item_id", "timestamp", "event_type"]
+    assert result.columns == ["session_id", "item_id", "timestamp", "event_type", "raw_event_type"]
     assert result["session_id"].to_list() == ["s1", "s1", "s2"]
     assert result["timestamp"].to_list() == [t, t + 30, t + 60]
-    assert result["event_type"].to_list() == ["view", "buy", "view"]
+    # without a preset, every preset's words are understood: buy is a purchase
+    assert result["event_type"].to_list() == ["view", "purchase", "view"]
+    assert result["raw_event_type"].to_list() == ["view", "buy", "view"]
 
 
 @pytest.mark.parametrize(
@@ -297,7 +304,9 @@ def test_shared_otto_fixture(shared_file: Callable[[str], Path]) -> None:
     assert result.height == 862
     assert result["session_id"].n_unique() == 20
     assert result["item_id"].n_unique() == 510
-    assert set(result["event_type"].unique()) <= {"clicks", "carts", "orders"}
+    assert set(result["raw_event_type"].unique()) == {"clicks", "carts", "orders"}
+    counts = dict(result.group_by("event_type").len().iter_rows())
+    assert counts == {"view": 800, "cart": 52, "purchase": 10}
 
 
 def test_shared_yoochoose_gru4rec_file(shared_file: Callable[[str], Path]) -> None:

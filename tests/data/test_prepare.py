@@ -188,7 +188,14 @@ def test_write_prepared_layout(prepared: PreparedData, tmp_path: Path) -> None:
     assert report["format"] == FORMAT and report["format_version"] == 1
     assert report["parts"]["train_full"]["events"] == 9
     train = pl.read_parquet(folder / "train.parquet")
-    assert train.columns == ["session_id", "item_id", "timestamp", "event_type", "valid_period"]
+    assert train.columns == [
+        "session_id",
+        "item_id",
+        "timestamp",
+        "event_type",
+        "raw_event_type",
+        "valid_period",
+    ]
     assert train["valid_period"].to_list() == [False] * 7 + [True] * 2
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp dirs
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sessionrec._errors import ConfigError
+from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.prepare import PreparedData, prepare, read_prepared, write_prepared
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import DAY
@@ -77,7 +77,8 @@ def diginetica(shared_file: Any, spark: Any) -> tuple[PreparedData, PreparedData
 def assert_same(a: SessionData, b: SessionData) -> None:
     assert a.vocab == b.vocab
     assert a.event_types == b.event_types
-    for name in ("offsets", "items", "times", "types", "session_ids"):
+    assert a.raw_event_types == b.raw_event_types
+    for name in ("offsets", "items", "times", "types", "raw_types", "session_ids"):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
         if x is not None:
@@ -109,6 +110,34 @@ def test_spark_dataset_folder_equals_polars(
     again = read_prepared(spark_dir)
     for part in ("train", "valid", "train_full", "test"):
         assert_same(getattr(diginetica[0], part), getattr(again, part))
+
+
+def test_spark_maps_event_types_as_polars_does(spark: Any, tmp_path: Path) -> None:
+    """A typed Retailrocket log: canonical and raw types, and repeats that keep their
+    strongest type, array for array as the Polars engine; unknown types refused alike."""
+    rng = np.random.default_rng(3)
+    words = ["view", "addtocart", "transaction", "View"]
+    lines = ["timestamp,visitorid,event,itemid,transactionid"]
+    for visitor in range(60):
+        start = 1_433_221_332_000 + int(rng.integers(0, 6 * 86_400_000))
+        items = rng.integers(1, 15, 8)
+        items[3] = items[2]  # a repeat, typed differently below
+        for k, item in enumerate(items):
+            word = words[int(rng.integers(0, 4))] if k != 2 else "view"
+            lines.append(f"{start + 60_000 * k},{visitor},{word},{item},")
+    log = tmp_path / "events.csv"
+    log.write_text("\n".join(lines) + "\n")
+    options: dict[str, Any] = {"preset": "retailrocket", "min_item_support": 2, "valid_days": 1}
+    polars_result = prepare(log, **options)
+    spark_result = prepare_spark(log, spark=spark, **options)
+    assert set(polars_result.train_full.raw_event_types) == set(words)
+    assert polars_result.train_full.event_types == ("cart", "purchase", "view")
+    for part in ("train", "valid", "train_full", "test"):
+        assert_same(getattr(polars_result, part), getattr(spark_result, part))
+    assert polars_result.report["steps"]["cleaning"] == spark_result.report["steps"]["cleaning"]
+    log.write_text(lines[0] + "\n" + lines[1].replace(",view,", ",like,") + "\n")
+    with pytest.raises(DataError, match="unknown event type 'like' in 1 row"):
+        prepare_spark(log, spark=spark, preset="retailrocket")
 
 
 def test_spark_sessionizes_a_hand_made_log(spark: Any) -> None:

@@ -14,6 +14,7 @@ from sessionrec.data.synthetic import (
     DEMO_CATEGORIES,
     EVENT_TYPES,
     FIRST_ITEM_ID,
+    SESSION_INTENTS,
     TAXONOMY,
     SyntheticShop,
     demo_session,
@@ -127,6 +128,7 @@ def test_schema_and_dtypes(shop: SyntheticShop) -> None:
             "item_id": pl.Int64,
             "timestamp": pl.Float64,
             "event_type": pl.String,
+            "session_intent": pl.Enum(SESSION_INTENTS),
         }
     )
     assert shop.clicks.null_count().sum_horizontal().item() == 0
@@ -266,13 +268,97 @@ def test_repeated_clicks_and_event_types(annotated: pl.DataFrame) -> None:
     share_of = dict(zip(share["event_type"], share["proportion"], strict=True))
     assert share_of["view"] > 0.85
     assert 0 < share_of["purchase"] < share_of["cart"] < 0.1
-    # A purchase is always a repeated click on the item just viewed.
-    _, event_after = consecutive_pairs(annotated, "event_type")
     first_clicks = annotated.group_by("session_id").head(1)
-    assert (first_clicks["event_type"] != "purchase").all()
-    bought = event_after == "purchase"
-    assert bought.sum() == (annotated["event_type"] == "purchase").sum()
-    assert (item_before[bought] == item_after[bought]).all()
+    assert (first_clicks["event_type"] == "view").all()
+
+
+def per_session(annotated: pl.DataFrame) -> pl.DataFrame:
+    return annotated.group_by("session_id", maintain_order=True).agg(
+        pl.col("session_intent").first(),
+        pl.col("session_intent").n_unique().alias("n_intents"),
+        "item_id",
+        "event_type",
+        "category",
+    )
+
+
+def test_every_session_has_one_intent_in_the_default_shares(annotated: pl.DataFrame) -> None:
+    sessions = per_session(annotated)
+    assert (sessions["n_intents"] == 1).all()
+    share = dict(sessions["session_intent"].value_counts(normalize=True).iter_rows())
+    # purchase 25% and switching 10% of the sessions long enough (about half of them)
+    assert 0.10 < share["purchase"] < 0.20
+    assert 0.02 < share["switching"] < 0.06
+    assert share["browsing"] > 0.7
+
+
+def funnel_violations(items: list[int], events: list[str]) -> list[str]:
+    """What breaks the funnel rule in one session: a purchase of an item not carted
+    earlier, or a cart of an item not viewed earlier."""
+    viewed: set[int] = set()
+    carted: set[int] = set()
+    wrong = []
+    for item, event in zip(items, events, strict=True):
+        if event == "cart" and item not in viewed:
+            wrong.append(f"cart of unviewed {item}")
+        if event == "purchase" and item not in carted:
+            wrong.append(f"purchase of uncarted {item}")
+        (viewed if event == "view" else carted if event == "cart" else set()).add(item)
+    return wrong
+
+
+def test_purchase_sessions_are_funnels_in_one_category(annotated: pl.DataFrame) -> None:
+    sessions = per_session(annotated)
+    buying = sessions.filter(pl.col("session_intent") == "purchase")
+    assert buying.height > 1000
+    for items, events, categories in buying.select("item_id", "event_type", "category").rows():
+        assert funnel_violations(items, events) == []
+        assert len(set(categories)) == 1
+        # views, then one or two carts, then one or two purchases (no more than carted)
+        n_cart, n_buy = events.count("cart"), events.count("purchase")
+        assert (
+            events
+            == ["view"] * (len(events) - n_cart - n_buy) + ["cart"] * n_cart + ["purchase"] * n_buy
+        )
+        assert 1 <= n_buy <= n_cart <= 2 and len(events) >= 3
+    n_carts = buying["event_type"].list.count_matches("cart")
+    assert 0.1 < (n_carts == 2).mean() < 0.35  # type: ignore[operator]
+
+
+def test_switching_sessions_browse_and_buy_in_another_category(annotated: pl.DataFrame) -> None:
+    sessions = per_session(annotated)
+    switching = sessions.filter(pl.col("session_intent") == "switching")
+    assert switching.height > 300
+    orders = {"browse first": 0, "buy first": 0}
+    for items, events, categories in switching.select("item_id", "event_type", "category").rows():
+        assert funnel_violations(items, events) == []
+        bought = [i for i, e in enumerate(events) if e == "purchase"]
+        carted = [i for i, e in enumerate(events) if e == "cart"]
+        assert bought and carted
+        if bought[-1] == len(events) - 1:  # browse, then a funnel ending the session
+            orders["browse first"] += 1
+        else:  # a funnel, then browsing that opens in another category
+            orders["buy first"] += 1
+            after = bought[-1] + 1
+            assert set(events[after:]) == {"view"}
+            assert categories[after] != categories[bought[-1]]
+    assert min(orders.values()) > 0.3 * switching.height
+
+
+def test_browsing_sessions_only_view(annotated: pl.DataFrame) -> None:
+    browsing = annotated.filter(pl.col("session_intent") == "browsing")
+    assert (browsing["event_type"] == "view").all()
+
+
+def test_intent_shares_are_configurable() -> None:
+    clicks = generate_clicks(20_000, seed=1, purchase_share=0.0, switching_share=0.0)
+    assert set(clicks["session_intent"]) == {"browsing"}
+    assert set(clicks["event_type"]) == {"view"}
+    everything = generate_clicks(20_000, seed=1, purchase_share=1.0, switching_share=0.0)
+    long = everything.group_by("session_id").agg(pl.len(), pl.col("session_intent").first())
+    assert (long.filter(pl.col("len") >= 3)["session_intent"] == "purchase").all()
+    with pytest.raises(ConfigError, match="purchase_share and switching_share"):
+        generate_clicks(100, purchase_share=0.8, switching_share=0.3)
 
 
 def test_session_data_accepts_the_log(shop: SyntheticShop) -> None:

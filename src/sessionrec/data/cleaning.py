@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from sessionrec._errors import ConfigError, DataError
+from sessionrec.data.events.event_types import CANONICAL_EVENT_TYPES, EVENT_TYPE_DTYPE
 
 __all__ = [
     "CleaningReport",
@@ -189,16 +190,51 @@ def remove_consecutive_repeats(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
     Clicks are ordered by ``timestamp`` within a session when there is one (file order
     breaks ties, and is the order without timestamps). Of a run ``A A A B A`` only the
-    first ``A``, ``B`` and the last ``A`` stay. Returns ``(frame, number removed)``.
+    first ``A``, ``B`` and the last ``A`` stay. With event types, the click kept of a run
+    is its strongest (``purchase`` over ``cart`` over ``view``; the first of equals), so a
+    view, add-to-cart and purchase of one item become the purchase: the items of the
+    sessions are the same as without types, and no cart or purchase is lost to a view.
+    Returns ``(frame, number removed)``.
     """
     _require(frame, ("session_id", "item_id"), "remove_consecutive_repeats")
     ordered = clicks_in_order(frame, "session_id")
     sid, item = pl.col("session_id"), pl.col("item_id")
-    repeat = ((sid == sid.shift(1)) & (item == item.shift(1))).fill_null(False)
-    out = ordered.filter(~repeat)
+    repeat = ordered.select(
+        ((sid == sid.shift(1)) & (item == item.shift(1))).fill_null(False)
+    ).to_series()
+    keep = ~repeat
+    if "event_type" in ordered.columns and repeat.any():
+        keep = pl.Series(_strongest_of_runs(repeat.to_numpy(), event_strength(ordered)))
+    out = ordered.filter(keep)
     removed = frame.height - out.height
     log.info("removed %d consecutive repeated click(s) of %d", removed, frame.height)
     return out, removed
+
+
+def event_strength(frame: pl.DataFrame) -> np.ndarray:
+    """0 for a view (or any other type), 1 for a cart, 2 for a purchase, per click."""
+    column = frame["event_type"]
+    if column.dtype == EVENT_TYPE_DTYPE:  # physical codes are the strengths
+        return column.to_physical().fill_null(0).cast(pl.Int8).to_numpy()
+    strength = {name: i for i, name in enumerate(CANONICAL_EVENT_TYPES)}
+    return (
+        column.cast(pl.String)
+        .replace_strict(strength, default=0, return_dtype=pl.Int8)
+        .fill_null(0)
+        .to_numpy()
+    )
+
+
+def _strongest_of_runs(repeat: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """Keep mask: of every run of repeats (``repeat`` marks a run's later clicks), the
+    first click of the run's highest strength."""
+    starts = np.flatnonzero(~repeat)
+    run = np.cumsum(~repeat) - 1
+    best = np.maximum.reduceat(strength, starts)[run]
+    candidate = strength == best
+    seen = np.cumsum(candidate)
+    before_run = (seen - candidate)[starts]
+    return candidate & (seen - before_run[run] == 1)
 
 
 def filter_sessions(

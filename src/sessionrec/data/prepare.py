@@ -38,8 +38,9 @@ Dataset folder layout (``report.json`` ``format`` is ``"sessionrec.dataset"``, v
     test_sessions.txt       test, sessions-txt
     train_tr_sessions.txt   train, sessions-txt               (only with validation)
     valid_sessions.txt      valid, sessions-txt               (only with validation)
-    train.parquet           train_full clicks: session_id, item_id, timestamp[, event_type],
-                            and ``valid_period`` (True for sessions outside ``train``)
+    train.parquet           train_full clicks: session_id, item_id, timestamp[, event_type,
+                            raw_event_type], and ``valid_period`` (True for sessions
+                            outside ``train``)
     test.parquet            test clicks, same columns without valid_period
     valid.parquet           valid clicks                      (only with validation)
     report.json             format, options, counts and everything each step removed
@@ -69,8 +70,15 @@ from sessionrec._atomic import atomic_folder
 from sessionrec._errors import ConfigError, DataError
 from sessionrec._version import __version__
 from sessionrec.data.cleaning import clean, clicks_in_order, sessionize
-from sessionrec.data.events import PRESETS, OnBadRows, Preset, read_events
+from sessionrec.data.events import PRESETS, ROLES, OnBadRows, Preset, read_events
+from sessionrec.data.events.event_types import (
+    CANONICAL_EVENT_TYPES,
+    EVENT_TYPE_DTYPE,
+    canonical_event_types,
+    event_map_of,
+)
 from sessionrec.data.events.files import guess_preset
+from sessionrec.data.events.planning import default_event_map
 from sessionrec.data.formats import write_sessions_txt
 from sessionrec.data.reliability import small_test_warning
 from sessionrec.data.sessions import SessionData
@@ -104,7 +112,9 @@ class PrepareOptions:
     ``valid_days`` of ``None`` or ``0`` means no validation split. ``split_by`` decides
     which time of a session places it in the test (validation) period: its ``"end"`` (the
     default, as in the GRU4Rec and SR-GNN scripts: no training click is later than the
-    cutoff) or its ``"start"``.
+    cutoff) or its ``"start"``. ``event_map`` (raw event type -> ``view``, ``cart`` or
+    ``purchase``) extends the preset's map; ``purchases`` is the preset's companion
+    purchase file (``None``: read it when it sits beside the log; ``False``: never).
     """
 
     preset: str | Preset | None = None
@@ -114,6 +124,8 @@ class PrepareOptions:
     separator: str | None = None
     has_header: bool | None = None
     on_bad_rows: OnBadRows = "raise"
+    event_map: Mapping[str, str] | None = None
+    purchases: str | os.PathLike[str] | bool | None = None
     gap: float = 1800.0
     dedupe: bool = True
     min_session_length: int = 2
@@ -128,6 +140,9 @@ class PrepareOptions:
         if isinstance(self.preset, Preset):
             out["preset"] = f"custom {self.preset.format} preset"
         out["columns"] = dict(self.columns) if self.columns is not None else None
+        out["event_map"] = dict(self.event_map) if self.event_map is not None else None
+        if isinstance(self.purchases, os.PathLike):
+            out["purchases"] = os.fspath(self.purchases)
         return out
 
 
@@ -188,7 +203,7 @@ def prepare(
     steps = report["steps"]
     if isinstance(source, pl.DataFrame):
         report["source"] = "<frame>"
-        frame = _check_frame(source)
+        frame = _check_frame(source, opts.event_map)
         steps["read"] = None
     else:
         report["source"] = str(source)
@@ -201,14 +216,14 @@ def prepare(
             separator=opts.separator,
             has_header=opts.has_header,
             on_bad_rows=opts.on_bad_rows,
+            event_map=opts.event_map,
+            purchases=opts.purchases,
             return_report=True,
         )
         steps["read"] = read_report.as_dict()
-    if "event_type" in frame.columns and frame["event_type"].dtype == pl.String:
-        # A handful of distinct values: as an Enum every later sort and filter moves one
-        # byte per click instead of a string.
-        names = frame["event_type"].unique().drop_nulls().sort()
-        frame = frame.with_columns(pl.col("event_type").cast(pl.Enum(names)))
+    frame = _types_as_enums(frame)
+    if "event_type" in frame.columns:
+        steps["event_types"] = _type_counts(frame)
     if "timestamp" not in frame.columns:
         raise ConfigError(no_timestamp_message(source, opts))
     if "session_id" not in frame.columns:
@@ -361,7 +376,39 @@ def default_test_days(preset: str | Preset | None) -> float:
     return DEFAULT_TEST_DAYS
 
 
-def _check_frame(frame: pl.DataFrame) -> pl.DataFrame:
+def _types_as_enums(frame: pl.DataFrame) -> pl.DataFrame:
+    """Event types as Enums: a handful of distinct values, so every later sort and filter
+    moves one small code per click instead of a string. ``event_type`` gets the canonical
+    Enum, whose codes are the strengths :func:`~sessionrec.data.cleaning.clean` compares."""
+    casts = []
+    if "event_type" in frame.columns and frame["event_type"].dtype != EVENT_TYPE_DTYPE:
+        casts.append(pl.col("event_type").cast(pl.String).cast(EVENT_TYPE_DTYPE))
+    if "raw_event_type" in frame.columns and not isinstance(frame["raw_event_type"].dtype, pl.Enum):
+        names = frame["raw_event_type"].cast(pl.String).unique().drop_nulls().sort()
+        casts.append(pl.col("raw_event_type").cast(pl.String).cast(pl.Enum(names)))
+    return frame.with_columns(casts) if casts else frame
+
+
+def _type_counts(frame: pl.DataFrame) -> dict[str, int]:
+    """Clicks per canonical event type as read (before cleaning), for the report."""
+    counts = frame["event_type"].value_counts()
+    found = dict(zip(counts["event_type"].cast(pl.String), counts["count"], strict=True))
+    return {name: int(found.get(name, 0)) for name in CANONICAL_EVENT_TYPES}
+
+
+def _check_frame(frame: pl.DataFrame, event_map: Mapping[str, str] | None) -> pl.DataFrame:
+    """A caller's click frame: only the canonical columns, event types made canonical
+    (the raw ones kept in ``raw_event_type``), timestamps as Float64."""
+    frame = frame.select([c for c in (*ROLES, "raw_event_type") if c in frame.columns])
+    if "event_type" in frame.columns:
+        raw = frame["event_type"].cast(pl.String)
+        if "raw_event_type" in frame.columns:  # already canonical, or refused
+            canonical = canonical_event_types(raw, {}, path="<frame>", field="event_type")
+            frame = frame.with_columns(canonical)
+        else:
+            lookup = event_map_of(default_event_map(), event_map)
+            canonical = canonical_event_types(raw, lookup, path="<frame>", field="event_type")
+            frame = frame.with_columns(canonical, raw.alias("raw_event_type"))
     if "item_id" not in frame.columns or not (
         "session_id" in frame.columns or "user_id" in frame.columns
     ):

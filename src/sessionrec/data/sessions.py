@@ -149,7 +149,14 @@ class SessionData:
 
     ``items[offsets[s]:offsets[s + 1]]`` are the clicks of session ``s`` in click order.
     ``times`` (Unix seconds, float64) and ``types`` (int8 codes into ``event_types``) are
-    optional and aligned with ``items``. Arrays are read-only views: a ``SessionData`` can be
+    optional and aligned with ``items``. The event types of prepared and loaded data are
+    the canonical ``view``, ``cart`` and ``purchase``
+    (:data:`~sessionrec.data.events.event_types.CANONICAL_EVENT_TYPES`); ``types`` of
+    ``None`` means every click is a view (:meth:`type_mask` reads both the same way).
+    ``event_types`` holds the sorted names of the types that occur: look a type up by
+    name, never by a fixed code. ``raw_types`` (int8 codes into ``raw_event_types``)
+    keep the log's own words (``clicks``, ``pv``, ...) when it had them. Arrays are
+    read-only views: a ``SessionData`` can be
     shared between threads and models, and never mutates the caller's arrays.
     """
 
@@ -160,6 +167,8 @@ class SessionData:
     types: np.ndarray | None = None
     event_types: tuple[str, ...] = ()
     session_ids: np.ndarray | None = field(default=None)
+    raw_types: np.ndarray | None = None
+    raw_event_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         offsets = np.asarray(self.offsets, dtype=np.int64)
@@ -184,6 +193,13 @@ class SessionData:
             if types.size and (types.min() < 0 or types.max() >= len(self.event_types)):
                 raise DataError("event type codes must index event_types")
             object.__setattr__(self, "types", _readonly(types))
+        if self.raw_types is not None:
+            raw = np.asarray(self.raw_types, dtype=np.int8)
+            if raw.shape != items.shape:
+                raise DataError("raw_types must have one value per click")
+            if raw.size and (raw.min() < 0 or raw.max() >= len(self.raw_event_types)):
+                raise DataError("raw event type codes must index raw_event_types")
+            object.__setattr__(self, "raw_types", _readonly(raw))
         if self.session_ids is not None:
             sids = np.asarray(self.session_ids)
             if sids.shape != (offsets.size - 1,):
@@ -245,6 +261,17 @@ class SessionData:
             out[nonempty] = ufunc.reduceat(self.times, self.offsets[:-1][nonempty])
         return out
 
+    def type_mask(self, name: str) -> np.ndarray:
+        """Which clicks have event type ``name`` (bool, aligned with ``items``).
+
+        Sessions without types are all views: ``type_mask("view")`` is then all true.
+        """
+        if self.types is None:
+            return np.full(self.n_events, name == "view", dtype=bool)
+        if name not in self.event_types:
+            return np.zeros(self.n_events, dtype=bool)
+        return self.types == self.event_types.index(name)
+
     def item_counts(self) -> np.ndarray:
         """Clicks per item (int64, length ``n_items``)."""
         return np.bincount(self.items, minlength=self.n_items).astype(np.int64)
@@ -275,6 +302,8 @@ class SessionData:
             types=None if self.types is None else self.types[click],
             event_types=self.event_types,
             session_ids=None if self.session_ids is None else self.session_ids[idx],
+            raw_types=None if self.raw_types is None else self.raw_types[click],
+            raw_event_types=self.raw_event_types,
         )
 
     def with_vocab(self, vocab: ItemVocab) -> SessionData:
@@ -297,6 +326,8 @@ class SessionData:
             types=None if self.types is None else self.types[keep],
             event_types=self.event_types,
             session_ids=self.session_ids,
+            raw_types=None if self.raw_types is None else self.raw_types[keep],
+            raw_event_types=self.raw_event_types,
         )
 
     def compact_vocab(self) -> SessionData:
@@ -314,12 +345,8 @@ class SessionData:
         used = used[np.argsort(first[used], kind="stable")]
         remap = np.full(self.n_items, UNKNOWN, dtype=np.int32)
         remap[used] = np.arange(used.size, dtype=np.int32)
-        types, event_types = self.types, self.event_types
-        if types is not None:
-            present = np.flatnonzero(np.bincount(types, minlength=len(event_types)))
-            type_map = np.zeros(len(event_types), dtype=np.int8)
-            type_map[present] = np.arange(present.size, dtype=np.int8)
-            types, event_types = type_map[types], tuple(event_types[i] for i in present)
+        types, event_types = _present_types(self.types, self.event_types)
+        raw_types, raw_event_types = _present_types(self.raw_types, self.raw_event_types)
         return SessionData(
             offsets=self.offsets,
             items=remap[self.items],
@@ -328,6 +355,8 @@ class SessionData:
             types=types,
             event_types=event_types,
             session_ids=self.session_ids,
+            raw_types=raw_types,
+            raw_event_types=raw_event_types,
         )
 
     # ---------------------------------------------------------- construction
@@ -364,12 +393,12 @@ class SessionData:
     def from_frame(cls, frame: pl.DataFrame, vocab: ItemVocab | None = None) -> SessionData:
         """Build from a canonical click frame.
 
-        ``frame`` needs ``session_id`` and ``item_id``; ``timestamp`` (seconds) and
-        ``event_type`` (text or a Polars ``Enum``) are used when present. Clicks are
-        ordered by time within a session (file order breaks ties) and sessions by their
-        first click (file order breaks ties). Without ``vocab`` one is built from the items
-        in order of first appearance (in that final click order); with one, clicks on items
-        it does not know raise :class:`DataError` (filter them first with
+        ``frame`` needs ``session_id`` and ``item_id``; ``timestamp`` (seconds),
+        ``event_type`` and ``raw_event_type`` (text or a Polars ``Enum``) are used when
+        present. Clicks are ordered by time within a session (file order breaks ties) and
+        sessions by their first click (file order breaks ties). Without ``vocab`` one is
+        built from the items in order of first appearance (in that final click order); with
+        one, clicks on items it does not know raise :class:`DataError` (filter them first with
         :func:`sessionrec.data.split.restrict_items`). Event types become int8 codes into
         their sorted names; a missing (null) event type gets code 0.
 
@@ -449,6 +478,11 @@ class SessionData:
         if "event_type" in frame.columns:
             event_types, type_codes = _type_codes(frame["event_type"])
             types = take(type_codes)
+        raw_types = None
+        raw_event_types: tuple[str, ...] = ()
+        if "raw_event_type" in frame.columns:
+            raw_event_types, raw_codes = _type_codes(frame["raw_event_type"])
+            raw_types = take(raw_codes)
         return cls(
             offsets=offsets,
             items=items,
@@ -457,6 +491,8 @@ class SessionData:
             types=types,
             event_types=event_types,
             session_ids=frame["session_id"].to_numpy()[starts[order]],
+            raw_types=raw_types,
+            raw_event_types=raw_event_types,
         )
 
     @classmethod
@@ -487,6 +523,10 @@ class SessionData:
         event_types: tuple[str, ...] = ()
         if "event_type" in df.columns:
             event_types, types = _type_codes(df["event_type"])
+        raw_types = None
+        raw_event_types: tuple[str, ...] = ()
+        if "raw_event_type" in df.columns:
+            raw_event_types, raw_types = _type_codes(df["raw_event_type"])
         session_ids = df["session_id"].to_numpy()[offsets[:-1]] if first.size else None
         return cls(
             offsets=offsets,
@@ -496,15 +536,17 @@ class SessionData:
             types=types,
             event_types=event_types,
             session_ids=session_ids,
+            raw_types=raw_types,
+            raw_event_types=raw_event_types,
         )
 
     def to_frame(self) -> pl.DataFrame:
         """The canonical click frame (external ids), inverse of :meth:`from_frame`.
 
         Columns ``session_id`` (the session ids, or the session numbers ``0..n-1`` when
-        there are none), ``item_id``, then ``timestamp`` and ``event_type`` (text) when
-        present. Built with Polars gathers (no numpy string arrays, which are slow to hand
-        to Polars).
+        there are none), ``item_id``, then ``timestamp``, ``event_type`` and
+        ``raw_event_type`` (text) when present. Built with Polars gathers (no numpy
+        string arrays, which are slow to hand to Polars).
         """
         index = pl.Series(self.session_index())
         session = index if self.session_ids is None else pl.Series(self.session_ids).gather(index)
@@ -517,6 +559,9 @@ class SessionData:
         if self.types is not None:
             names = pl.Series(list(self.event_types), dtype=pl.String)
             columns.append(names.gather(pl.Series(self.types)).alias("event_type"))
+        if self.raw_types is not None:
+            names = pl.Series(list(self.raw_event_types), dtype=pl.String)
+            columns.append(names.gather(pl.Series(self.raw_types)).alias("raw_event_type"))
         return pl.DataFrame(columns)
 
 
@@ -581,6 +626,18 @@ def _type_codes(column: pl.Series) -> tuple[tuple[str, ...], np.ndarray]:
     _check_type_count(names)
     codes = text.cast(pl.Enum(names)).to_physical().fill_null(0).cast(pl.Int8).to_numpy()
     return names, codes
+
+
+def _present_types(
+    types: np.ndarray | None, names: tuple[str, ...]
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Codes and names of only the types that occur (the order of names kept)."""
+    if types is None:
+        return None, names
+    present = np.flatnonzero(np.bincount(types, minlength=len(names)))
+    type_map = np.zeros(len(names), dtype=np.int8)
+    type_map[present] = np.arange(present.size, dtype=np.int8)
+    return type_map[types], tuple(names[i] for i in present)
 
 
 def _check_type_count(names: tuple[str, ...]) -> None:

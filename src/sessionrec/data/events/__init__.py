@@ -3,7 +3,9 @@
 Every later step (sessionizing, cleaning, splitting, :meth:`SessionData.from_frame`) works
 on one shape, the *canonical click frame*: a Polars DataFrame with ``session_id`` (or
 ``user_id`` for a visitor log that still has to be cut into sessions), ``item_id``, and
-optionally ``timestamp`` (Float64 Unix seconds) and ``event_type`` (String). Ids are
+optionally ``timestamp`` (Float64 Unix seconds), ``event_type`` (String: ``view``, ``cart``
+or ``purchase``, see :mod:`~sessionrec.data.events.event_types`) and ``raw_event_type``
+(String: the log's own word for it). Ids are
 ``Int64`` when every id in the file is a plain integer, ``String`` otherwise (without a
 preset, a column whose first 10,000 ids are integers is read as integers; a later id that
 is not one switches it to text). Rows are in file order; nothing is sorted here.
@@ -31,7 +33,8 @@ With ``on_bad_rows="raise"`` (the default) the first bad row raises one
 :class:`~sessionrec._errors.DataError` of the form ``file:line, field 'name': message``. With
 ``on_bad_rows="skip"`` bad rows are dropped, counted, logged on the ``sessionrec.data``
 logger and reported in :class:`ReadReport` (``return_report=True``): nothing disappears
-silently. An empty file, a file without events and missing columns always raise.
+silently. An empty file, a file without events, missing columns and event types that no
+map knows always raise.
 
 Line numbers are 1-based physical lines of the file (the header is line 1). For Parquet,
 which has no lines, the number is the 1-based row.
@@ -40,16 +43,19 @@ Modules, in the order a read goes through them: ``presets`` (public formats as d
 ``planning`` (a preset merged with the caller's options; the file's columns found),
 ``reading`` (:func:`read_events`, which picks one reader per format: ``csv_reader``,
 ``jsonl_reader``, ``parquet_reader``, ``sessions_txt_reader``), ``canonical`` (source
-columns -> canonical columns, every check vectorised), ``bad_rows`` (the checks' results,
+columns -> canonical columns, every check vectorised), ``event_types`` (raw event types ->
+view/cart/purchase), ``bad_rows`` (the checks' results,
 where they are in the file, :class:`ReadReport`) and ``files`` (file access for the slow
 paths).
 """
 
 from sessionrec.data.events.bad_rows import BadRow, ReadReport
+from sessionrec.data.events.event_types import CANONICAL_EVENT_TYPES
 from sessionrec.data.events.presets import PRESETS, ROLES, Format, OnBadRows, Preset, TimeUnit
 from sessionrec.data.events.reading import read_events
 
 __all__ = [
+    "CANONICAL_EVENT_TYPES",
     "PRESETS",
     "ROLES",
     "BadRow",

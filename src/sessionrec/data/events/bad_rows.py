@@ -34,21 +34,26 @@ class ReadReport:
 
     ``bad_rows`` counts dropped input records: CSV lines, JSONL lines that are not valid
     JSON, Parquet rows, and single events of an OTTO session line. ``examples`` describes
-    the first few.
+    the first few. A log read together with its purchase file has that file's report in
+    ``parts``; ``events`` and ``bad_rows`` are then the totals of both files.
     """
 
     path: str
     events: int
     bad_rows: int = 0
     examples: tuple[BadRow, ...] = ()
+    parts: tuple[ReadReport, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path,
             "events": self.events,
             "bad_rows": self.bad_rows,
             "examples": [row.describe(self.path) for row in self.examples],
         }
+        if self.parts:
+            out["parts"] = [part.as_dict() for part in self.parts]
+        return out
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import cast, get_args
 
 from sessionrec._errors import ConfigError, data_error
+from sessionrec.data.events.event_types import event_map_of
 from sessionrec.data.events.presets import PRESETS, ROLES, Format, Preset, TimeUnit
 
 _EXTENSIONS: dict[str, Format] = {
@@ -38,7 +39,8 @@ class ReadPlan:
     mapping: dict[str, str]  # canonical role -> source column, as requested
     integer_ids: bool
     time_unit: TimeUnit | None
-    event_type: str | None  # constant event type of a log that has none
+    event_type: str | None  # constant raw event type of a log that has none
+    event_map: dict[str, str]  # normalised raw event type -> canonical name
     offset: str | None  # column of milliseconds added to the timestamp
     explode: str | None  # list-of-events column (one session per record)
 
@@ -51,6 +53,7 @@ def plan_read(
     time_unit: str | None,
     separator: str | None,
     has_header: bool | None,
+    event_map: Mapping[str, str] | None = None,
 ) -> ReadPlan:
     spec: Preset | None
     if preset is None or isinstance(preset, Preset):
@@ -98,9 +101,19 @@ def plan_read(
         integer_ids=spec.integer_ids if spec else False,
         time_unit=cast("TimeUnit | None", time_unit) or (spec.time_unit if spec else None),
         event_type=spec.event_type if spec and "event_type" not in mapping else None,
+        event_map=event_map_of(
+            spec.event_map if spec and spec.event_map else default_event_map(), event_map
+        ),
         offset=spec.timestamp_offset_ms if spec and not (columns or {}).get("timestamp") else None,
         explode=spec.explode if spec else None,
     )
+
+
+def default_event_map() -> dict[str, str]:
+    """The map of a log read without a preset (or with one that has no map): every
+    preset's map merged, so that the public logs' words (``clicks``, ``pv``,
+    ``addtocart``, ``buy``, ``orders``, ``transaction``, ...) are understood anywhere."""
+    return event_map_of(*(preset.event_map for preset in PRESETS.values()))
 
 
 def _guess_format(path: Path) -> Format:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Literal, overload
 
 import polars as pl
@@ -12,10 +14,11 @@ import polars as pl
 from sessionrec._errors import ConfigError, data_error
 from sessionrec.data.events.bad_rows import BadRowsFound, ReadReport
 from sessionrec.data.events.csv_reader import read_csv
+from sessionrec.data.events.event_types import VIEW, canonical_event_types
 from sessionrec.data.events.jsonl_reader import read_jsonl
 from sessionrec.data.events.parquet_reader import read_parquet
 from sessionrec.data.events.planning import ReadPlan, plan_read
-from sessionrec.data.events.presets import OnBadRows, Preset
+from sessionrec.data.events.presets import PRESETS, ROLES, OnBadRows, Preset
 from sessionrec.data.events.sessions_txt_reader import read_sessions_txt
 
 log = logging.getLogger("sessionrec.data")
@@ -40,6 +43,8 @@ def read_events(
     separator: str | None = None,
     has_header: bool | None = None,
     on_bad_rows: OnBadRows = "raise",
+    event_map: Mapping[str, str] | None = None,
+    purchases: str | os.PathLike[str] | bool | None = None,
     return_report: Literal[False] = False,
 ) -> pl.DataFrame: ...
 
@@ -55,6 +60,8 @@ def read_events(
     separator: str | None = None,
     has_header: bool | None = None,
     on_bad_rows: OnBadRows = "raise",
+    event_map: Mapping[str, str] | None = None,
+    purchases: str | os.PathLike[str] | bool | None = None,
     return_report: Literal[True],
 ) -> tuple[pl.DataFrame, ReadReport]: ...
 
@@ -69,6 +76,8 @@ def read_events(
     separator: str | None = None,
     has_header: bool | None = None,
     on_bad_rows: OnBadRows = "raise",
+    event_map: Mapping[str, str] | None = None,
+    purchases: str | os.PathLike[str] | bool | None = None,
     return_report: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, ReadReport]:
     """Read a click log into a canonical click frame (see the module docstring).
@@ -99,6 +108,19 @@ def read_events(
     * ``on_bad_rows``: ``"raise"`` the first bad row as a :class:`DataError`, or
       ``"skip"`` bad rows: they are dropped, counted and logged as a warning on the
       ``sessionrec.data`` logger.
+    * ``event_map``: raw event type -> ``view``, ``cart`` or ``purchase``, merged over
+      the preset's map (or, without a preset, over every preset's map). The frame's
+      ``event_type`` holds the canonical name and ``raw_event_type`` the file's word; a
+      raw type no map knows raises a :class:`DataError` naming it (see
+      :mod:`~sessionrec.data.events.event_types`). A log without a type column has no
+      ``event_type`` (every click is a view), unless its preset names a constant raw
+      type (YooChoose: ``click``).
+    * ``purchases``: the companion purchase file of a preset that has one (YooChoose's
+      ``yoochoose-buys.dat``, Diginetica's ``train-purchases.csv``). ``None`` (the
+      default) reads it when it sits beside ``path`` under its usual name; a path reads
+      that file; ``False`` never reads one. Its rows become ``purchase`` events merged
+      with the log's (whose rows without a type are views); the merged frame is sorted by
+      session id, then time (file order, then the log before the purchases, breaking ties).
     * ``return_report``: return ``(frame, ReadReport)``; the report counts what was
       dropped and describes the first bad rows.
 
@@ -107,7 +129,76 @@ def read_events(
     """
     if on_bad_rows not in ("raise", "skip"):
         raise ConfigError(f"on_bad_rows must be 'raise' or 'skip', not {on_bad_rows!r}")
-    plan = plan_read(path, preset, format, columns, time_unit, separator, has_header)
+    plan = plan_read(path, preset, format, columns, time_unit, separator, has_header, event_map)
+    companion = companion_file(plan.path, preset, purchases)
+    frame, report = _read_one(plan, on_bad_rows)
+    if companion is not None:
+        companion_path, companion_preset = companion
+        bought, bought_report = read_events(
+            companion_path,
+            companion_preset,
+            on_bad_rows=on_bad_rows,
+            event_map=event_map,
+            return_report=True,
+        )
+        frame = merge_purchases(frame, bought)
+        report = replace(
+            report,
+            events=frame.height,
+            bad_rows=report.bad_rows + bought_report.bad_rows,
+            parts=(bought_report,),
+        )
+    if return_report:
+        return frame, report
+    return frame
+
+
+def companion_file(
+    path: Path,
+    preset: str | Preset | None,
+    purchases: str | os.PathLike[str] | bool | None,
+) -> tuple[Path, Preset] | None:
+    """The purchase file to read with the log at ``path`` and its preset, or ``None``."""
+    if purchases is False or preset is None:
+        if purchases not in (None, False):
+            raise ConfigError("purchases= needs a preset that has a purchase file")
+        return None
+    spec = PRESETS.get(preset) if isinstance(preset, str) else preset
+    if spec is None or spec.purchases is None:
+        if purchases not in (None, False, True):
+            with_files = sorted(name for name, p in PRESETS.items() if p.purchases is not None)
+            raise ConfigError(
+                f"the preset has no purchase file; purchases= works with {', '.join(with_files)}"
+            )
+        return None
+    if purchases is None or purchases is True:
+        beside = path.parent / spec.purchases.filename
+        if beside.is_file() and beside != path:
+            log.info("reading the purchases beside %s: %s", path, beside)
+            return beside, spec.purchases
+        if purchases is True:
+            raise data_error(f"no purchase file {spec.purchases.filename} beside it", path=path)
+        return None
+    return Path(purchases), spec.purchases
+
+
+def merge_purchases(frame: pl.DataFrame, bought: pl.DataFrame) -> pl.DataFrame:
+    """A log and its purchases in one frame, sorted by session, then time, stably.
+
+    Rows of the log without an event type are views (raw type ``view``).
+    """
+    if "event_type" not in frame.columns:
+        frame = frame.with_columns(
+            event_type=pl.lit(VIEW, pl.String), raw_event_type=pl.lit(VIEW, pl.String)
+        )
+    merged = pl.concat([frame, bought], how="diagonal_relaxed")
+    key = "session_id" if "session_id" in merged.columns else "user_id"
+    merged = merged.sort([key, "timestamp"], maintain_order=True, nulls_last=True)
+    return merged.select([c for c in (*ROLES, "raw_event_type") if c in merged.columns])
+
+
+def _read_one(plan: ReadPlan, on_bad_rows: OnBadRows) -> tuple[pl.DataFrame, ReadReport]:
+    """One file, bad rows dropped, event types made canonical."""
     if not plan.path.is_file():
         raise data_error("no such file", path=plan.path)
     if plan.path.stat().st_size == 0:
@@ -131,7 +222,10 @@ def read_events(
                 path=plan.path,
             )
         raise data_error("file contains no events", path=plan.path)
+    if "event_type" in frame.columns:
+        raw = frame["event_type"].alias("raw_event_type")
+        field = plan.mapping.get("event_type")  # None: the preset's constant type
+        canonical = canonical_event_types(raw, plan.event_map, path=plan.path, field=field)
+        frame = frame.with_columns(canonical.alias("event_type"), raw)
     log.info("read %d events from %s", frame.height, plan.path)
-    if return_report:
-        return frame, ReadReport(str(plan.path), frame.height, bad, examples)
-    return frame
+    return frame, ReadReport(str(plan.path), frame.height, bad, examples)

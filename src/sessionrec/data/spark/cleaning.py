@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sessionrec.data.events.event_types import CANONICAL_EVENT_TYPES
 from sessionrec.data.spark.engine import frame_sizes, index_by, materialize
 from sessionrec.data.split import RestrictReport
 
@@ -33,7 +34,20 @@ def dedupe(df: DataFrame) -> DataFrame:
     in_session = Window.partitionBy("session_id").orderBy("timestamp", "_row")
     repeat = F.coalesce(F.lag("item_id").over(in_session) == F.col("item_id"), F.lit(False))
     flagged = df.withColumn("_repeat", repeat)
-    return flagged.filter(~F.col("_repeat")).drop("_repeat")
+    if "event_type" not in df.columns:
+        return flagged.filter(~F.col("_repeat")).drop("_repeat")
+    # Of every run of repeats, the strongest click (cleaning.remove_consecutive_repeats).
+    running = in_session.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    strength = F.coalesce(
+        F.array_position(F.array(*[F.lit(x) for x in CANONICAL_EVENT_TYPES]), F.col("event_type")),
+        F.lit(0),
+    )
+    runs = flagged.withColumn("_run", F.sum((~F.col("_repeat")).cast("long")).over(running))
+    best = Window.partitionBy("session_id", "_run").orderBy(
+        strength.desc(), F.col("timestamp"), F.col("_row")
+    )
+    ranked = runs.withColumn("_rank", F.row_number().over(best))
+    return ranked.filter(F.col("_rank") == 1).drop("_repeat", "_run", "_rank")
 
 
 def filter_to_fixpoint(

@@ -42,20 +42,21 @@ def collect_part(
         order[arrow_column(table, "_code")] = np.arange(k)
         vocab = (codes, ItemVocab(ids[order]))
     codes_df, item_vocab = vocab
-    has_types = "event_type" in indexed.columns
-    names: tuple[str, ...] = ()
+    type_columns = [c for c in ("event_type", "raw_event_type") if c in indexed.columns]
+    names: dict[str, tuple[str, ...]] = {}
     selected: list[Column | str] = [
         F.col("_pos").cast("int" if n < 2**31 else "long").alias("_pos"),
         "_code",
         "timestamp",
     ]
-    if has_types:
-        present = indexed.select("event_type").distinct().collect()
-        names = tuple(sorted(str(r[0]) for r in present if r[0] is not None))
-        if len(names) > 127:
-            raise DataError(f"too many distinct event types ({len(names)} > 127)")
-        position = F.array_position(F.array(*[F.lit(x) for x in names]), F.col("event_type"))
-        selected.append(F.greatest(position - 1, F.lit(0)).cast("byte").alias("_type"))
+    for column in type_columns:
+        present = indexed.select(column).distinct().collect()
+        names[column] = tuple(sorted(str(r[0]) for r in present if r[0] is not None))
+        if len(names[column]) > 127:
+            raise DataError(f"too many distinct event types ({len(names[column])} > 127)")
+        array = F.array(*[F.lit(x) for x in names[column]])
+        position = F.array_position(array, F.col(column))
+        selected.append(F.greatest(position - 1, F.lit(0)).cast("byte").alias(f"_{column}"))
     clicks = indexed.join(codes_df, "item_id").select(*selected).toArrow()
     pos = arrow_column(clicks, "_pos")
     if pos.size != n:
@@ -64,10 +65,10 @@ def collect_part(
     items[pos] = arrow_column(clicks, "_code")
     times = np.empty(n, dtype=np.float64)
     times[pos] = arrow_column(clicks, "timestamp")
-    types = None
-    if has_types:
-        types = np.empty(n, dtype=np.int8)
-        types[pos] = arrow_column(clicks, "_type")
+    codes_of: dict[str, np.ndarray] = {}
+    for column in type_columns:
+        codes_of[column] = np.empty(n, dtype=np.int8)
+        codes_of[column][pos] = arrow_column(clicks, f"_{column}")
     del clicks, pos
     sessions = (
         indexed.groupBy("session_id")
@@ -83,8 +84,10 @@ def collect_part(
         items=items,
         vocab=item_vocab,
         times=times,
-        types=types,
-        event_types=names,
+        types=codes_of.get("event_type"),
+        event_types=names.get("event_type", ()),
         session_ids=session_ids,
+        raw_types=codes_of.get("raw_event_type"),
+        raw_event_types=names.get("raw_event_type", ()),
     )
     return data, vocab

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.cleaning import CleaningReport
 from sessionrec.data.events.planning import plan_read
+from sessionrec.data.events.reading import companion_file
 from sessionrec.data.prepare import (
     PreparedData,
     PrepareOptions,
@@ -63,7 +64,7 @@ def prepare_spark(
     steps = report["steps"]
     if isinstance(source, SparkFrame):
         report["source"] = "<frame>"
-        frame = from_frame(source)
+        frame = from_frame(source, dict(opts.event_map or {}))
         steps["read"] = None
     else:
         report["source"] = str(source)
@@ -75,7 +76,13 @@ def prepare_spark(
             opts.time_unit,
             opts.separator,
             opts.has_header,
+            opts.event_map,
         )
+        if companion_file(plan.path, opts.preset, opts.purchases) is not None:
+            raise ConfigError(
+                "the spark engine does not read purchase files; use the polars engine or "
+                "pass purchases=False"
+            )
         if opts.on_bad_rows not in ("raise", "skip"):
             raise ConfigError(f"on_bad_rows must be 'raise' or 'skip', not {opts.on_bad_rows!r}")
         frame, steps["read"] = read_log(spark, plan, opts.on_bad_rows)

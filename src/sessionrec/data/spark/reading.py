@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from sessionrec._errors import ConfigError, DataError, data_error
 from sessionrec.data.events.canonical import INT_PATTERN, SECONDS_PER_UNIT, unit_of_magnitude
-from sessionrec.data.events.planning import ReadPlan, resolve_columns
+from sessionrec.data.events.event_types import event_map_of, event_type_lookup
+from sessionrec.data.events.planning import ReadPlan, default_event_map, resolve_columns
 from sessionrec.data.spark.engine import number_rows
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -156,9 +157,31 @@ def read_log(
                 f"every row is bad ({n_bad} dropped); first: {examples[0]}", path=plan.path
             )
         raise data_error("file contains no events", path=plan.path)
+    if "event_type" in columns:
+        frame = canonical_types(
+            frame, plan.event_map, path=plan.path, field=plan.mapping.get("event_type")
+        )
     log.info("read %d events from %s (spark)", events, plan.path)
     report = {"path": str(plan.path), "events": events, "bad_rows": n_bad, "examples": examples}
     return frame, report
+
+
+def canonical_types(
+    frame: DataFrame, event_map: dict[str, str], *, path: object, field: str | None
+) -> DataFrame:
+    """``event_type`` mapped to the canonical names, the raw one kept in ``raw_event_type``
+    (the Polars reader's rule and error: only the distinct values are looked up)."""
+    from pyspark.sql import functions as F
+
+    counts = frame.groupBy("event_type").count().orderBy(F.desc("count")).collect()
+    pairs = [(row[0], int(row[1])) for row in counts]
+    mapping = event_type_lookup(pairs, event_map, path=path, field=field)
+    if not mapping:
+        return frame.withColumn("raw_event_type", F.col("event_type"))
+    lookup = F.create_map(*[F.lit(x) for pair in mapping.items() for x in pair])
+    return frame.withColumn("raw_event_type", F.col("event_type")).withColumn(
+        "event_type", lookup[F.col("event_type")]
+    )
 
 
 def _timestamp(
@@ -251,8 +274,9 @@ def _add_offset(
     return seconds + parsed / 1000.0
 
 
-def from_frame(df: DataFrame) -> DataFrame:
-    """A canonical Spark click frame -> the same with ``_row`` (its current order)."""
+def from_frame(df: DataFrame, event_map: dict[str, str] | None = None) -> DataFrame:
+    """A canonical Spark click frame -> the same with ``_row`` (its current order), event
+    types mapped as :func:`~sessionrec.data.prepare.prepare` maps a frame's."""
     from pyspark.sql import functions as F
 
     if "item_id" not in df.columns or not ({"session_id", "user_id"} & set(df.columns)):
@@ -262,10 +286,19 @@ def from_frame(df: DataFrame) -> DataFrame:
         )
     keep = [
         c
-        for c in ("session_id", "user_id", "item_id", "timestamp", "event_type")
+        for c in ("session_id", "user_id", "item_id", "timestamp", "event_type", "raw_event_type")
         if c in df.columns
     ]
     out, _ = number_rows(df.select(*keep), "_row")
     if "timestamp" in out.columns:
         out = out.withColumn("timestamp", F.col("timestamp").cast("double"))
+    if "event_type" in out.columns:
+        out = out.withColumn("event_type", F.col("event_type").cast("string"))
+        if "raw_event_type" in out.columns:  # already canonical, or refused
+            counts = out.groupBy("event_type").count().collect()
+            pairs = [(row[0], int(row[1])) for row in counts]
+            event_type_lookup(pairs, {}, path="<frame>", field="event_type")
+        else:
+            lookup = event_map_of(default_event_map(), event_map)
+            out = canonical_types(out, lookup, path="<frame>", field="event_type")
     return out

@@ -16,12 +16,15 @@ The world it simulates
   ``popularity_rank`` (1 = best seller) that drives a Zipf law of clicks.
 * **Sessions** (:func:`generate_clicks`): a session opens on a category (chosen in
   proportion to the category's size) and then, click by click, either repeats the
-  previous item (often as an add-to-cart or purchase), stays in the category for another
+  previous item, stays in the category for another
   item, or jumps. A jump is a Markov step over categories: mostly to a related category of
   the same intent (nearby categories in the taxonomy more likely), rarely to another
   intent; a minority of "multi-intent" sessions switch intent much more often. Lengths
   follow a mixture of two geometric laws (about half the sessions have one or two clicks,
   mean about four, long tail).
+* **Intents** (:mod:`~sessionrec.data.synthetic.intents`): each session browses (views
+  only), buys (a view -> cart -> purchase funnel in one category) or switches between the
+  two; the intent is returned in ``session_intent`` so that tests know the answer.
 * **Time and visitors**: clicks are tens of seconds to minutes apart (never more than 20
   minutes), sessions start anywhere in the period, and anonymous visitors (``user_id``)
   often come back for more sessions, always more than 30 minutes after their previous
@@ -40,7 +43,8 @@ Reproducibility: everything is drawn from ``numpy.random.default_rng`` streams d
 ``seed``, so the same arguments give identical frames with the same numpy version.
 
 Modules: ``categories`` (the intents and categories, as data), ``catalog``
-(:func:`make_catalog`, :func:`demo_session`), ``laws`` (what the click model reads from a
+(:func:`make_catalog`, :func:`demo_session`), ``intents`` (the planted session intents),
+``laws`` (what the click model reads from a
 catalog, and its fast sampler), ``clicks`` (:func:`generate_clicks`) and ``shop``
 (:func:`generate_shop`: both from one seed).
 """
@@ -48,12 +52,14 @@ catalog, and its fast sampler), ``clicks`` (:func:`generate_clicks`) and ``shop`
 from sessionrec.data.synthetic.catalog import FIRST_ITEM_ID, demo_session, make_catalog
 from sessionrec.data.synthetic.categories import DEMO_CATEGORIES, TAXONOMY
 from sessionrec.data.synthetic.clicks import EVENT_TYPES, generate_clicks
+from sessionrec.data.synthetic.intents import SESSION_INTENTS
 from sessionrec.data.synthetic.shop import SyntheticShop, generate_shop
 
 __all__ = [
     "DEMO_CATEGORIES",
     "EVENT_TYPES",
     "FIRST_ITEM_ID",
+    "SESSION_INTENTS",
     "TAXONOMY",
     "SyntheticShop",
     "demo_session",

@@ -9,15 +9,19 @@ import numpy as np
 import polars as pl
 
 from sessionrec._errors import ConfigError
+from sessionrec.data.events.event_types import CANONICAL_EVENT_TYPES
 from sessionrec.data.synthetic.catalog import make_catalog
+from sessionrec.data.synthetic.intents import (
+    SESSION_INTENTS,
+    funnel_actions,
+    funnel_events,
+    plan_intents,
+)
 from sessionrec.data.synthetic.laws import DiscreteLaws, catalog_structure, jump_laws, zipf_laws
 
-EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
-"""The event types in the click log, most frequent first."""
+EVENT_TYPES: tuple[str, ...] = CANONICAL_EVENT_TYPES
+"""The event types in the click log (the canonical ones), most frequent first."""
 
-_CART_GIVEN_REPEAT = 0.40  # a repeated click is an add-to-cart ...
-_PURCHASE_GIVEN_REPEAT = 0.15  # ... or a purchase of the item just viewed
-_CART_GIVEN_NEW = 0.02  # an add-to-cart straight from a listing
 _RETURN_SAME_START = 0.5  # a returning visitor reopens their first session's category
 _LONG_SESSION_SHARE = 0.25  # sessions drawn from the long geometric component ...
 _LONG_SESSION_FACTOR = 3.0  # ... whose mean is this many times the short one's
@@ -118,14 +122,18 @@ def generate_clicks(
     same_category_prob: float = 0.47,
     multi_intent_share: float = 0.15,
     mean_sessions_per_visitor: float = 1.6,
+    purchase_share: float = 0.25,
+    switching_share: float = 0.10,
 ) -> pl.DataFrame:
     """A visitor click log of exactly ``n_events`` clicks on ``catalog``'s items.
 
     Returns columns ``user_id`` (Int64), ``session_id`` (Int64, the true session),
     ``item_id`` (the catalog's dtype), ``timestamp`` (Float64 Unix seconds, millisecond
-    precision) and ``event_type`` (String: ``view``, ``cart`` or ``purchase``), sorted by
-    timestamp. All timestamps lie in ``[start, start + days)``. The frame is a canonical
-    click frame for :meth:`sessionrec.data.sessions.SessionData.from_frame`.
+    precision), ``event_type`` (String: ``view``, ``cart`` or ``purchase``) and
+    ``session_intent`` (the session's planted intent, an Enum of
+    :data:`~sessionrec.data.synthetic.intents.SESSION_INTENTS`), sorted by timestamp.
+    All timestamps lie in ``[start, start + days)``. The frame is a canonical click frame
+    for :meth:`sessionrec.data.sessions.SessionData.from_frame`.
 
     Without ``catalog`` one is made by ``make_catalog(n_items, seed)``; pass a catalog
     (then ``n_items`` is ignored) to draw several logs over the same products. A caller's
@@ -138,6 +146,9 @@ def generate_clicks(
     shows another item of the same category with ``same_category_prob``, and otherwise
     jumps to another category; ``multi_intent_share`` of sessions change intent often;
     visitors have ``mean_sessions_per_visitor`` sessions on average (geometric law).
+    ``purchase_share`` of the sessions are purchase funnels and ``switching_share`` browse
+    and buy in turn; the rest browse (see :mod:`~sessionrec.data.synthetic.intents`:
+    sessions too short for a funnel browse, so fewer sessions buy than the shares say).
 
     Time and memory grow linearly: 20M clicks take about 10 to 15 seconds on two cores
     and under 3 GB at the peak (about 140 bytes per click).
@@ -165,6 +176,10 @@ def generate_clicks(
     _check(0.0 <= multi_intent_share <= 1.0, "multi_intent_share must lie in [0, 1]")
     _check(mean_sessions_per_visitor >= 1.0, "mean_sessions_per_visitor must be >= 1")
     _check(
+        purchase_share >= 0 and switching_share >= 0 and purchase_share + switching_share <= 1,
+        "purchase_share and switching_share must be >= 0 and sum to at most 1",
+    )
+    _check(
         isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0,
         f"seed must be a non-negative integer, not {seed!r}",
     )
@@ -176,10 +191,10 @@ def generate_clicks(
     st = catalog_structure(catalog)
     if n_events == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return _frame(empty, empty, catalog["item_id"].clear(), np.zeros(0), empty)
+        return _frame(empty, empty, catalog["item_id"].clear(), np.zeros(0), empty, empty)
 
-    rng_len, rng_user, rng_walk, rng_item, rng_time = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(5)
+    rng_len, rng_user, rng_walk, rng_item, rng_time, rng_intent = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(6)
     )
 
     # Sessions, and visitors owning runs of consecutive sessions.
@@ -204,6 +219,8 @@ def generate_clicks(
     ).astype(np.int8)
     del u
     action[first_click] = 0
+    plan = plan_intents(rng_intent, lengths, purchase_share, switching_share)
+    funnel_actions(plan, action, first_click, lengths, session_of)
 
     # Where: a category per session start and jump, carried over to the clicks after it.
     start_cat = DiscreteLaws(st.cat_weight, np.array([0, st.n_cats])).sample(
@@ -225,8 +242,8 @@ def generate_clicks(
     pos = zipf_laws(st, zipf_exponent).sample(cat_new, rng_item.random(new_item.size))
     item_row = st.by_rank[pos][_ffill_index(action != 3)]
     del pos, cat_new, new_item
-    event = _event_types(rng_item, action == 3)
     del action
+    event = funnel_events(rng_intent, plan, item_row, first_click, n_events)
 
     # When: gaps within sessions, then every visitor's sessions laid out in the period.
     gap = rng_time.lognormal(math.log(_GAP_MEDIAN_S), _GAP_SIGMA, n_events)
@@ -259,6 +276,7 @@ def generate_clicks(
         catalog["item_id"].gather(item_row[order]),
         timestamp,
         event[order],
+        plan.intent[click_session],
     )
 
 
@@ -310,16 +328,6 @@ def _walk_categories(
     return category
 
 
-def _event_types(rng: np.random.Generator, repeat: np.ndarray) -> np.ndarray:
-    """Event codes into :data:`EVENT_TYPES`: carts and purchases mostly on repeated clicks."""
-    u = rng.random(repeat.size, dtype=np.float32)
-    event = np.zeros(repeat.size, dtype=np.int8)
-    event[repeat & (u < _CART_GIVEN_REPEAT + _PURCHASE_GIVEN_REPEAT)] = 1
-    event[repeat & (u < _PURCHASE_GIVEN_REPEAT)] = 2
-    event[~repeat & (u < _CART_GIVEN_NEW)] = 1
-    return event
-
-
 def _session_starts(
     rng: np.random.Generator,
     visitor_of: np.ndarray,
@@ -362,6 +370,7 @@ def _frame(
     item_id: pl.Series,
     timestamp: np.ndarray,
     event: np.ndarray,
+    intent: np.ndarray,
 ) -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -370,5 +379,8 @@ def _frame(
             "item_id": item_id.alias("item_id"),
             "timestamp": pl.Series(timestamp, dtype=pl.Float64),
             "event_type": pl.Series(EVENT_TYPES, dtype=pl.String).gather(event),
+            "session_intent": pl.Series(SESSION_INTENTS, dtype=pl.Enum(SESSION_INTENTS)).gather(
+                intent
+            ),
         }
     )
