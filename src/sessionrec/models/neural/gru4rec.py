@@ -336,6 +336,20 @@ class GRU4Rec(NeuralRecommender):
     elu_param: float = 0.5
     logq: float = 1.0
 
+    fine_tunable = NeuralRecommender.fine_tunable | {
+        "loss",
+        "batch_size",
+        "dropout_p_embed",
+        "dropout_p_hidden",
+        "learning_rate",
+        "momentum",
+        "n_sample",
+        "sample_alpha",
+        "bpreg",
+        "elu_param",
+        "logq",
+    }
+
     def _check_params(self) -> None:
         check_choice("loss", self.loss, LOSSES)
         check_int("hidden_size", self.hidden_size)
@@ -426,6 +440,9 @@ class GRU4Rec(NeuralRecommender):
 
     def _end_training(self) -> None:
         self._scoring_bias = self.network_.output_bias(self.item_counts_)
+
+    def _named_weights(self) -> dict[str, torch.Tensor]:
+        return {**self.network_.tables, **self.network_.dense.tensors}
 
     # -------------------------------------------------------------------------- validation
     def _validator(self, valid: SessionData) -> tuple[Callable[[], float], int]:
