@@ -184,3 +184,15 @@ def test_extended_vocab_joins_integer_ids_to_a_string_vocabulary_as_text():
 def test_chained_fingerprint_skips_an_unknown_old_one():
     assert chained_fingerprint("", "abc") == "abc"
     assert chained_fingerprint("a+b", "c") == "a+b+c"
+
+
+@pytest.mark.parametrize("embedding_size", [0, 8])  # one-hot input, separate input table
+def test_gru4rec_input_tables_gain_rows_too(embedding_size):
+    params = {**TINY["gru4rec"], "constrained_embedding": False, "embedding_size": embedding_size}
+    old = create_model("gru4rec", {**params, "n_epochs": 1, "device": "cpu"}).fit(OLD)
+    tuned = old.fine_tune(NEW, n_epochs=0)
+    assert tuned.network_.inputs.shape[0] == N_OLD + 2
+    np.testing.assert_array_equal(
+        tuned.score(PROBES)[:, : N_OLD - 1], old.score(PROBES)[:, : N_OLD - 1]
+    )
+    assert NEW_ITEM in [i for i, _ in old.fine_tune(NEW, n_epochs=8).recommend([[3, 4, 5]], k=3)[0]]
