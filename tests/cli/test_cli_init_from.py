@@ -114,3 +114,10 @@ def test_init_from_refuses_a_model_that_is_not_neural(bench, newer, tmp_path, ca
         *("--output", str(tmp_path / "tuned")),
     )
     assert code == 1 and "only the neural models can" in err
+
+
+def test_init_from_is_refused_under_torchrun(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = ["train", "--benchmark", str(tmp_path), "--model", "gru4rec", "--output", "x"]
+    code, _, err = run(capsys, *argv, "--init-from", str(tmp_path))
+    assert code == 1 and "--init-from fine-tunes in one process" in err
