@@ -196,3 +196,24 @@ def test_gru4rec_input_tables_gain_rows_too(embedding_size):
         tuned.score(PROBES)[:, : N_OLD - 1], old.score(PROBES)[:, : N_OLD - 1]
     )
     assert NEW_ITEM in [i for i, _ in old.fine_tune(NEW, n_epochs=8).recommend([[3, 4, 5]], k=3)[0]]
+
+
+def test_gru4rec_in_batch_logq_uses_the_new_sessions_counts(trained, monkeypatch):
+    """In-batch negatives are the new sessions' targets: their logQ correction is by the new
+    sessions' counts, not the old plus new (the shared negatives' are by the latter)."""
+    from sessionrec.models.neural import gru4rec_training
+
+    seen: dict[str, np.ndarray] = {}
+    build = gru4rec_training.SessionParallelEpoch.__init__
+
+    def spy(self, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **kwargs)
+        seen["log_q"], seen["targets"] = self.target_log_q.numpy(), self.plan.targets
+
+    monkeypatch.setattr(gru4rec_training.SessionParallelEpoch, "__init__", spy)
+    old = trained["gru4rec"]
+    tuned = old.fine_tune(NEW, n_epochs=0)
+    new_counts = tuned.training_counts() - np.concatenate([old.training_counts(), [0, 0]])
+    expected = np.log(new_counts[seen["targets"]].astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(seen["log_q"], expected)
+    assert not np.array_equal(expected, np.log(tuned.training_counts()[seen["targets"]]))

@@ -415,8 +415,12 @@ class GRU4Rec(NeuralRecommender):
         network = self._new_network(train.n_items, device)
         network.initialize(generator)  # the same weights on every rank: the same seed
         self.network_ = network
+        # In-batch targets are drawn by the sessions trained on: when fine-tuning, the new
+        # ones alone (item_counts_ also holds the source model's clicks, for the negatives).
+        warm = self._init_from
+        data_counts = counts if warm is None else counts - warm.counts
         epoch = SessionParallelEpoch(
-            self, network, train, counts, n_sample, generator, device, workers
+            self, network, train, counts, n_sample, generator, device, workers, data_counts
         )
         return epoch.run
 
