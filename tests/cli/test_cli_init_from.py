@@ -83,6 +83,28 @@ def test_init_from_writes_a_folder_that_loads_recommends_and_evaluates(
     assert "hr@20" in json.loads(out)
 
 
+def test_a_service_serving_the_old_folder_reloads_the_fine_tuned_one(
+    newer, trained, tmp_path, capsys
+):
+    from sessionrec.serve.config import ServeConfig, VariantSpec
+    from sessionrec.serve.registry import ModelLoader, ModelRegistry
+
+    out_dir = tmp_path / "tuned"
+    argv = ["train", "--benchmark", str(newer), "--model", "gru4rec", "--output", str(out_dir)]
+    code, _, err = run(capsys, *argv, "--init-from", str(trained), *params("n_epochs=1"))
+    assert code == 0, err
+    config = ServeConfig(variants=(VariantSpec("default", str(trained)),), reload_interval=0)
+    registry = ModelRegistry(config.variants, ModelLoader(config))
+    registry.load_all()
+    old = registry.default.serving()
+    registry.reload("default", str(out_dir))  # what POST /v1/admin/models/default/reload does
+    new = registry.default.serving()
+    assert new.version != old.version and new.path == str(out_dir)
+    ranked = new.rules.recommend(new.model, ["2"], 5, exclude_seen=False)
+    assert "7" in ranked.items  # the new item is served
+    assert "7" not in old.rules.recommend(old.model, ["2"], 5, exclude_seen=False).items
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
