@@ -116,14 +116,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.evaluation.protocol import BenchmarkFolder
 
     if _launched_world_size() > 1:
+        if args.init_from:
+            raise ConfigError("--init-from fine-tunes in one process: run it without torchrun")
         return _train_distributed(args)
     folder = BenchmarkFolder(Path(args.benchmark))
     train = folder.train()
-    model, fit_seconds = _fit(args, train)
+    if args.init_from:
+        model, fit_seconds = _fine_tune(args, train)
+    else:
+        model, fit_seconds = _fit(args, train)
     path = model.save(args.output, metrics={"fit_seconds": fit_seconds})
     log.info("fitted in %.2fs, saved to %s", fit_seconds, path)
-    _emit({"model": args.model, "output": str(path), "fit_seconds": fit_seconds}, args.json)
+    payload = {"model": args.model, "output": str(path), "fit_seconds": fit_seconds}
+    if args.init_from:
+        payload.update(init_from=args.init_from, n_items=model.n_items)
+    _emit(payload, args.json)
     return 0
+
+
+def _fine_tune(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
+    """``train --init-from``: the folder's model fine-tuned on ``train`` (docs/fine-tuning.md)."""
+    from sessionrec.models.neural.common import NeuralRecommender
+
+    if args.refit:
+        raise ConfigError("--refit trains a new model again: it does not go with --init-from")
+    changes, source = _model_params(args), load_model(args.init_from)
+    if source.name != args.model:
+        message = f"--init-from {args.init_from} holds a {source.name!r} model, not {args.model!r}"
+        raise ConfigError(message)
+    if not isinstance(source, NeuralRecommender):
+        raise ConfigError(f"{args.model!r} cannot be fine-tuned: only the neural models can")
+    started = time.perf_counter()
+    model = source.fine_tune(train, **changes)
+    return model, time.perf_counter() - started
 
 
 def _train_distributed(args: argparse.Namespace) -> int:

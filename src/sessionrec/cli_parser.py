@@ -154,6 +154,13 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
     add_model_options(p, required=True)
     p.add_argument("--output", required=True, help="model folder to write (atomically)")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL_DIR",
+        help="fine-tune: start from this folder's trained neural model (the same --model and "
+        "architecture; --param may change n_epochs, learning_rate, ...) and train on the "
+        "benchmark's sessions, adding their new items (docs/fine-tuning.md)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=commands["train"])
 

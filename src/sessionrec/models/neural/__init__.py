@@ -15,6 +15,9 @@ tells how to install it). Where things are:
   NaN detection), :mod:`.devices`, :mod:`.adagrad` (GRU4Rec's optimiser), :mod:`.losses`
   (cross-entropy with logQ correction, BPR-max), :mod:`.sampling` (popularity^alpha
   negatives), :mod:`.distributed` (several processes, ``torchrun``);
+- :mod:`.fine_tune`: what fine-tuning a trained model on newer sessions needs (the
+  vocabulary with the new items appended, the weights copied over, the architecture check);
+  :meth:`~.common.NeuralRecommender.fine_tune` runs it (``docs/fine-tuning.md``);
 - :mod:`.quantized_serving`: a few live sessions served through an int8 item table;
 - ``presets/``: GRU4Rec's tuned hyperparameters by dataset, as JSON.
 """

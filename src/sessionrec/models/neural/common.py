@@ -18,12 +18,14 @@ import abc
 import dataclasses
 import importlib.util
 import inspect
+import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, dataclass_transform
 
 import numpy as np
 
 from sessionrec._errors import ConfigError, DataError, ModelError
+from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import SessionBatch, TrainingHistory
 from sessionrec.models.neural.devices import DEVICE_PATTERN
@@ -33,9 +35,11 @@ from sessionrec.models.params import check_choice, check_float, check_int, check
 if TYPE_CHECKING:
     import torch
 
-    from sessionrec.data.sessions import SessionData
     from sessionrec.models.neural.distributed import Workers
+    from sessionrec.models.neural.fine_tune import WarmStart
     from sessionrec.models.neural.trainer import EpochReport
+
+log = logging.getLogger("sessionrec.models")
 
 LOSSES: tuple[str, ...] = ("cross-entropy", "bpr-max")
 """Training losses of the sampled-score models (see :mod:`~sessionrec.models.neural.losses`)."""
@@ -246,6 +250,9 @@ class NeuralRecommender(QuantizedServing):
     and the training history ``epoch_losses_``, ``epoch_seconds_``, ``epoch_examples_``,
     ``epoch_valid_`` (NaN for an epoch without validation) and ``best_epoch_``
     (:meth:`training_history` returns them together).
+
+    A trained model can be fine-tuned on newer sessions, new items included:
+    :meth:`fine_tune` (``docs/fine-tuning.md``).
     """
 
     n_epochs: int = 10
@@ -258,8 +265,16 @@ class NeuralRecommender(QuantizedServing):
 
     trains_distributed = True
 
+    fine_tunable: ClassVar[frozenset[str]] = frozenset(
+        {"n_epochs", "patience", "valid_fraction", "selection_metric", "max_train_seconds"}
+        | {"seed", "device"}
+    )
+    """The hyperparameters :meth:`fine_tune` may change: how to train, not what the weights
+    are (a model adds its own, e.g. ``learning_rate``, ``batch_size``, dropout)."""
+
     def __post_init__(self) -> None:
         self._check_params()
+        self._init_from: WarmStart | None = None  # set by fine_tune for the one fit it runs
 
     def _check_params(self) -> None:
         """Reject out-of-range hyperparameters (a model checks its own, then calls this)."""
@@ -294,7 +309,10 @@ class NeuralRecommender(QuantizedServing):
             raise DataError(
                 f"{type(self).__name__} needs training sessions with at least two clicks"
             )
+        warm = self._init_from
         self.item_counts_ = train.item_counts()  # of the whole training data, on every rank
+        if warm is not None:  # fine-tuning: the source model's clicks count too
+            self.item_counts_ = self.item_counts_ + warm.counts
         workers = distributed.current()
         if workers is not None:  # this rank's sessions (distributed: see that module)
             train = workers.shard(train)
@@ -302,12 +320,18 @@ class NeuralRecommender(QuantizedServing):
         device = resolve_device(self.device)
         with seeded(self.seed, device) as generator:
             run_epoch = self._start_training(train, device, generator, workers)
+            if warm is not None:
+                from sessionrec.models.neural.fine_tune import copy_weights
+
+                # Over the fresh initialisation: the new items' rows keep theirs.
+                n_new = self.n_items - warm.source.n_items
+                copy_weights(self.name, warm.source._named_weights(), self._named_weights(), n_new)
             validate = None
             if valid is not None:
                 validate = distributed.validation(workers, *self._validator(valid))
             reports, best = train_epochs(
                 model=self.name,
-                n_epochs=self.n_epochs,
+                n_epochs=self.n_epochs if warm is None else warm.n_epochs,
                 run_epoch=run_epoch if workers is None else workers.reduce_epoch(run_epoch),
                 validate=validate,
                 patience=self.patience,
@@ -360,6 +384,67 @@ class NeuralRecommender(QuantizedServing):
 
     def _end_training(self) -> None:
         """Make the trained weights ready for scoring (after the best epoch is restored)."""
+
+    @abc.abstractmethod
+    def _named_weights(self) -> dict[str, torch.Tensor]:
+        """Every weight tensor of the network by name (the live tensors, to copy into in
+        place); the item tables' first dimension runs over the items, new ones last."""
+
+    # ------------------------------------------------------------------------- fine-tuning
+    def fine_tune(
+        self, train: SessionData, valid: SessionData | None = None, **changes: Any
+    ) -> Self:
+        """A new model that starts from this one's weights and trains on ``train`` (the
+        newest sessions); this model is left as it is (it may be serving).
+
+        ``changes``: hyperparameters to train with (``n_epochs``, ``learning_rate``, ...;
+        the others are this model's). Only those of :attr:`fine_tunable` may differ from
+        this model's: a change to the architecture (``hidden_size``, ...) raises
+        :class:`ConfigError`. ``n_epochs=0`` trains nothing (the new model scores the old
+        items as this one does). ``valid`` (or ``valid_fraction``) selects the epoch as in
+        :meth:`fit`.
+
+        Items clicked in ``train`` that this model does not know are appended to the
+        vocabulary: every old item keeps its internal index. Their rows in the item tables
+        start as a fresh network's would; every other weight starts as this model's. Items
+        not clicked again keep their rows. The training clicks per item
+        (:meth:`training_counts`) are this model's plus ``train``'s, and the data
+        fingerprint names both (:func:`~.fine_tune.chained_fingerprint`). The optimiser
+        starts afresh (its state is not saved): a smaller ``learning_rate`` than the first
+        training's keeps the first steps from undoing it. See ``docs/fine-tuning.md``.
+        """
+        from sessionrec.models.neural.fine_tune import (
+            WarmStart,
+            chained_fingerprint,
+            extended_counts,
+            extended_vocab,
+            fine_tune_params,
+        )
+
+        self._check_fitted()
+        if not isinstance(train, SessionData):
+            raise DataError(f"fine_tune expects SessionData, got {type(train).__name__}")
+        params = fine_tune_params(self, changes)
+        vocab = extended_vocab(self.vocab_, train)
+        prior = extended_counts(self.item_counts_, len(vocab))
+        epochs = int(changes.get("n_epochs", self.n_epochs))
+        log.info(
+            "fine-tuning %s on %d sessions for %d epoch(s): %d new item(s)",
+            self.name,
+            train.n_sessions,
+            epochs,
+            len(vocab) - self.n_items,
+        )
+        model = type(self)(**params)
+        model._init_from = WarmStart(self, prior, epochs)
+        extended = train.with_vocab(vocab)
+        try:
+            model.fit(extended, None if valid is None else valid.with_vocab(vocab))
+        finally:
+            model._init_from = None
+        model.training_counts_ = prior + extended.item_counts()
+        model.data_fingerprint_ = chained_fingerprint(self.data_fingerprint_, train.fingerprint())
+        return model
 
     # ---------------------------------------------------------------------------- history
     def _record_history(self, reports: list[EpochReport], best_epoch: int) -> None:

@@ -336,6 +336,20 @@ class GRU4Rec(NeuralRecommender):
     elu_param: float = 0.5
     logq: float = 1.0
 
+    fine_tunable = NeuralRecommender.fine_tunable | {
+        "loss",
+        "batch_size",
+        "dropout_p_embed",
+        "dropout_p_hidden",
+        "learning_rate",
+        "momentum",
+        "n_sample",
+        "sample_alpha",
+        "bpreg",
+        "elu_param",
+        "logq",
+    }
+
     def _check_params(self) -> None:
         check_choice("loss", self.loss, LOSSES)
         check_int("hidden_size", self.hidden_size)
@@ -401,8 +415,12 @@ class GRU4Rec(NeuralRecommender):
         network = self._new_network(train.n_items, device)
         network.initialize(generator)  # the same weights on every rank: the same seed
         self.network_ = network
+        # In-batch targets are drawn by the sessions trained on: when fine-tuning, the new
+        # ones alone (item_counts_ also holds the source model's clicks, for the negatives).
+        warm = self._init_from
+        data_counts = counts if warm is None else counts - warm.counts
         epoch = SessionParallelEpoch(
-            self, network, train, counts, n_sample, generator, device, workers
+            self, network, train, counts, n_sample, generator, device, workers, data_counts
         )
         return epoch.run
 
@@ -426,6 +444,9 @@ class GRU4Rec(NeuralRecommender):
 
     def _end_training(self) -> None:
         self._scoring_bias = self.network_.output_bias(self.item_counts_)
+
+    def _named_weights(self) -> dict[str, torch.Tensor]:
+        return {**self.network_.tables, **self.network_.dense.tensors}
 
     # -------------------------------------------------------------------------- validation
     def _validator(self, valid: SessionData) -> tuple[Callable[[], float], int]:

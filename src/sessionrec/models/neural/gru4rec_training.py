@@ -184,7 +184,11 @@ class SessionParallelEpoch:
         generator: torch.Generator,
         device: torch.device,
         workers: Workers | None = None,
+        target_counts: np.ndarray | None = None,
     ) -> None:
+        """``counts``: the clicks per item the extra negatives are drawn by;
+        ``target_counts`` (default ``counts``): those of the sessions trained on, whose
+        targets are the in-batch negatives (a fine-tune's new sessions alone)."""
         self.model = model
         self.network = network
         self.device = device
@@ -220,7 +224,8 @@ class SessionParallelEpoch:
         self.has_start[0] = False  # the first step starts from zero states anyway
         self.keep = {t: torch.as_tensor(rows, device=device) for t, rows in plan.keep.items()}
         with np.errstate(divide="ignore"):
-            log_counts = np.log(counts.astype(np.float64)).astype(np.float32)
+            data = counts if target_counts is None else target_counts
+            log_counts = np.log(data.astype(np.float64)).astype(np.float32)
         # logQ of an in-batch target: it is there because the data drew it, ~ popularity.
         self.target_log_q = torch.as_tensor(log_counts[plan.targets], device=device)
         self.samples = (

@@ -59,6 +59,8 @@ class NARM(PrefixRecommender):
     dropout_embed: float = 0.25
     dropout_context: float = 0.5
 
+    fine_tunable = PrefixRecommender.fine_tunable | {"dropout_embed", "dropout_context"}
+
     def _check_params(self) -> None:
         check_int("embedding_size", self.embedding_size)
         check_int("hidden_size", self.hidden_size)

@@ -102,6 +102,15 @@ class PrefixRecommender(NeuralRecommender):
     max_len: int = 50
     n_epochs: int = 30
 
+    fine_tunable = NeuralRecommender.fine_tunable | {
+        "batch_size",
+        "learning_rate",
+        "lr_decay",
+        "lr_decay_every",
+        "l2",
+        "max_len",
+    }
+
     def _check_params(self) -> None:
         check_int("batch_size", self.batch_size)
         check_float("learning_rate", self.learning_rate, minimum=0.0, strict_min=True)
@@ -230,6 +239,10 @@ class PrefixRecommender(NeuralRecommender):
     def _end_training(self) -> None:
         self.network_.eval()
         self._scoring_network = None
+
+    def _named_weights(self) -> dict[str, torch.Tensor]:
+        # state_dict's tensors share the parameters' storage: copying into them sets them.
+        return dict(self.network_.state_dict())
 
     def _validation_scores(self, batch: SessionBatch) -> torch.Tensor:
         return self._scores(batch)

@@ -253,6 +253,16 @@ class SASRec(NeuralRecommender):
     patience: int = 2
     selection_metric: str = "mrr@20"
 
+    fine_tunable = NeuralRecommender.fine_tunable | {
+        "dropout",
+        "loss",
+        "n_negatives",
+        "sample_alpha",
+        "logq",
+        "batch_size",
+        "learning_rate",
+    }
+
     def _check_params(self) -> None:
         check_int("hidden_size", self.hidden_size)
         check_int("n_heads", self.n_heads)
@@ -335,6 +345,9 @@ class SASRec(NeuralRecommender):
     def _end_training(self) -> None:
         for tensor in self.weights_.values():
             tensor.requires_grad_(False)
+
+    def _named_weights(self) -> dict[str, torch.Tensor]:
+        return dict(self.weights_)
 
     def _validation_scores(self, batch: SessionBatch) -> torch.Tensor:
         return self._scores(batch)
