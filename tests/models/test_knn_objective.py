@@ -150,3 +150,22 @@ def test_saved_model_keeps_types_and_old_folders_load(tmp_path) -> None:
     old.vocab_ = click.vocab_
     old._set_state(state)
     np.testing.assert_array_equal(old.score(query), click.score(query))
+
+
+def test_tune_searches_type_weights_only_on_data_with_carts_or_purchases(caplog) -> None:
+    pytest.importorskip("optuna")
+    from sessionrec.search_spaces import TYPE_WEIGHTS, type_weight_space
+    from sessionrec.tuning import tune
+
+    assert type_weight_space("vstan", ("cart", "purchase", "view")) == TYPE_WEIGHTS
+    assert type_weight_space("vstan", ("view",)) == {}
+    assert type_weight_space("sr", ("cart", "view")) == {}
+    data = typed(
+        [[("a", V), ("b", C), ("c", V)], [("b", V), ("c", C), ("d", P)], [("a", V), ("c", V)]] * 10
+    )
+    caplog.set_level("INFO", logger="sessionrec.tuning")
+    result = tune(data, "vsknn", trials=8, seed=1, fixed_params={"k": 5, "sample_size": 10})
+    trials = [r.args[-1] for r in caplog.records if r.args and isinstance(r.args[-1], dict)]
+    drawn = {(p["type_weight_cart"], p["type_weight_purchase"]) for p in trials}
+    assert len(drawn) > 1  # the trials drew other weights than the defaults
+    assert TYPE_WEIGHTS["type_weight_cart"].contains(result["params"]["type_weight_cart"])

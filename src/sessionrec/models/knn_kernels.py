@@ -409,11 +409,14 @@ def _slot(keys: np.ndarray, item: int, bits: int, mask: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _boost_carted(
+def _boost_session_items(
     clicks: np.ndarray, types: np.ndarray, keys: np.ndarray, sums: np.ndarray, bits: int
 ) -> None:
-    """Put the session's carted, never purchased items above every other score: the most
-    recently carted at twice the best score, the next at 1.5 times, then 4/3, ..."""
+    """Put the session's own items above every item new to it (``top`` = the best neighbour
+    score, 1 when there is none): its carted, never purchased items first, the most recently
+    carted at ``4 top``, the next at ``3.5 top``, then ``3.33 top``, ...; then its items only
+    viewed, at ``top`` plus their neighbour score. Purchased items keep their neighbour
+    score (an item is rarely bought twice)."""
     mask = (1 << bits) - 1
     top = 0.0
     for cell in range(keys.size):
@@ -423,20 +426,26 @@ def _boost_carted(
         top = 1.0
     rank = 0
     for t in range(clicks.size - 1, -1, -1):
-        if types[t] != T_CART:
-            continue
         item = clicks[t]
-        skip = False
+        strongest = types[t]
+        later = False
         for u in range(clicks.size):
-            if clicks[u] == item and (types[u] == T_PURCHASE or (u > t and types[u] == T_CART)):
-                skip = True  # bought, or carted again later (ranked by that later cart)
-                break
-        if skip:
-            continue
+            if clicks[u] == item:
+                if types[u] > strongest:
+                    strongest = types[u]
+                if u > t:
+                    later = True
+        if later or strongest == T_PURCHASE:
+            continue  # each item once, at its last click; bought items as they are
         slot = _slot(keys, item, bits, mask)
-        keys[slot] = item
-        sums[slot] = top * (1.0 + 1.0 / (rank + 1))
-        rank += 1
+        if keys[slot] < 0:
+            keys[slot] = item
+            sums[slot] = 0.0
+        if strongest == T_CART:
+            sums[slot] = top * (3.0 + 1.0 / (rank + 1))
+            rank += 1
+        else:
+            sums[slot] = top + sums[slot]
 
 
 @njit(cache=True, nogil=True)
@@ -452,7 +461,7 @@ def session_scores(
     Empty when no neighbour contributes (the caller's popularity fallback). Each item's
     score is summed over the neighbours in the order :func:`neighbors` returns them. For a
     cart or purchase objective with ``types`` given, the session's carted items then go to
-    the top (:func:`_boost_carted`).
+    the top (:func:`_boost_session_items`).
     """
     sessions, sims, steps, pstar = neighbors(clicks, types, cfg, index, weights)
     boost = cfg.objective != O_CLICK and types.size > 0
@@ -481,7 +490,7 @@ def session_scores(
             keys[slot] = item
             sums[slot] += value
     if boost:
-        _boost_carted(clicks, types, keys, sums, bits)
+        _boost_session_items(clicks, types, keys, sums, bits)
     n_out = 0
     for cell in range(keys.size):
         if keys[cell] >= 0:
