@@ -9,6 +9,7 @@ from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import SessionBatch
 from sessionrec.models.registry import create_model, load_model
+from sessionrec.models.topk import select_top_k
 
 KNN = ("sknn", "vsknn", "stan", "vstan", "vmisknn")
 TYPES = ("view", "cart", "purchase")
@@ -169,3 +170,29 @@ def test_tune_searches_type_weights_only_on_data_with_carts_or_purchases(caplog)
     drawn = {(p["type_weight_cart"], p["type_weight_purchase"]) for p in trials}
     assert len(drawn) > 1  # the trials drew other weights than the defaults
     assert TYPE_WEIGHTS["type_weight_cart"].contains(result["params"]["type_weight_cart"])
+
+
+def test_repeat_layer_learns_that_carted_items_come_back(tmp_path) -> None:
+    # Every session: view a, cart c, buy p, view v, then back to c (the carted item), never
+    # to the bought one. Recency alone prefers v; the type factors learn to prefer c.
+    rng = np.random.default_rng(0)
+    sessions = []
+    for _ in range(400):
+        a, c, p, v = (f"i{k}" for k in rng.choice(60, 4, replace=False))
+        sessions.append([(a, V), (c, C), (p, P), (v, V), (c, V)])
+    data = typed(sessions)
+    model = create_model("repeat", {"base": "vsknn", "min_cases": 5}).fit(data)
+    factor = model.mixture_.type_factor
+    assert factor[1] > 1.0 >= factor[2]
+    query = batch(data, [[("i1", V), ("i2", C), ("i3", P), ("i4", V)]])
+    ((idx, _),) = model.top_k(query, 1)
+    assert idx[0] == data.vocab.index("i2")
+    ((idx, vals),) = model.top_k(query, 5)
+    ((dense_idx, dense_vals),) = select_top_k(model.score(query), 5)
+    np.testing.assert_array_equal(idx, dense_idx)
+    np.testing.assert_array_equal(vals, dense_vals)
+    loaded = load_model(model.save(tmp_path / "repeat"))
+    np.testing.assert_array_equal(loaded.score(query), model.score(query))
+    untyped = SessionBatch(query.offsets, query.items)  # without types: recency decides
+    ((idx, _),) = model.top_k(untyped, 1)
+    assert idx[0] != data.vocab.index("i2")
