@@ -400,7 +400,7 @@ def neighbors(
 
 # ----------------------------------------------------------------------- 4. item scores
 @njit(cache=True, nogil=True)
-def _slot(keys: np.ndarray, item: int, bits: int, mask: int) -> int:
+def _slot(keys: np.ndarray, item: int, bits: int, mask: int) -> np.int64:
     """The hash table cell of ``item``: where it is, or the empty cell it goes to."""
     slot = ((np.int64(item) * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
     while keys[slot] != item and keys[slot] >= 0:

@@ -128,7 +128,7 @@ class Mixture:
             since.setdefault(item, position)
             counts[item] = counts.get(item, 0) + 1
         items = np.fromiter(since, dtype=np.int64, count=len(since))
-        factor = 1.0
+        factor: float | np.ndarray = 1.0
         if types is not None and (self.type_factor != 1.0).any():
             strongest = np.zeros(items.size, dtype=np.int64)
             order = np.argsort(items)
