@@ -47,7 +47,21 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"{path}: expected a JSON object of hyperparameters")
         params.update(loaded)
     params.update(parse_params(args.model, args.param))
+    if getattr(args, "objective", None):
+        params["objective"] = args.objective
     return params
+
+
+def _typed_train(args: argparse.Namespace, train: Any) -> Any:
+    """With ``--objective``: the training sessions with their event types when the folder is
+    a prepared dataset folder (Parquet), else ``train`` as read (a cart or purchase
+    objective then refuses it at fit)."""
+    from sessionrec.evaluation.otto import typed_folder_parts
+
+    if not getattr(args, "objective", None):
+        return train
+    typed = typed_folder_parts(args.benchmark)
+    return train if typed is None else typed[0]
 
 
 def _fit(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
@@ -120,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("--init-from fine-tunes in one process: run it without torchrun")
         return _train_distributed(args)
     folder = BenchmarkFolder(Path(args.benchmark))
-    train = folder.train()
+    train = _typed_train(args, folder.train())
     if args.init_from:
         model, fit_seconds = _fine_tune(args, train)
     else:
@@ -208,7 +222,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_model_data(model, train, folder, args.model_dir, args.allow_other_data)
         fit_seconds = recorded_fit_seconds(args.model_dir)
     else:
-        model, fit_seconds = _fit(args, train)
+        model, fit_seconds = _fit(args, _typed_train(args, train))
+    if args.protocol == "otto":
+        return _evaluate_otto(args, model, folder)
     if args.latency_calls < 0:
         raise ConfigError(f"--latency-calls must be 0 or more, got {args.latency_calls}")
     evaluated = cutoffs
@@ -234,6 +250,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.save_results:
         _save_results(args, model, result, train, test, counts)
     _emit(payload, args.json, notes)
+    return 0
+
+
+def _evaluate_otto(args: argparse.Namespace, model: Any, folder: Any) -> int:
+    from sessionrec.evaluation.otto import evaluate_otto, typed_folder_parts
+
+    if args.save_results or args.predictions:
+        raise ConfigError("--save-results and --predictions go with --protocol benchmark")
+    typed = typed_folder_parts(args.benchmark)
+    test = folder.test() if typed is None else typed[1]
+    result = evaluate_otto(model, test)
+    _emit({"model": model.name, **result.as_dict()}, args.json)
     return 0
 
 

@@ -30,6 +30,15 @@ def add_model_options(parser: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
+def add_objective_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--objective",
+        choices=["click", "cart", "purchase"],
+        help="session-kNN models: what to predict (the objective hyperparameter); cart and "
+        "purchase read the event types of a prepared dataset folder",
+    )
+
+
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """Help that ends every option's text with its default, ``(default: X)``.
 
@@ -153,6 +162,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit a model on a benchmark folder and save it")
     p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
     add_model_options(p, required=True)
+    add_objective_option(p)
     p.add_argument("--output", required=True, help="model folder to write (atomically)")
     p.add_argument(
         "--init-from",
@@ -167,6 +177,15 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="benchmark protocol: full ranking of every test case")
     p.add_argument("--benchmark", required=True, help="folder with train/test_sessions.txt")
     add_model_options(p, required=False)
+    add_objective_option(p)
+    p.add_argument(
+        "--protocol",
+        choices=["benchmark", "otto"],
+        default="benchmark",
+        help="benchmark: every next click ranked; otto: sessions cut at a seeded random point, "
+        "Recall@20 of the next click, later carts and later orders (event types from a "
+        "prepared dataset folder)",
+    )
     p.add_argument("--model-dir", help="evaluate a saved model instead of fitting one")
     p.add_argument(
         "--allow-other-data",

@@ -6,6 +6,7 @@ part one reads and edits, stand on their own; Optuna is needed only to sample th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -179,3 +180,20 @@ COMPOSITE_TUNING: dict[str, str] = {
     "ensemble": "is not tuned as a whole: it learns its member weights on validation itself",
 }
 """What tuning a composite model means (shown by ``sessionrec tune --help``)."""
+
+TYPE_WEIGHTS: dict[str, Choice] = {
+    "type_weight_cart": Choice((1.0, 2.0, 4.0, 8.0)),
+    "type_weight_purchase": Choice((0.5, 1.0, 2.0, 4.0)),
+}
+"""The session-kNN models' weights of the session's carted and purchased items
+(:mod:`sessionrec.models.knn_objective`), searched only on data with event types
+(:func:`type_weight_space`): on views-only data they change nothing. Each range holds the
+default 1.0."""
+
+
+def type_weight_space(model_name: str, event_types: Sequence[str]) -> dict[str, Space]:
+    """:data:`TYPE_WEIGHTS` for a session-kNN model when the data's ``event_types`` include
+    carts or purchases (``sessionrec tune`` adds them to the model's space), else nothing."""
+    if model_name in _KNN_SPACES and {"cart", "purchase"} & set(event_types):
+        return dict(TYPE_WEIGHTS)
+    return {}

@@ -53,6 +53,7 @@ from sessionrec.search_spaces import (
     FloatRange,
     IntRange,
     Space,
+    type_weight_space,
 )
 
 if TYPE_CHECKING:
@@ -124,7 +125,14 @@ def validation_ranks(
     ranks = np.empty(len(cases), dtype=np.float64)
     for lo in range(0, len(cases), batch_size):
         hi = min(lo + batch_size, len(cases))
-        batch = prefix_batch(items, valid.times, cases.starts[lo:hi], cases.lengths[lo:hi])
+        batch = prefix_batch(
+            items,
+            valid.times,
+            cases.starts[lo:hi],
+            cases.lengths[lo:hi],
+            valid.types,
+            valid.event_types,
+        )
         ranks[lo:hi] = model.target_ranks(batch, targets[lo:hi])
     return ranks
 
@@ -347,6 +355,12 @@ def tune(
         trials = DEFAULT_TRIALS
 
     fit_part, valid = split_validation(_load_train(folder_or_train), valid_fraction)
+    if search_space is None:  # the session-kNN type weights, on data with carts or purchases
+        fixed = dict(fixed_params or {})
+        held = {*fixed, *(fixed.get("base_params") or {})}
+        searched = plan.baseline["base"] if plan.nested is not None else model_name
+        extra = type_weight_space(searched, fit_part.event_types)
+        plan.space.update({key: rng for key, rng in extra.items() if key not in held})
     log.info(
         "tuning %s on %d sessions, validating %s on %d sessions (%s)",
         model_name,

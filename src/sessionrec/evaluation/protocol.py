@@ -159,7 +159,9 @@ def evaluate(
     batches = range(0, n, batch_size)
     for lo in progress(batches, total=len(batches), desc=f"evaluate {model.name}", unit="batch"):
         hi = min(lo + batch_size, n)
-        batch = prefix_batch(mapped, times, cases.starts[lo:hi], cases.lengths[lo:hi])
+        batch = prefix_batch(
+            mapped, times, cases.starts[lo:hi], cases.lengths[lo:hi], test.types, test.event_types
+        )
         scores = model.score(batch)
         if scores.shape != (hi - lo, n_items):
             raise DataError(
@@ -202,9 +204,15 @@ def score_batch_size(n_items: int) -> int:
 
 
 def prefix_batch(
-    items: np.ndarray, times: np.ndarray | None, starts: np.ndarray, lengths: np.ndarray
+    items: np.ndarray,
+    times: np.ndarray | None,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    types: np.ndarray | None = None,
+    event_types: tuple[str, ...] = (),
 ) -> SessionBatch:
-    """The prefixes of a slice of cases as a batch, with unknown items dropped."""
+    """The prefixes of a slice of cases as a batch, with unknown items dropped (and the
+    clicks' event types when ``types``, codes into ``event_types``, are given)."""
     click = gather_ranges(starts, lengths)
     prefix_items = items[click]
     keep = prefix_items != UNKNOWN
@@ -215,6 +223,8 @@ def prefix_batch(
         offsets=offsets,
         items=prefix_items[keep].astype(np.int32),
         times=None if times is None else times[click][keep],
+        types=None if types is None else types[click][keep],
+        event_types=event_types,
     )
 
 

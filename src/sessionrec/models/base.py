@@ -51,15 +51,24 @@ class SessionBatch:
 
     ``times`` (Unix seconds, aligned with ``items``) is given when the caller knows the click
     times; time-aware models use it and fall back to a documented default otherwise.
+    ``types`` (int8 codes into ``event_types``, aligned with ``items``, as in
+    :class:`SessionData`) is given when the caller knows the event types; models that use
+    them treat a batch without types as views only.
     """
 
     offsets: np.ndarray
     items: np.ndarray
     times: np.ndarray | None = None
+    types: np.ndarray | None = None
+    event_types: tuple[str, ...] = ()
 
     @classmethod
     def from_sequences(
-        cls, sessions: Sequence[np.ndarray | Sequence[int]], times: Sequence[Any] | None = None
+        cls,
+        sessions: Sequence[np.ndarray | Sequence[int]],
+        times: Sequence[Any] | None = None,
+        types: Sequence[Any] | None = None,
+        event_types: tuple[str, ...] = (),
     ) -> SessionBatch:
         lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
         offsets = np.zeros(len(sessions) + 1, dtype=np.int64)
@@ -76,7 +85,20 @@ class SessionBatch:
                 if offsets[-1]
                 else np.zeros(0, dtype=np.float64)
             )
-        return cls(offsets=offsets, items=items.astype(np.int32, copy=False), times=flat_times)
+        flat_types = None
+        if types is not None:
+            flat_types = (
+                np.concatenate([np.asarray(t, dtype=np.int8) for t in types])
+                if offsets[-1]
+                else np.zeros(0, dtype=np.int8)
+            )
+        return cls(
+            offsets=offsets,
+            items=items.astype(np.int32, copy=False),
+            times=flat_times,
+            types=flat_types,
+            event_types=tuple(event_types),
+        )
 
     def __len__(self) -> int:
         return int(self.offsets.shape[0] - 1)
@@ -92,6 +114,11 @@ class SessionBatch:
         if self.times is None:
             return None
         return self.times[self.offsets[i] : self.offsets[i + 1]]
+
+    def session_types(self, i: int) -> np.ndarray | None:
+        if self.types is None:
+            return None
+        return self.types[self.offsets[i] : self.offsets[i + 1]]
 
     def last_items(self) -> np.ndarray:
         """The last item of every session, :data:`UNKNOWN` (-1) for an empty one."""

@@ -68,6 +68,7 @@ import numpy as np
 
 from sessionrec.models import knn_kernels as kernels
 from sessionrec.models.knn_index import Scoring
+from sessionrec.models.knn_objective import check_type_params
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 from sessionrec.models.session_knn import SessionKNN
 
@@ -137,6 +138,11 @@ class SKNN(SessionKNN):
         similarity: ``cosine`` (default), ``jaccard`` or ``vec`` (see :data:`SIMILARITIES`).
         last_n_clicks: use only the session's last clicks (0 = all; session-rec's
             ``last_n_clicks``).
+        objective, type_weight_cart, type_weight_purchase: event types (every model of this
+            module; :mod:`sessionrec.models.knn_objective`): ``objective`` ``click``
+            (default: the next item), ``cart`` or ``purchase`` (items carted / bought later in
+            the session; needs training data with such events); the type weights (> 0,
+            default 1) multiply the current session's weight of an item carted / purchased.
 
     Deviations: those of the module docstring; defaults ``k=100``, ``sample_size=500`` (the
     neighbourhood of this project's V-SKNN yardstick) instead of session-rec's required ``k``
@@ -152,14 +158,21 @@ class SKNN(SessionKNN):
         sample_size: int = 500,
         similarity: str = "cosine",
         last_n_clicks: int = 0,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("similarity", similarity, SIMILARITIES)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
+        check_type_params(objective, type_weight_cart, type_weight_purchase)
         self.k = k
         self.sample_size = sample_size
         self.similarity = similarity
         self.last_n_clicks = last_n_clicks
+        self.objective = objective
+        self.type_weight_cart = type_weight_cart
+        self.type_weight_purchase = type_weight_purchase
 
     def _scoring(self) -> Scoring:
         return Scoring(weighting=kernels.W_SAME, similarity=SIMILARITIES[self.similarity])
@@ -178,7 +191,7 @@ class VSKNN(SessionKNN):
     idf(i)) · 1[i ∈ n]`` with ``decay = weighting_score`` of the neighbour's match.
 
     Parameters:
-        k, sample_size, last_n_clicks: as for :class:`SKNN`.
+        k, sample_size, last_n_clicks, objective, type weights: as for :class:`SKNN`.
         weighting: session item weights by position (:data:`POSITION_WEIGHTS`).
         similarity: ``vec`` (default) or ``cosine``.
         weighting_score: neighbour decay by its match (:data:`MATCH_DECAYS`); ``same`` = none.
@@ -204,6 +217,9 @@ class VSKNN(SessionKNN):
         weighting_score: str = "same",
         idf_weighting: float = 0.0,
         last_n_clicks: int = 0,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("weighting", weighting, POSITION_WEIGHTS)
@@ -211,6 +227,7 @@ class VSKNN(SessionKNN):
         check_choice("weighting_score", weighting_score, MATCH_DECAYS)
         check_float("idf_weighting", idf_weighting, minimum=0.0)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
+        check_type_params(objective, type_weight_cart, type_weight_purchase)
         self.k = k
         self.sample_size = sample_size
         self.weighting = weighting
@@ -218,6 +235,9 @@ class VSKNN(SessionKNN):
         self.weighting_score = weighting_score
         self.idf_weighting = idf_weighting
         self.last_n_clicks = last_n_clicks
+        self.objective = objective
+        self.type_weight_cart = type_weight_cart
+        self.type_weight_purchase = type_weight_purchase
 
     def _scoring(self) -> Scoring:
         return Scoring(
@@ -244,7 +264,7 @@ class STAN(SessionKNN):
        (``lambda_inh``): items close to where the neighbour met the session count more.
 
     Parameters:
-        k, sample_size, last_n_clicks: as for :class:`SKNN`.
+        k, sample_size, last_n_clicks, objective, type weights: as for :class:`SKNN`.
         lambda_spw, lambda_snh, lambda_inh: λ1, λ2, λ3, each > 0; a huge value switches the
             decay off.
 
@@ -269,18 +289,25 @@ class STAN(SessionKNN):
         lambda_snh: float = 100_000.0,
         lambda_inh: float = 2.05,
         last_n_clicks: int = 0,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
     ) -> None:
         check_sampling(k, sample_size)
         check_decay("lambda_spw", lambda_spw)
         check_decay("lambda_snh", lambda_snh)
         check_decay("lambda_inh", lambda_inh)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
+        check_type_params(objective, type_weight_cart, type_weight_purchase)
         self.k = k
         self.sample_size = sample_size
         self.lambda_spw = lambda_spw
         self.lambda_snh = lambda_snh
         self.lambda_inh = lambda_inh
         self.last_n_clicks = last_n_clicks
+        self.objective = objective
+        self.type_weight_cart = type_weight_cart
+        self.type_weight_purchase = type_weight_purchase
 
     def _scoring(self) -> Scoring:
         return Scoring(
@@ -302,7 +329,7 @@ class VSTAN(SessionKNN):
     ``(1 + λ_idf · idf(i))``.
 
     Parameters:
-        k, sample_size, last_n_clicks: as for :class:`SKNN`.
+        k, sample_size, last_n_clicks, objective, type weights: as for :class:`SKNN`.
         similarity: ``cosine`` (default) or ``vec``.
         lambda_spw, lambda_snh, lambda_inh, lambda_ipw: decay constants, each > 0.
         lambda_idf: IDF weight >= 0 (0 = none).
@@ -326,6 +353,9 @@ class VSTAN(SessionKNN):
         lambda_ipw: float = 1.02,
         lambda_idf: float = 5.0,
         last_n_clicks: int = 0,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("similarity", similarity, ("cosine", "vec"))
@@ -338,6 +368,7 @@ class VSTAN(SessionKNN):
             check_decay(name, value)
         check_float("lambda_idf", lambda_idf, minimum=0.0)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
+        check_type_params(objective, type_weight_cart, type_weight_purchase)
         self.k = k
         self.sample_size = sample_size
         self.similarity = similarity
@@ -347,6 +378,9 @@ class VSTAN(SessionKNN):
         self.lambda_ipw = lambda_ipw
         self.lambda_idf = lambda_idf
         self.last_n_clicks = last_n_clicks
+        self.objective = objective
+        self.type_weight_cart = type_weight_cart
+        self.type_weight_purchase = type_weight_purchase
 
     def _scoring(self) -> Scoring:
         return Scoring(
@@ -376,7 +410,7 @@ class VMISKNN(SessionKNN):
 
     Parameters:
         k: neighbours; sample_size: ``m``; last_n_clicks: as for :class:`SKNN` (Serenade's
-            ``max_items_in_session``).
+            ``max_items_in_session``); objective, type weights: as for :class:`SKNN`.
         weighting: session item weights (:data:`POSITION_WEIGHTS`), default ``div``.
         weighting_score: neighbour decay by its match (:data:`MATCH_DECAYS`), default
             ``linear``.
@@ -402,18 +436,25 @@ class VMISKNN(SessionKNN):
         weighting_score: str = "linear",
         idf: bool = True,
         last_n_clicks: int = 0,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("weighting", weighting, POSITION_WEIGHTS)
         check_choice("weighting_score", weighting_score, MATCH_DECAYS)
         check_param("idf", idf, isinstance(idf, (bool, np.bool_)), "expected true or false")
         check_int("last_n_clicks", last_n_clicks, minimum=0)
+        check_type_params(objective, type_weight_cart, type_weight_purchase)
         self.k = k
         self.sample_size = sample_size
         self.weighting = weighting
         self.weighting_score = weighting_score
         self.idf = idf
         self.last_n_clicks = last_n_clicks
+        self.objective = objective
+        self.type_weight_cart = type_weight_cart
+        self.type_weight_purchase = type_weight_purchase
 
     def _scoring(self) -> Scoring:
         return Scoring(

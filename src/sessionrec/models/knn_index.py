@@ -41,8 +41,19 @@ class Scoring:
     idf_lambda: float = 0.0
 
 
-def make_weights(index: KnnIndex, scoring: Scoring) -> KnnWeights:
-    """The precomputed per-session, per-item and per-distance factors (vectorised)."""
+def make_weights(
+    index: KnnIndex,
+    scoring: Scoring,
+    shares: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    type_weight: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> KnnWeights:
+    """The precomputed per-session, per-item and per-distance factors (vectorised).
+
+    ``shares``: what a neighbour's item counts by its strongest event type there (view,
+    cart, purchase: the objective's :data:`~sessionrec.models.knn_objective.OBJECTIVE_SHARES`);
+    ``type_weight``: the current session's item weight factors by type (the kernels apply
+    them when a batch has types).
+    """
     session = np.ones(index.sess_age.size, dtype=np.float64)
     if scoring.recency_lambda > 0:
         session *= np.exp(-index.sess_age / scoring.recency_lambda)
@@ -54,18 +65,29 @@ def make_weights(index: KnnIndex, scoring: Scoring) -> KnnWeights:
     elif scoring.idf == "mul":
         item = index.idf.copy()
     entry = item[index.sess_items]  # read in order while scoring, not scattered by item
+    if shares != (1.0, 1.0, 1.0):
+        entry = entry * np.asarray(shares, dtype=np.float64)[index.sess_types]
     longest = int(index.sess_positions.max()) if index.sess_positions.size else 0
     distance = np.ones(longest + 1, dtype=np.float64)
     if scoring.position_lambda > 0:
         distance = np.exp(-np.arange(longest + 1) / scoring.position_lambda)
-    return KnnWeights(session=session, entry=entry, distance=distance)
+    return KnnWeights(
+        session=session,
+        entry=entry,
+        distance=distance,
+        type_weight=np.asarray(type_weight, dtype=np.float64),
+    )
 
 
-def build_index(train: SessionData, sample_size: int) -> tuple[KnnIndex, np.ndarray]:
+def build_index(
+    train: SessionData, sample_size: int, types: np.ndarray | None = None
+) -> tuple[KnnIndex, np.ndarray]:
     """The posting lists and session store of ``train`` (vectorised, no loop per click).
 
-    Returns the index and, for every kept session number, the index of that session in
-    ``train`` (a session is kept when some truncated posting list still refers to it).
+    ``types``: canonical event type codes of ``train``'s clicks (``None``: all views); the
+    store keeps each (session, item)'s strongest. Returns the index and, for every kept
+    session number, the index of that session in ``train`` (a session is kept when some
+    truncated posting list still refers to it).
     """
     n_items, n_sessions = train.n_items, train.n_sessions
     lengths = train.lengths
@@ -90,6 +112,11 @@ def build_index(train: SessionData, sample_size: int) -> tuple[KnnIndex, np.ndar
     last[:-1] = key_sorted[1:] != key_sorted[:-1]
     pairs = by_key[last]
     pair_rank, pair_item, pair_pos = click_rank[pairs], items[pairs], position[pairs]
+    if types is None or pairs.size == 0:
+        pair_type = np.zeros(pairs.size, dtype=np.int8)
+    else:  # the strongest event of each (session, item) group, groups in the order of pairs
+        first = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+        pair_type = np.maximum.reduceat(np.asarray(types, dtype=np.int8)[by_key], first)
 
     # Posting lists, oldest first, truncated to the sample_size most recent sessions.
     by_item = np.lexsort((pair_rank, pair_item))
@@ -122,6 +149,7 @@ def build_index(train: SessionData, sample_size: int) -> tuple[KnnIndex, np.ndar
         sess_positions=pair_pos[in_store].astype(np.int32),
         sess_age=(n_sessions - 1 - kept_ranks).astype(np.float64),
         idf=idf.astype(np.float64),
+        sess_types=pair_type[in_store].astype(np.int8),
     )
     return index, by_recency[kept_ranks].astype(np.int64)
 
@@ -130,7 +158,8 @@ def index_from_state(state: dict[str, np.ndarray], n_items: int) -> KnnIndex:
     """The index saved in a model folder, checked: the kernels trust it, so a damaged file
     must fail here, with the array it concerns."""
     m = n_items
-    missing = sorted((set(KnnIndex._fields) | {"session_source", "popularity"}) - set(state))
+    required = (set(KnnIndex._fields) - {"sess_types"}) | {"session_source", "popularity"}
+    missing = sorted(required - set(state))
     if missing:
         raise ModelError(f"model state lacks arrays {missing}")
     dtypes = {
@@ -149,7 +178,17 @@ def index_from_state(state: dict[str, np.ndarray], n_items: int) -> KnnIndex:
         if value.ndim != 1 or value.dtype.kind not in ("f" if dtype is np.float64 else "iu"):
             raise ModelError(f"model state: {name} must be a 1-d {np.dtype(dtype)} array")
         arrays[name] = np.ascontiguousarray(value, dtype=dtype)
-    index = KnnIndex(**arrays)
+    # A folder saved before event types were kept: every stored item a view.
+    sess_types = np.asarray(state.get("sess_types", np.zeros(0, dtype=np.int8)))
+    if sess_types.size == 0:
+        sess_types = np.zeros(arrays["sess_items"].size, dtype=np.int8)
+    if (
+        sess_types.shape != arrays["sess_items"].shape
+        or sess_types.dtype.kind not in "iu"
+        or (sess_types.size and (sess_types.min() < 0 or sess_types.max() > 2))
+    ):
+        raise ModelError("model state: sess_types must hold a type code 0-2 per stored item")
+    index = KnnIndex(**arrays, sess_types=np.ascontiguousarray(sess_types, dtype=np.int8))
     n_kept = index.sess_age.size
     _check_csr("post", index.post_indptr, m, index.post_sessions, n_kept)
     _check_csr("sess", index.sess_indptr, n_kept, index.sess_items, m)

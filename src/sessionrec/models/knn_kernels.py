@@ -63,6 +63,14 @@ SIM_VEC = 0  # dot product / number of distinct session items
 SIM_COSINE = 1  # dot product / sqrt(sum of squared session weights * neighbour size)
 SIM_JACCARD = 2  # shared items / (session items + neighbour items - shared items)
 
+# Objectives (:mod:`sessionrec.models.knn_objective`): for O_CART and O_PURCHASE the session's
+# carted, not purchased items rank first. Event type codes: views, carts, purchases.
+O_CLICK = 0
+O_CART = 1
+O_PURCHASE = 2
+T_CART = 1
+T_PURCHASE = 2
+
 
 class KernelConfig(NamedTuple):
     """The scalar settings of one model (built by the model classes, never by users)."""
@@ -75,6 +83,7 @@ class KernelConfig(NamedTuple):
     similarity: int  # SIM_*
     match_decay: int  # D_*
     match_lambda: float  # λ of D_EXP
+    objective: int  # O_*
 
 
 class KnnIndex(NamedTuple):
@@ -95,6 +104,9 @@ class KnnIndex(NamedTuple):
     sess_positions: np.ndarray  # int32
     sess_age: np.ndarray  # float64 [n_kept]
     idf: np.ndarray  # float64 [n_items]
+    # int8, aligned with sess_items: the item's strongest event type in the session (0 view,
+    # 1 cart, 2 purchase); empty in an index built without types (all views).
+    sess_types: np.ndarray = np.zeros(0, dtype=np.int8)
 
 
 class KnnWeights(NamedTuple):
@@ -104,8 +116,9 @@ class KnnWeights(NamedTuple):
     """
 
     session: np.ndarray  # float64 [n_kept]: recency decay × the neighbour's cosine norm
-    entry: np.ndarray  # float64 [len(sess_items)]: IDF factor of each stored item (1 = none)
+    entry: np.ndarray  # float64 [len(sess_items)]: IDF × objective share of each stored item
     distance: np.ndarray  # float64 [max position + 1]: decay by |p(i, n) - p*| (1 = none)
+    type_weight: np.ndarray  # float64 [3]: session item weight factor by event type code
 
 
 # --------------------------------------------------------------------------- weights
@@ -154,35 +167,45 @@ def match_decays(steps: np.ndarray, code: int, lam: float) -> np.ndarray:
 # ------------------------------------------------------------------- 1. session profile
 @njit(cache=True, nogil=True)
 def session_profile(
-    clicks: np.ndarray, cfg: KernelConfig
+    clicks: np.ndarray, types: np.ndarray, cfg: KernelConfig, type_weight: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Distinct items of a session, most recent first: (items, weights, last positions, L).
 
     Positions are 1-based over the ``L`` clicks considered (the last ``cfg.last_n``, or all);
-    a repeated item keeps the position and weight of its last click.
+    a repeated item keeps the position and weight of its last click. With ``types``
+    (aligned with ``clicks``; empty = none) the weight is multiplied by ``type_weight`` of
+    the item's strongest event among those clicks.
     """
     start = 0
     if cfg.last_n > 0 and clicks.size > cfg.last_n:
         start = clicks.size - cfg.last_n
     length = clicks.size - start
+    typed = types.size > 0
     items = np.empty(length, dtype=np.int32)
     positions = np.empty(length, dtype=np.int64)
+    kinds = np.zeros(length if typed else 0, dtype=np.int8)
     q = 0
     for t in range(clicks.size - 1, start - 1, -1):
         item = clicks[t]
-        seen = False
+        seen = -1
         for j in range(q):
             if items[j] == item:
-                seen = True
+                seen = j
                 break
-        if not seen:
+        if seen < 0:
             items[q] = item
             positions[q] = t - start + 1
+            if typed:
+                kinds[q] = types[t]
             q += 1
+        elif typed and types[t] > kinds[seen]:
+            kinds[seen] = types[t]
     weights = np.empty(q, dtype=np.float64)
     for j in range(q):
         d = length - positions[j]
         weights[j] = position_weight(cfg.weighting, d, length, cfg.weighting_lambda)
+        if typed:
+            weights[j] *= type_weight[kinds[j]]
     return items[:q], weights, positions[:q], length
 
 
@@ -297,7 +320,11 @@ def kth_largest(values: np.ndarray, k: int) -> float:
 
 @njit(cache=True, nogil=True)
 def neighbors(
-    clicks: np.ndarray, cfg: KernelConfig, index: KnnIndex, weights: KnnWeights
+    clicks: np.ndarray,
+    types: np.ndarray,
+    cfg: KernelConfig,
+    index: KnnIndex,
+    weights: KnnWeights,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The session's neighbours, most recent first: (sessions, similarities, steps, p*).
 
@@ -305,7 +332,9 @@ def neighbors(
     neighbour ``i`` contains; ``p*`` the last position in the neighbour of an item it
     shares with the session.
     """
-    items, item_weights, positions, length = session_profile(clicks, cfg)
+    items, item_weights, positions, length = session_profile(
+        clicks, types, cfg, weights.type_weight
+    )
     sessions, dot, shared, match, last_pos, n = candidates(
         items, item_weights, index, cfg.sample_size
     )
@@ -371,16 +400,72 @@ def neighbors(
 
 # ----------------------------------------------------------------------- 4. item scores
 @njit(cache=True, nogil=True)
+def _slot(keys: np.ndarray, item: int, bits: int, mask: int) -> np.int64:
+    """The hash table cell of ``item``: where it is, or the empty cell it goes to."""
+    slot = ((np.int64(item) * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
+    while keys[slot] != item and keys[slot] >= 0:
+        slot = (slot + 1) & mask
+    return slot
+
+
+@njit(cache=True, nogil=True)
+def _boost_session_items(
+    clicks: np.ndarray, types: np.ndarray, keys: np.ndarray, sums: np.ndarray, bits: int
+) -> None:
+    """Put the session's own items above every item new to it (``top`` = the best neighbour
+    score, 1 when there is none): its carted, never purchased items first, the most recently
+    carted at ``4 top``, the next at ``3.5 top``, then ``3.33 top``, ...; then its items only
+    viewed, at ``top`` plus their neighbour score. Purchased items keep their neighbour
+    score (an item is rarely bought twice)."""
+    mask = (1 << bits) - 1
+    top = 0.0
+    for cell in range(keys.size):
+        if keys[cell] >= 0 and sums[cell] > top:
+            top = sums[cell]
+    if top <= 0.0:
+        top = 1.0
+    rank = 0
+    for t in range(clicks.size - 1, -1, -1):
+        item = clicks[t]
+        strongest = types[t]
+        later = False
+        for u in range(clicks.size):
+            if clicks[u] == item:
+                if types[u] > strongest:
+                    strongest = types[u]
+                if u > t:
+                    later = True
+        if later or strongest == T_PURCHASE:
+            continue  # each item once, at its last click; bought items as they are
+        slot = _slot(keys, item, bits, mask)
+        if keys[slot] < 0:
+            keys[slot] = item
+            sums[slot] = 0.0
+        if strongest == T_CART:
+            sums[slot] = top * (3.0 + 1.0 / (rank + 1))
+            rank += 1
+        else:
+            sums[slot] = top + sums[slot]
+
+
+@njit(cache=True, nogil=True)
 def session_scores(
-    clicks: np.ndarray, cfg: KernelConfig, index: KnnIndex, weights: KnnWeights
+    clicks: np.ndarray,
+    types: np.ndarray,
+    cfg: KernelConfig,
+    index: KnnIndex,
+    weights: KnnWeights,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scored items of one session, in no particular order: (items, float64 scores).
 
     Empty when no neighbour contributes (the caller's popularity fallback). Each item's
-    score is summed over the neighbours in the order :func:`neighbors` returns them.
+    score is summed over the neighbours in the order :func:`neighbors` returns them. For a
+    cart or purchase objective with ``types`` given, the session's carted items then go to
+    the top (:func:`_boost_session_items`).
     """
-    sessions, sims, steps, pstar = neighbors(clicks, cfg, index, weights)
-    bound = 0
+    sessions, sims, steps, pstar = neighbors(clicks, types, cfg, index, weights)
+    boost = cfg.objective != O_CLICK and types.size > 0
+    bound = clicks.size if boost else 0
     for i in range(sessions.size):
         s = sessions[i]
         bound += index.sess_indptr[s + 1] - index.sess_indptr[s]
@@ -401,11 +486,11 @@ def session_scores(
             item = index.sess_items[e]
             distance = abs(index.sess_positions[e] - pstar[i])
             value = base * weights.distance[distance] * weights.entry[e]
-            slot = ((np.int64(item) * 2654435761) & 0xFFFFFFFF) >> (32 - bits)
-            while keys[slot] != item and keys[slot] >= 0:
-                slot = (slot + 1) & mask
+            slot = _slot(keys, item, bits, mask)
             keys[slot] = item
             sums[slot] += value
+    if boost:
+        _boost_session_items(clicks, types, keys, sums, bits)
     n_out = 0
     for cell in range(keys.size):
         if keys[cell] >= 0:
@@ -423,9 +508,18 @@ def session_scores(
 
 # ------------------------------------------------------------------- batch entry points
 @njit(cache=True, nogil=True)
+def _row_types(types: np.ndarray, offsets: np.ndarray, r: int) -> np.ndarray:
+    """Row ``r``'s event types, or the empty array (no types) as it is."""
+    if types.size == 0:
+        return types
+    return types[offsets[r] : offsets[r + 1]]
+
+
+@njit(cache=True, nogil=True)
 def score_dense(
     offsets: np.ndarray,
     items: np.ndarray,
+    types: np.ndarray,
     cfg: KernelConfig,
     index: KnnIndex,
     weights: KnnWeights,
@@ -436,7 +530,9 @@ def score_dense(
     n = offsets.size - 1
     fallback = np.zeros(n, dtype=np.bool_)
     for r in range(n):
-        scored, values = session_scores(items[offsets[r] : offsets[r + 1]], cfg, index, weights)
+        scored, values = session_scores(
+            items[offsets[r] : offsets[r + 1]], _row_types(types, offsets, r), cfg, index, weights
+        )
         if scored.size == 0:
             fallback[r] = True
             out[r, :] = popularity
@@ -506,6 +602,7 @@ def _select(items: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, 
 def top_n(
     offsets: np.ndarray,
     items: np.ndarray,
+    types: np.ndarray,
     cfg: KernelConfig,
     index: KnnIndex,
     weights: KnnWeights,
@@ -520,7 +617,9 @@ def top_n(
     counts = np.zeros(b, dtype=np.int64)
     fallback = np.zeros(b, dtype=np.bool_)
     for r in range(b):
-        scored, values = session_scores(items[offsets[r] : offsets[r + 1]], cfg, index, weights)
+        scored, values = session_scores(
+            items[offsets[r] : offsets[r + 1]], _row_types(types, offsets, r), cfg, index, weights
+        )
         if scored.size == 0:
             fallback[r] = True
             m = min(n, popularity_order.size)
@@ -540,6 +639,7 @@ def top_n(
 def target_ranks(
     offsets: np.ndarray,
     items: np.ndarray,
+    types: np.ndarray,
     targets: np.ndarray,
     cfg: KernelConfig,
     index: KnnIndex,
@@ -556,7 +656,9 @@ def target_ranks(
         target = targets[r]
         if target < 0:
             continue
-        scored, values = session_scores(items[offsets[r] : offsets[r + 1]], cfg, index, weights)
+        scored, values = session_scores(
+            items[offsets[r] : offsets[r + 1]], _row_types(types, offsets, r), cfg, index, weights
+        )
         if scored.size == 0:
             ranks[r] = popularity_rank[target]
             continue
@@ -580,6 +682,7 @@ def target_ranks(
 def fallback_flags(
     offsets: np.ndarray,
     items: np.ndarray,
+    types: np.ndarray,
     cfg: KernelConfig,
     index: KnnIndex,
     weights: KnnWeights,
@@ -588,6 +691,8 @@ def fallback_flags(
     b = offsets.size - 1
     flags = np.zeros(b, dtype=np.bool_)
     for r in range(b):
-        scored, _ = session_scores(items[offsets[r] : offsets[r + 1]], cfg, index, weights)
+        scored, _ = session_scores(
+            items[offsets[r] : offsets[r + 1]], _row_types(types, offsets, r), cfg, index, weights
+        )
         flags[r] = scored.size == 0
     return flags

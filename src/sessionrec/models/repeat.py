@@ -38,6 +38,7 @@ from sessionrec._errors import DataError, ModelError
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
 from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k
+from sessionrec.models.knn_objective import canonical_codes
 from sessionrec.models.params import (
     check_choice,
     check_fraction,
@@ -126,11 +127,12 @@ class RepeatAware(Recommender):
 
     def score(self, batch: SessionBatch) -> np.ndarray:
         betas = self._session_betas(batch)
+        types = _session_types(batch)
         scores = self.base_.score(batch)
         for row, beta in enumerate(betas):
             if beta is None:
                 continue
-            items, repeat = self.mixture_.repeat_scores(batch.session(row))
+            items, repeat = self.mixture_.repeat_scores(batch.session(row), types[row])
             values = scores[row]
             values[items] = -np.inf  # new items only: their best sets the scale
             best = float(values.max()) if np.isfinite(values).any() else None
@@ -156,7 +158,8 @@ class RepeatAware(Recommender):
             for row, answer in zip(off, answers, strict=True):
                 results[row] = answer
         if on:
-            repeats = [self.mixture_.repeat_scores(batch.session(row)) for row in on]
+            types = _session_types(batch)
+            repeats = [self.mixture_.repeat_scores(batch.session(row), types[row]) for row in on]
             banned = [set() if exclude is None else set(_as_index(exclude[r]).tolist()) for r in on]
             # Deep enough that k new items are left once the session's items and the caller's
             # exclusions are taken out. Filtering here rather than through the base's
@@ -257,6 +260,7 @@ class RepeatAware(Recommender):
             "decay": np.array([self.mixture_.decay], dtype=np.float64),
             "power": np.array([self.mixture_.power], dtype=np.float64),
             "beta": self.mixture_.beta.astype(np.float64),
+            "type_factor": self.mixture_.type_factor.astype(np.float64),
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -265,18 +269,34 @@ class RepeatAware(Recommender):
             raise ModelError(f"model state: decay, power (one value) and beta ({N_CELLS} cells)")
         if not (0 < decay[0] <= 1 and power[0] >= 0 and (np.isnan(beta) | (beta >= 0)).all()):
             raise ModelError("model state: decay in (0, 1], power >= 0, beta >= 0 or NaN")
-        self.mixture_ = Mixture(float(decay[0]), float(power[0]), beta.astype(np.float64))
+        # A folder saved before event types: every type factor 1.
+        type_factor = np.asarray(state.get("type_factor", np.ones(3)), dtype=np.float64)
+        if type_factor.shape != (3,) or not (np.isfinite(type_factor) & (type_factor > 0)).all():
+            raise ModelError("model state: type_factor must hold 3 positive numbers")
+        self.mixture_ = Mixture(
+            float(decay[0]), float(power[0]), beta.astype(np.float64), type_factor
+        )
 
 
 def _rows(batch: SessionBatch, rows: list[int]) -> SessionBatch:
-    """The sessions ``rows`` of ``batch`` (with their times) as a batch of their own."""
+    """The sessions ``rows`` of ``batch`` (with their times and types) as a batch of their own."""
     if len(rows) == len(batch):  # all of them (rows are increasing): no copy
         return batch
     sessions = [batch.session(r) for r in rows]
-    times = None
+    times = types = None
     if batch.times is not None:
         times = [batch.session_times(r) for r in rows]
-    return SessionBatch.from_sequences(sessions, times)
+    if batch.types is not None:
+        types = [batch.session_types(r) for r in rows]
+    return SessionBatch.from_sequences(sessions, times, types, batch.event_types)
+
+
+def _session_types(batch: SessionBatch) -> list[np.ndarray | None]:
+    """Per session of ``batch``, its clicks' canonical event type codes (``None``: no types)."""
+    codes = canonical_codes(batch.types, batch.event_types)
+    if codes is None:
+        return [None] * len(batch)
+    return [codes[batch.offsets[i] : batch.offsets[i + 1]] for i in range(len(batch))]
 
 
 def _as_index(items: np.ndarray | None) -> np.ndarray:

@@ -8,9 +8,13 @@ For a session ``s`` whose cell (below) is switched on, the layer scores
 - a **session item** ``i``: ``m · beta(cell) · repeat(i)``, where ``m`` is the best base score
   of the new items (when it is positive; ``m - 1 + beta · repeat(i)`` otherwise, and
   ``beta · repeat(i)`` when no new item has a score) and
-  ``repeat(i) = decay^d(i) · count(i)^power``, divided by its largest value in the session
-  (so that the most repeatable item has 1). ``d(i)``: clicks after the item's last click
-  (0 for the last click, recency and position in one); ``count(i)``: its clicks (frequency).
+  ``repeat(i) = decay^d(i) · count(i)^power · type(i)``, divided by its largest value in the
+  session (so that the most repeatable item has 1). ``d(i)``: clicks after the item's last
+  click (0 for the last click, recency and position in one); ``count(i)``: its clicks
+  (frequency); ``type(i)``: a factor by the item's strongest event in the session (view 1,
+  cart, purchase: a carted item is a strong repeat candidate, a purchased one usually is
+  not), learned where the validation data has carts or purchases, 1 otherwise and for a
+  batch without event types.
 
 In units of the best new item (``explore(i) = base(i) / m``, 1 for the best new item) a
 session item scores ``beta · repeat(i)``: this is RepeatNet's split (Ren et al., AAAI 2019)
@@ -31,26 +35,28 @@ answer); the leak-free candidate is the gap between the session's last two click
 
 **Learning** (:func:`learn_mixture`): every next-click case of a validation split is ranked
 (pessimistic ties, cut-off :data:`CUTOFF`) by the base and by every mixture of a coarse grid
-(``decay`` x ``power`` x ``beta``). Cells are disjoint sets of cases, so per ``(decay,
-power)`` each cell takes its best ``beta`` or stays off, and the pair with the best total
-wins. The objective is ``HR@20 + MRR@20`` (fractions) summed over the cell's cases; a cell
-switches on only when it beats the base strictly and has at least ``min_cases`` cases. By
-construction the mixture is never worse than the base on validation, and it is entirely off
-when repeats do not help.
+(``decay`` x ``power`` x the type factors x ``beta``). Cells are disjoint sets of cases, so
+per ``(decay, power, type factors)`` each cell takes its best ``beta`` or stays off, and the
+setting with the best total wins. The objective is ``HR@20 + MRR@20`` (fractions) summed
+over the cell's cases; a cell switches on only when it beats the base strictly and has at
+least ``min_cases`` cases. By construction the mixture is never worse than the base on
+validation, and it is entirely off when repeats do not help.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sessionrec.data.sessions import SessionData
 from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch
 from sessionrec.models.base import Recommender, SessionBatch
+from sessionrec.models.knn_objective import CART, PURCHASE, canonical_codes
 
 log = logging.getLogger("sessionrec.models")
 
@@ -71,6 +77,10 @@ POWERS = (0.0, 0.5, 1.0)
 BETAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 100.0)
 """The grid validation searches: recency decay, frequency power, repeat odds per cell."""
 
+CART_FACTORS = (1.0, 2.0, 5.0)
+PURCHASE_FACTORS = (0.1, 0.5, 1.0)
+"""The type factors validation searches (a view's is 1), on data with carts or purchases."""
+
 CUTOFF = 20
 """The list length the objective looks at (HR@20 + MRR@20)."""
 
@@ -85,6 +95,8 @@ class Mixture:
     decay: float
     power: float
     beta: np.ndarray  # float64 [N_CELLS]
+    # float64 [3]: repeat factor by the item's strongest event type (view, cart, purchase)
+    type_factor: np.ndarray = field(default_factory=lambda: np.ones(3))
 
     @classmethod
     def off(cls) -> Mixture:
@@ -104,20 +116,33 @@ class Mixture:
         beta = float(self.beta[2 * bucket + (len(set(clicks)) < len(clicks))])
         return beta if math.isfinite(beta) else None
 
-    def repeat_scores(self, session: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def repeat_scores(
+        self, session: np.ndarray, types: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The distinct items of a non-empty session (most recent first) and their
-        ``repeat`` scores (float32, the largest is 1)."""
+        ``repeat`` scores (float32, the largest is 1); ``types``: the clicks' canonical
+        event type codes (:mod:`sessionrec.models.knn_objective`), or ``None``."""
         since: dict[int, int] = {}  # insertion order: most recent first
         counts: dict[int, int] = {}
         for position, item in enumerate(reversed(np.asarray(session).tolist())):
             since.setdefault(item, position)
             counts[item] = counts.get(item, 0) + 1
         items = np.fromiter(since, dtype=np.int64, count=len(since))
-        raw = repeat_raw(
-            self.decay,
-            self.power,
-            np.fromiter(since.values(), dtype=np.int64, count=len(since)),
-            np.fromiter((counts[i] for i in since), dtype=np.int64, count=len(since)),
+        factor: float | np.ndarray = 1.0
+        if types is not None and (self.type_factor != 1.0).any():
+            strongest = np.zeros(items.size, dtype=np.int64)
+            order = np.argsort(items)
+            at = order[np.searchsorted(items, np.asarray(session), sorter=order)]
+            np.maximum.at(strongest, at, np.asarray(types, dtype=np.int64))
+            factor = self.type_factor[strongest]
+        raw = (
+            repeat_raw(
+                self.decay,
+                self.power,
+                np.fromiter(since.values(), dtype=np.int64, count=len(since)),
+                np.fromiter((counts[i] for i in since), dtype=np.int64, count=len(since)),
+            )
+            * factor
         )
         return items, (raw / raw.max()).astype(np.float32)
 
@@ -168,6 +193,7 @@ class _Cases:
     owner: np.ndarray  # int64 [entries]: the case of every distinct session item
     since: np.ndarray  # int64 [entries]: clicks after its last click
     counts: np.ndarray  # int64 [entries]: its clicks
+    kinds: np.ndarray  # int64 [entries]: its strongest event type (0 view, 1 cart, 2 purchase)
 
 
 def gain(ranks: np.ndarray) -> np.ndarray:
@@ -182,13 +208,18 @@ def _collect(base: Recommender, valid: SessionData) -> _Cases:
     """Rank every validation case by the base and keep what the grid search needs."""
     cases = make_cases(valid, "next")
     items = items_for(base, valid)
+
     targets_all = items[cases.starts + cases.lengths]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _Cases.__dataclass_fields__}
     n_seen = 0
     for lo in range(0, len(cases), _BATCH):
         hi = min(lo + _BATCH, len(cases))
-        batch = prefix_batch(items, valid.times, cases.starts[lo:hi], cases.lengths[lo:hi])
+        batch = prefix_batch(
+            items, valid.times, cases.starts[lo:hi], cases.lengths[lo:hi], valid.types,
+            valid.event_types,
+        )  # fmt: skip
         targets = targets_all[lo:hi]
+        codes = canonical_codes(batch.types, batch.event_types)
         keep = (batch.lengths > 0) & (targets >= 0)  # empty prefixes and unknown targets
         ranks = base.target_ranks(batch, np.where(targets >= 0, targets, 0))
         rows = np.flatnonzero(keep)
@@ -198,7 +229,7 @@ def _collect(base: Recommender, valid: SessionData) -> _Cases:
         top = np.full((rows.size, CUTOFF), -np.inf, dtype=np.float32)
         target_explore = np.full(rows.size, -np.inf, dtype=np.float32)
         target_entry = np.full(rows.size, -1, dtype=np.int64)
-        owners, sinces, counts = [], [], []
+        owners, sinces, counts, kinds = [], [], [], []
         first_case = sum(p.size for p in parts["cell"])
         for j, (session, (idx, vals)) in enumerate(zip(sessions, tops, strict=True)):
             target = targets[rows[j]]
@@ -209,13 +240,21 @@ def _collect(base: Recommender, valid: SessionData) -> _Cases:
                 if hit.size:
                     target_explore[j] = scaled[hit[0]]
             backwards = session[::-1]
-            uniq, first, count = np.unique(backwards, return_index=True, return_counts=True)
+            uniq, first, inverse, count = np.unique(
+                backwards, return_index=True, return_inverse=True, return_counts=True
+            )
+            kind = np.zeros(uniq.size, dtype=np.int64)
+            if codes is not None:
+                row = int(rows[j])
+                typed = codes[batch.offsets[row] : batch.offsets[row + 1]][::-1]
+                np.maximum.at(kind, inverse, typed.astype(np.int64))
             where = np.flatnonzero(uniq == target)
             if where.size:
                 target_entry[j] = n_seen + where[0]
             owners.append(np.full(uniq.size, first_case + j, np.int64))
             sinces.append(first)
             counts.append(count)
+            kinds.append(kind)
             n_seen += uniq.size
         lengths = batch.lengths[rows]
         repeats = np.array([np.unique(s).size < s.size for s in sessions], dtype=bool)
@@ -227,23 +266,31 @@ def _collect(base: Recommender, valid: SessionData) -> _Cases:
         parts["owner"].append(np.concatenate(owners) if owners else np.zeros(0, np.int64))
         parts["since"].append(np.concatenate(sinces) if sinces else np.zeros(0, np.int64))
         parts["counts"].append(np.concatenate(counts) if counts else np.zeros(0, np.int64))
+        parts["kinds"].append(np.concatenate(kinds) if kinds else np.zeros(0, np.int64))
     if not parts["cell"]:
         empty = np.zeros(0, np.int64)
         return _Cases(
             empty, np.zeros(0), np.zeros((0, CUTOFF), np.float32), np.zeros(0, np.float32),
-            empty, empty, empty, empty,
+            empty, empty, empty, empty, empty,
         )  # fmt: skip
     return _Cases(**{k: np.concatenate(v) for k, v in parts.items()})
 
 
 def _subset(batch: SessionBatch, rows: np.ndarray) -> SessionBatch:
-    return SessionBatch.from_sequences([batch.session(int(r)) for r in rows])
+    types = None
+    if batch.types is not None:
+        types = [batch.session_types(int(r)) for r in rows]
+    return SessionBatch.from_sequences(
+        [batch.session(int(r)) for r in rows], types=types, event_types=batch.event_types
+    )
 
 
-def _mixture_gains(data: _Cases, decay: float, power: float, beta: float) -> np.ndarray:
+def _mixture_gains(
+    data: _Cases, decay: float, power: float, beta: float, factor: np.ndarray
+) -> np.ndarray:
     """Hit + reciprocal rank of every case under the mixture (cell switched on)."""
     n = data.cell.size
-    raw = repeat_raw(decay, power, data.since, data.counts)
+    raw = repeat_raw(decay, power, data.since, data.counts) * factor[data.kinds]
     best = np.zeros(n, dtype=np.float64)
     np.maximum.at(best, data.owner, raw)
     repeat = (raw / best[data.owner]).astype(np.float32)
@@ -268,29 +315,31 @@ def learn_mixture(base: Recommender, valid: SessionData, min_cases: int = 100) -
     per_cell = np.bincount(data.cell, minlength=N_CELLS)
     base_total = np.bincount(data.cell, weights=data.base_gain, minlength=N_CELLS)
     best: tuple[float, Mixture] = (float(base_total.sum()), Mixture.off())
-    for decay in DECAYS:
-        for power in POWERS:
-            totals = np.stack(
-                [
-                    np.bincount(
-                        data.cell,
-                        weights=_mixture_gains(data, decay, power, beta),
-                        minlength=N_CELLS,
-                    )
-                    for beta in BETAS
-                ]
-            )  # [betas, cells]
-            choice = np.argmax(totals, axis=0)  # the first (smallest) beta among equals
-            top = totals[choice, np.arange(N_CELLS)]
-            on = (top > base_total + 1e-9) & (per_cell >= min_cases)
-            beta = np.where(on, np.asarray(BETAS)[choice], np.nan)
-            total = float(np.where(on, top, base_total).sum())
-            if total > best[0] + 1e-9:
-                best = (total, Mixture(decay, power, beta))
+    factors = [np.ones(3)]
+    if np.isin(data.kinds, (CART, PURCHASE)).any():
+        factors = [np.array([1.0, c, p]) for c in CART_FACTORS for p in PURCHASE_FACTORS]
+    for decay, power, factor in itertools.product(DECAYS, POWERS, factors):
+        totals = np.stack(
+            [
+                np.bincount(
+                    data.cell,
+                    weights=_mixture_gains(data, decay, power, beta, factor),
+                    minlength=N_CELLS,
+                )
+                for beta in BETAS
+            ]
+        )  # [betas, cells]
+        choice = np.argmax(totals, axis=0)  # the first (smallest) beta among equals
+        top = totals[choice, np.arange(N_CELLS)]
+        on = (top > base_total + 1e-9) & (per_cell >= min_cases)
+        beta = np.where(on, np.asarray(BETAS)[choice], np.nan)
+        total = float(np.where(on, top, base_total).sum())
+        if total > best[0] + 1e-9:
+            best = (total, Mixture(decay, power, beta, factor))
     n = data.cell.size
     log.info(
         "repeat layer: validation HR@%d+MRR@%d %.4f (base %.4f) over %d cases; decay %s, "
-        "power %s, beta per cell %s",
+        "power %s, type factors %s, beta per cell %s",
         CUTOFF,
         CUTOFF,
         best[0] / n,
@@ -298,6 +347,7 @@ def learn_mixture(base: Recommender, valid: SessionData, min_cases: int = 100) -
         n,
         best[1].decay,
         best[1].power,
+        best[1].type_factor.tolist(),
         np.round(best[1].beta, 3).tolist(),
     )
     return best[1]

@@ -2,6 +2,10 @@
 the index, scoring runs the Numba pipeline, persistence saves the index arrays.
 
 A subclass only says how its hyperparameters set up the pipeline (:meth:`SessionKNN._scoring`).
+Every member also takes the event-type hyperparameters of
+:mod:`sessionrec.models.knn_objective` (``objective``, ``type_weight_cart``,
+``type_weight_purchase``); with their defaults, types are never read and the scores are those
+of a model without them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from sessionrec.models import knn_kernels as kernels
 from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k, ranked_rows
 from sessionrec.models.knn_index import Scoring, build_index, index_from_state, make_weights
 from sessionrec.models.knn_kernels import KernelConfig, KnnIndex, KnnWeights
+from sessionrec.models.knn_objective import (
+    OBJECTIVE_SHARES,
+    OBJECTIVES,
+    canonical_codes,
+    check_objective_data,
+)
+
+NO_TYPES = np.zeros(0, dtype=np.int8)
+"""What the kernels get for a batch whose event types the model does not read."""
 
 
 class SessionKNN(Recommender):
@@ -32,6 +45,9 @@ class SessionKNN(Recommender):
     k: int
     sample_size: int
     last_n_clicks: int  # every member of the family takes these three hyperparameters
+    objective: str  # ... and these three (sessionrec.models.knn_objective)
+    type_weight_cart: float
+    type_weight_purchase: float
 
     index_: KnnIndex
     session_source_: np.ndarray
@@ -55,13 +71,21 @@ class SessionKNN(Recommender):
             similarity=int(scoring.similarity),
             match_decay=int(scoring.match_decay),
             match_lambda=float(scoring.match_lambda),
+            objective=OBJECTIVES[self.objective],
         )
-        self.weights_ = make_weights(self.index_, scoring)
+        type_weight = (1.0, float(self.type_weight_cart), float(self.type_weight_purchase))
+        self.weights_ = make_weights(
+            self.index_, scoring, OBJECTIVE_SHARES[self.objective], type_weight
+        )
+        # Types are read only where they change a score: the click path stays as it was.
+        self._reads_types = self.objective != "click" or type_weight != (1.0, 1.0, 1.0)
 
     # ------------------------------------------------------------------- fit
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         # ``valid`` is unused: a neighbourhood model has no epochs to select.
-        self.index_, self.session_source_ = build_index(train, int(self.sample_size))
+        codes = canonical_codes(train.types, train.event_types)
+        check_objective_data(self.objective, codes)
+        self.index_, self.session_source_ = build_index(train, int(self.sample_size), codes)
         self._set_popularity(train.item_counts())
         self._prepare()
 
@@ -74,6 +98,7 @@ class SessionKNN(Recommender):
         state = {name: np.asarray(value) for name, value in index._asdict().items()}
         state["session_source"] = np.asarray(session_source)
         state["popularity"] = train.item_counts()
+        check_objective_data(self.objective, np.asarray(index.sess_types))
         self.vocab_ = train.vocab
         self.data_fingerprint_ = train.fingerprint()
         try:
@@ -96,8 +121,9 @@ class SessionKNN(Recommender):
         )
 
     # --------------------------------------------------------------- scoring
-    def _batch_arrays(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Validated CSR arrays: the kernels index without bounds checks."""
+    def _batch_arrays(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validated CSR arrays and the canonical event types the model reads (empty when it
+        reads none or the batch has none): the kernels index without bounds checks."""
         self._check_fitted()
         offsets = np.ascontiguousarray(batch.offsets, dtype=np.int64)
         items = np.ascontiguousarray(batch.items, dtype=np.int32)
@@ -105,13 +131,20 @@ class SessionKNN(Recommender):
             raise DataError(f"session items must be internal indices in [0, {self.n_items})")
         if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != items.size:
             raise DataError("batch offsets must start at 0 and end at the number of items")
-        return offsets, items
+        types = NO_TYPES
+        if self._reads_types and batch.types is not None:
+            codes = canonical_codes(batch.types, batch.event_types)
+            assert codes is not None
+            if codes.shape != items.shape:
+                raise DataError("batch types must have one value per click")
+            types = np.ascontiguousarray(codes, dtype=np.int8)
+        return offsets, items, types
 
     def score(self, batch: SessionBatch) -> np.ndarray:
-        offsets, items = self._batch_arrays(batch)
+        offsets, items, types = self._batch_arrays(batch)
         out = np.full((len(batch), self.n_items), -np.inf, dtype=np.float32)
         kernels.score_dense(
-            offsets, items, self.config_, self.index_, self.weights_, self._pop_scores, out
+            offsets, items, types, self.config_, self.index_, self.weights_, self._pop_scores, out
         )
         return out
 
@@ -132,12 +165,13 @@ class SessionKNN(Recommender):
     ) -> tuple[list[TopK], np.ndarray]:
         """:meth:`top_k` and :meth:`fallback_mask` from one neighbour search."""
         k = check_k(k)
-        offsets, items = self._batch_arrays(batch)
+        offsets, items, types = self._batch_arrays(batch)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         n = min(k + extra, self.n_items)
         best, scores, counts, fallback = kernels.top_n(
             offsets,
             items,
+            types,
             self.config_,
             self.index_,
             self.weights_,
@@ -161,24 +195,31 @@ class SessionKNN(Recommender):
         evaluation protocol does) without materialising dense rows: the fast path that
         tuning uses. A target < 0 (unknown) is a miss.
         """
-        offsets, items = self._batch_arrays(batch)
+        offsets, items, types = self._batch_arrays(batch)
         targets = np.ascontiguousarray(targets, dtype=np.int64)
         if targets.shape != (len(batch),):
             raise DataError(f"expected one target per session ({len(batch)}), got {targets.shape}")
         if targets.size and targets.max() >= self.n_items:
             raise DataError(f"targets must be internal indices below {self.n_items}")
         return kernels.target_ranks(
-            offsets, items, targets, self.config_, self.index_, self.weights_, self._pop_rank
+            offsets, items, types, targets, self.config_, self.index_, self.weights_, self._pop_rank
         )
 
     def training_counts(self) -> np.ndarray:
         self._check_fitted()
         return self.popularity_
 
+    def recommends_repeats(self) -> bool:
+        """True for a cart or purchase objective: the visitor's own carted items are its best
+        candidates, so serving must not exclude the session's items."""
+        return self.objective != "click"
+
     def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
         """True for every session whose scores are the popularity fallback (no neighbour)."""
-        offsets, items = self._batch_arrays(batch)
-        return kernels.fallback_flags(offsets, items, self.config_, self.index_, self.weights_)
+        offsets, items, types = self._batch_arrays(batch)
+        return kernels.fallback_flags(
+            offsets, items, types, self.config_, self.index_, self.weights_
+        )
 
     def neighbors(self, session: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The neighbours of one session (internal item indices), most recent first.
@@ -187,8 +228,10 @@ class SessionKNN(Recommender):
         explanations ("people who viewed these also viewed") and tests.
         """
         batch = SessionBatch.from_sequences([np.asarray(session, dtype=np.int32)])
-        _, items = self._batch_arrays(batch)
-        sessions, sims, _, _ = kernels.neighbors(items, self.config_, self.index_, self.weights_)
+        _, items, _ = self._batch_arrays(batch)
+        sessions, sims, _, _ = kernels.neighbors(
+            items, NO_TYPES, self.config_, self.index_, self.weights_
+        )
         return self.session_source_[sessions], sims
 
     # ---------------------------------------------------------- explanations
@@ -201,17 +244,21 @@ class SessionKNN(Recommender):
         ``j`` is credited ``Σ_n c_n · w_j / Σ_{j' shared with n} w_j'``: the session items'
         weights add up to the score, and so do the neighbours'. Neighbour ties go to the
         more recent session, session item ties to the more recent click. A session that
-        takes the popularity fallback gets kind ``"popular"``.
+        takes the popularity fallback gets kind ``"popular"``. Explanations get item ids
+        only, so they treat every session click as a view (type weights and the carted-items
+        boost of a cart or purchase objective are not reflected).
         """
         clicks = np.ascontiguousarray(session, dtype=np.int32)
         cfg, index, weights = self.config_, self.index_, self.weights_
-        sessions, sims, steps, pstar = kernels.neighbors(clicks, cfg, index, weights)
+        sessions, sims, steps, pstar = kernels.neighbors(clicks, NO_TYPES, cfg, index, weights)
         base = sims * kernels.match_decays(steps, cfg.match_decay, cfg.match_lambda)
         live = np.flatnonzero(base != 0.0)  # the kernel skips the others too
         if live.size == 0:
             return [Reason("popular") for _ in targets]
         sessions, base, pstar = sessions[live].astype(np.int64), base[live], pstar[live]
-        profile, item_weights, _, _ = kernels.session_profile(clicks, cfg)
+        profile, item_weights, _, _ = kernels.session_profile(
+            clicks, NO_TYPES, cfg, weights.type_weight
+        )
 
         # Every stored (neighbour, item) entry, neighbours in the kernel's order.
         starts = index.sess_indptr[sessions]

@@ -118,6 +118,9 @@ def build_vmis_index_spark(
         sess_positions=sess_positions,
         sess_age=(n_sessions - 1 - kept_ranks).astype(np.float64),
         idf=idf.astype(np.float64),
+        # Event types are not read on Spark: every stored item counts as a view, so only the
+        # click objective fits from this index (SessionKNN.fit_index refuses the others).
+        sess_types=np.zeros(sess_items.size, dtype=np.int8),
     )
     return index, source
 
