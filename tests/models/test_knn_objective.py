@@ -196,3 +196,28 @@ def test_repeat_layer_learns_that_carted_items_come_back(tmp_path) -> None:
     untyped = SessionBatch(query.offsets, query.items)  # without types: recency decides
     ((idx, _),) = model.top_k(untyped, 1)
     assert idx[0] != data.vocab.index("i2")
+
+
+@pytest.mark.parametrize("name", KNN)
+def test_for_objective_twin_scores_as_a_model_fitted_for_it(name: str) -> None:
+    params = {"k": 10, "sample_size": 10}
+    click = create_model(name, params).fit(TRAIN)
+    fitted = create_model(name, {**params, "objective": "purchase"}).fit(TRAIN)
+    twin = click.for_objective("purchase")
+    queries = batch(TRAIN, [[("a", V)], [("a", V), ("d", C)], [("b", V), ("c", P)]])
+    np.testing.assert_array_equal(twin.score(queries), fitted.score(queries))
+    assert twin.recommends_repeats() and not click.recommends_repeats()
+    assert click.for_objective("purchase") is twin  # derived once
+    assert click.for_objective("click") is click and twin.index_ is click.index_
+    untyped = create_model(name, params).fit(SessionData(TRAIN.offsets, TRAIN.items, TRAIN.vocab))
+    with pytest.raises(DataError, match="needs training data with event types"):
+        untyped.for_objective("cart")
+
+
+def test_models_without_objectives_refuse_another_one() -> None:
+    from sessionrec._errors import ModelError
+
+    markov = create_model("markov").fit(TRAIN)
+    assert markov.for_objective("click") is markov
+    with pytest.raises(ModelError, match="ranks for the 'click' objective only"):
+        markov.for_objective("purchase")

@@ -368,6 +368,23 @@ class Recommender(abc.ABC):
                     scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
         return select_top_k(scores, k)
 
+    def for_objective(self, objective: str) -> Recommender:
+        """This model ranking for ``objective`` (``click``: the next item; ``cart`` /
+        ``purchase``: what the visitor will cart or buy later in the session).
+
+        A model answers for the objective it was fitted for; models that can re-weigh their
+        evidence for another one (the session-kNN family) override this and return a twin
+        that shares the fitted state. Raises :class:`ModelError` when the model cannot.
+        """
+        own = str(getattr(self, "objective", "click"))
+        if objective == own:
+            return self
+        raise ModelError(
+            f"{type(self).__name__} ranks for the {own!r} objective only; train it with "
+            f"--objective {objective} or serve a session-kNN model (sknn, vsknn, stan, vstan, "
+            "vmisknn), which ranks for any objective its training data has events for"
+        )
+
     def top_k_with_fallback(
         self,
         batch: SessionBatch,

@@ -11,6 +11,7 @@ of a model without them.
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Sequence
 from typing import ClassVar, Self
 
@@ -28,6 +29,7 @@ from sessionrec.models.knn_objective import (
     canonical_codes,
     check_objective_data,
 )
+from sessionrec.models.params import check_choice
 
 NO_TYPES = np.zeros(0, dtype=np.int8)
 """What the kernels get for a batch whose event types the model does not read."""
@@ -208,6 +210,25 @@ class SessionKNN(Recommender):
     def training_counts(self) -> np.ndarray:
         self._check_fitted()
         return self.popularity_
+
+    def for_objective(self, objective: str) -> Recommender:
+        """A twin ranking for ``objective`` that shares this model's index (only the
+        per-entry weights are derived again, once per objective); refused with a DataError
+        when the training data has no event of that kind."""
+        if objective == self.objective:
+            return self
+        check_choice("objective", objective, OBJECTIVES)
+        twins: dict[str, SessionKNN] = self.__dict__.setdefault("_twins", {})
+        twin = twins.get(objective)
+        if twin is None:
+            self._check_fitted()
+            check_objective_data(objective, np.asarray(self.index_.sess_types))
+            twin = copy.copy(self)
+            twin.__dict__["_twins"] = {}
+            twin.objective = objective
+            twin._prepare()
+            twins[objective] = twin
+        return twin
 
     def recommends_repeats(self) -> bool:
         """True for a cart or purchase objective: the visitor's own carted items are its best

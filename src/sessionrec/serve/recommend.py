@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from sessionrec._errors import ConfigError, SessionrecError
+from sessionrec._errors import ConfigError, DataError, ModelError, SessionrecError
 from sessionrec.models.base import Recommender
 from sessionrec.serve.deps import ServiceState
 from sessionrec.serve.errors import ApiError, json_response
@@ -51,7 +51,9 @@ def pick_variant(
     return variant
 
 
-def explain(loaded: LoadedModel, session: list[str], ranked: Ranked) -> list[Any]:
+def explain(
+    loaded: LoadedModel, session: list[str], ranked: Ranked, model: Recommender | None = None
+) -> list[Any]:
     """A reason per returned item (after the business rules: only what is shown).
 
     Model items are explained by the model, in one call; fallback items say where they
@@ -65,7 +67,7 @@ def explain(loaded: LoadedModel, session: list[str], ranked: Ranked) -> list[Any
     if not shown:
         return reasons
     try:
-        explained = loaded.model.explain(session, [ranked.items[i] for i in shown])
+        explained = (model or loaded.model).explain(session, [ranked.items[i] for i in shown])
     except SessionrecError as exc:
         log.warning("model %s could not explain its answer: %s", loaded.name, exc)
         for i in shown:
@@ -107,18 +109,27 @@ async def answer(
     *,
     session_id: str | None = None,
     record: bool = True,
+    types: list[str] | None = None,
 ) -> Response:
-    """The recommendation answer for the session ``items`` (``extra`` joins the payload).
+    """The recommendation answer for the session ``items`` (``extra`` joins the payload);
+    ``types``: their event types (canonical names), which models fitted with types read.
 
     The answer is recorded for feedback, linked to ``session_id`` (erased with it), unless
     ``record`` is False (a click without consent leaves no trace)."""
+    model = loaded.model
+    if opts.objective is not None:
+        try:
+            model = model.for_objective(opts.objective)
+        except (ModelError, DataError) as exc:
+            raise ApiError(422, "objective_unsupported", str(exc)) from None
     try:
         ranked = loaded.rules.recommend(
-            loaded.model,
+            model,
             items,
             opts.k,
             times=times,
-            exclude_seen=excludes_seen(opts, loaded.model),
+            types=types,
+            exclude_seen=excludes_seen(opts, model),
             exclude_items=opts.exclude_items,
             filters=opts.filters,
             fallback=opts.fallback,
@@ -150,7 +161,7 @@ async def answer(
         "items": out_items,
     }
     if opts.explain:
-        for item, reason in zip(out_items, explain(loaded, items, ranked), strict=True):
+        for item, reason in zip(out_items, explain(loaded, items, ranked, model), strict=True):
             item["reason"] = reason
     if extra:
         payload.update(extra)
@@ -192,4 +203,5 @@ async def answer_session(
         {"session_id": session_id, "event_count": len(events)},
         session_id=session_id,
         record=record,
+        types=[e.event_type for e in events],
     )

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from sessionrec._errors import ConfigError
+from sessionrec.data.events.event_types import CANONICAL_EVENT_TYPES
 from sessionrec.data.sessions import UNKNOWN, ItemVocab
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.serve.catalog import Catalog, encode_ids, safe_index
@@ -84,6 +85,18 @@ class TrendingOrder:
     by_category: list[np.ndarray]
     score: np.ndarray
     """Decayed count of every model item over the largest one, float32 (0 = no live click)."""
+
+
+_TYPE_CODE = {name: code for code, name in enumerate(CANONICAL_EVENT_TYPES)}
+
+
+def _batch_types(types: Sequence[str] | None, known: np.ndarray) -> dict[str, Any]:
+    """The batch's event types when any click is not a view (a batch without types is all
+    views, so the common case builds nothing)."""
+    if types is None or len(types) != known.size or all(t == "view" for t in types):
+        return {}
+    codes = np.fromiter((_TYPE_CODE.get(t, 0) for t in types), dtype=np.int8, count=len(types))
+    return {"types": codes[known], "event_types": CANONICAL_EVENT_TYPES}
 
 
 # ------------------------------------------------------------------ policy
@@ -475,6 +488,7 @@ class ItemRules:
         k: int,
         *,
         times: Sequence[float] | None = None,
+        types: Sequence[str] | None = None,
         exclude_seen: bool = True,
         exclude_items: Sequence[str] = (),
         filters: Filters = Filters(),
@@ -516,6 +530,7 @@ class ItemRules:
                 offsets=np.array([0, session.size], dtype=np.int64),
                 items=session.astype(np.int32),
                 times=batch_times,
+                **_batch_types(types, known),
             )
             # Known items can still leave a model with nothing to go on (a kNN session
             # without neighbours): it then scores by popularity, and the answer says so.

@@ -84,6 +84,8 @@ class Options:
     details: bool
     variant: str | None
     explain: bool = False
+    objective: str | None = None
+    """``None``: what the served model was fitted for (:meth:`Recommender.for_objective`)."""
 
 
 def request_options(
@@ -99,6 +101,7 @@ def request_options(
     details: bool,
     variant: str | None,
     explain: bool,
+    objective: str | None = None,
 ) -> Options:
     """The one place a request's :class:`Options` are built (``exclude_seen`` defaults)."""
     return Options(
@@ -114,7 +117,16 @@ def request_options(
         details=details,
         variant=variant,
         explain=explain,
+        objective=objective,
     )
+
+
+Objective = Literal["click", "cart", "purchase"]
+OBJECTIVE_HELP = (
+    "What to rank for: click (the next item), cart or purchase (what this visitor will cart "
+    "or buy later in the session; session-kNN models, trained on data with such events). "
+    "Default: what the served model was trained for."
+)
 
 
 # ------------------------------------------------------------------ requests
@@ -235,6 +247,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
         details: bool = False
         explain: bool = Field(False, description="Add a reason to every item.")
         variant: VariantName | None = None
+        objective: Objective | None = Field(None, description=OBJECTIVE_HELP)
 
         @model_validator(mode="after")
         def _times_match(self) -> "RecommendIn":
@@ -255,6 +268,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
                 details=self.details,
                 variant=self.variant,
                 explain=self.explain,
+                objective=self.objective,
             )
 
     class FeedbackIn(StrictBody):
@@ -287,6 +301,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
         details: bool = Field(False, description="Add catalog fields to the items.")
         explain: bool = Field(False, description="Add a reason to every item.")
         variant: VariantName | None = Field(None, description="Force an A/B variant (QA, replay).")
+        objective: Objective | None = Field(None, description=OBJECTIVE_HELP)
 
         def options(self) -> Options:
             return request_options(
@@ -301,6 +316,7 @@ def build_request_models(config: ServeConfig) -> RequestModels:
                 details=self.details,
                 variant=self.variant,
                 explain=self.explain,
+                objective=self.objective,
             )
 
     class EventQuery(SessionQuery):
