@@ -7,7 +7,10 @@ own: more CPU than the model's answer (``benchmarks/service/bench_redis_clients.
 event loop and writes them as a single non-transactional pipeline at the end of that turn:
 one connection, one write, one read of every reply, however many requests were waiting.
 A lone command goes out in the same loop turn it was issued in, so batching adds no
-waiting, only saves work when there is more than one.
+waiting, only saves work when there is more than one. When nothing is in flight, a command
+is sent at once by its caller (a batch of one would cost a task hop and a pipeline, about
+60 µs, for nothing); the commands issued while it is out wait for the end of the turn
+and go together.
 
 Each caller gets its own reply or its own error (a pipeline without ``MULTI`` runs every
 command even when one fails). If the whole pipeline fails (Redis unreachable), every
@@ -20,6 +23,19 @@ import asyncio
 from typing import Any
 
 
+def _reply_errors() -> tuple[type[Exception], ...]:
+    try:
+        from redis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover - the store needs redis; the batcher alone not
+        return ()
+    return (ResponseError,)
+
+
+_REPLY_ERRORS = _reply_errors()
+"""Errors Redis answers to one command (wrong type, NOSCRIPT): that caller's, not the
+connection's."""
+
+
 class CommandBatcher:
     """Send the commands of one event-loop turn in one pipeline of ``client``."""
 
@@ -29,11 +45,24 @@ class CommandBatcher:
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
         self.batches = 0
         self.commands = 0
+        self.direct = 0
 
-    def call(self, *args: Any) -> asyncio.Future[Any]:
-        """Queue one command (``"EVAL", script, ...``); the future gets its reply."""
+    async def call(self, *args: Any) -> Any:
+        """The reply to one command (``"EVALSHA", sha, ...``): sent at once when nothing
+        is in flight, else with the other commands of this loop turn."""
+        if self._in_flight or self._queue:
+            return await self._enqueue(args)
+        self._in_flight += 1
+        self.direct += 1
+        try:
+            return await self._client.execute_command(*args)
+        finally:
+            self._in_flight -= 1
+
+    def _enqueue(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((args, future))
@@ -55,16 +84,29 @@ class CommandBatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        self._in_flight += 1
+        try:
+            await self._run_batch(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _run_batch(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         live = [(args, future) for args, future in batch if not future.done()]
         if not live:  # every caller gave up (timed out) before the turn ended
             return
         self.batches += 1
         self.commands += len(live)
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for args, _ in live:
-                    pipe.execute_command(*args)
-                replies = await pipe.execute(raise_on_error=False)
+            if len(live) == 1:  # a pipeline of one costs more than the plain call
+                try:
+                    replies = [await self._client.execute_command(*live[0][0])]
+                except _REPLY_ERRORS as exc:  # the caller's own error, as in a pipeline
+                    replies = [exc]
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for args, _ in live:
+                        pipe.execute_command(*args)
+                    replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # handed to every caller, then re-raised if not an error
             for _, future in live:
                 if future.done():
