@@ -46,7 +46,8 @@ carted before the cut (click: 80%), and 37% of those first seen after the cut (c
 shop: 1,687 test sessions of 2+ events, with the planted intents of the synthetic shop
 (browsing, view -> cart -> purchase funnels, switching; rerun 2026-12-08 after they landed,
 ``--sources shop --seeds 5``): its purchases are items carted earlier in the session, which
-every objective already lists, so the purchase objective gains little. taobao-sample: 143 test sessions, 8 with an order; the models score a
+every objective already lists, so the purchase objective gains little.
+taobao-sample: 143 test sessions, 8 with an order; the models score a
 median of 6 items per session there, so every list holds all of them and the objectives tie.
 """
 

@@ -131,23 +131,6 @@ def train_data(sessions: list[np.ndarray], n_items: int) -> Any:
 
 
 # ---------------------------------------------------------------- process
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, MB (Linux /proc)."""
-    total_kb = 0
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                stack.extend(int(c) for c in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue
-    return total_kb / 1024
-
-
 def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
@@ -159,7 +142,7 @@ def serve_and_measure(
     try:
         # warm-up: numba kernels, the int8 table (built on first use), caches
         load.run_load("closed", port, test_file, connections=1, duration=3.0, k=k)
-        rss_ready = tree_rss_mb(service.process.pid)
+        rss_ready = load.tree_rss_mb(service.process.pid)
         result = load.measure(
             service,
             load.run_load,
@@ -170,7 +153,7 @@ def serve_and_measure(
             duration=duration,
             k=k,
         )
-        result["rss_mb"] = max(rss_ready, tree_rss_mb(service.process.pid))
+        result["rss_mb"] = max(rss_ready, load.tree_rss_mb(service.process.pid))
         return result
     finally:
         service.stop()

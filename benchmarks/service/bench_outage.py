@@ -32,11 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -48,11 +46,12 @@ import numpy as np
 from benchmarks.common import SHARED_DATA
 from benchmarks.service.load import (
     HOST,
-    THREADS,
     Connection,
     free_port,
+    redis_answers,
     redis_command,
     start_service,
+    train_model,
     wait_for,
 )
 
@@ -146,29 +145,14 @@ def main() -> None:
     import redis
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-outage-"))
-    model_dir = args.model_dir
-    if model_dir is None:
-        model_dir = workdir / "model"
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "sessionrec", "-q", "train", "--model", "vsknn"),
-                *("--benchmark", str(args.data), "--output", str(model_dir)),
-            ],
-            check=True,
-            env={**os.environ, **THREADS},
-        )
+    model_dir = args.model_dir or train_model("vsknn", args.data, workdir / "model")
     redis_port = free_port()
     redis_dir = workdir / "redis"
     redis_dir.mkdir()
     command = redis_command(redis_port, str(redis_dir), durable=True)
 
     def answers() -> bool:
-        try:
-            with socket.create_connection((HOST, redis_port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_answers(redis_port)
 
     state: dict[str, Any] = {"redis": subprocess.Popen(command, stdout=subprocess.DEVNULL)}
     wait_for(answers, 10, "redis-server")

@@ -24,34 +24,21 @@ against the end, errors (5xx, store errors, clicks dropped) and the latency of t
 from __future__ import annotations
 
 import argparse
-import os
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from benchmarks.common import SHARED_DATA
-from benchmarks.service.load import HOST, THREADS, run_load, start_redis, start_service
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants (Linux /proc), MB."""
-    total = 0
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                stack.extend(int(c) for c in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue
-    return total / 1024
+from benchmarks.service.load import (
+    HOST,
+    run_load,
+    start_redis,
+    start_service,
+    train_model,
+    tree_rss_mb,
+)
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -86,17 +73,7 @@ def main() -> None:
     import redis
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    model_dir = args.model_dir
-    if model_dir is None:
-        model_dir = workdir / "model"
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "sessionrec", "-q", "train", "--model", "vsknn"),
-                *("--benchmark", str(args.data), "--output", str(model_dir)),
-            ],
-            check=True,
-            env={**os.environ, **THREADS},
-        )
+    model_dir = args.model_dir or train_model("vsknn", args.data, workdir / "model")
     server, url = start_redis()
     service, port = start_service(
         model_dir,

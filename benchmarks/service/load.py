@@ -392,6 +392,47 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, MB (Linux /proc)."""
+    total_kb = 0
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total_kb / 1024
+
+
+def redis_answers(port: int) -> bool:
+    """True when a ``redis-server`` answers PING on ``port``."""
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def train_model(name: str, benchmark: Path, output: Path) -> Path:
+    """``sessionrec train --model NAME`` with defaults on a benchmark folder, one thread."""
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "sessionrec", "-q", "train", "--model", name),
+            *("--benchmark", str(benchmark), "--output", str(output)),
+        ],
+        check=True,
+        env={**os.environ, **THREADS},
+        stdout=subprocess.DEVNULL,
+    )
+    return output
+
+
 def measure(
     service: Managed | list[Managed], phase: Any, *args: Any, **kwargs: Any
 ) -> dict[str, Any]:
@@ -479,15 +520,7 @@ def start_redis(durable: bool = False) -> tuple[Managed, str]:
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
     server = Managed(redis_command(port, workdir, durable), workdir=workdir)
 
-    def answers() -> bool:
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    wait_for(answers, 10, "redis-server")
+    wait_for(lambda: redis_answers(port), 10, "redis-server")
     return server, f"redis://{HOST}:{port}/0"
 
 
