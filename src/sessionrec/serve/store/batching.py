@@ -37,7 +37,8 @@ connection's."""
 
 
 class CommandBatcher:
-    """Send the commands of one event-loop turn in one pipeline of ``client``."""
+    """Send a command at once when none is in flight; the commands issued while some are,
+    at the end of the event-loop turn, in one pipeline of ``client``."""
 
     def __init__(self, client: Any, max_batch: int = 512) -> None:
         self._client = client
