@@ -11,9 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,13 @@ from typing import Any
 from sessionrec import cli_parser
 from sessionrec._errors import ConfigError, SessionrecError
 from sessionrec.cli_checks import check_model_data, check_outputs, recorded_fit_seconds
+from sessionrec.cli_fit import (
+    fine_tune_model,
+    fit_model,
+    launched_world_size,
+    params_from_args,
+    typed_train,
+)
 from sessionrec.cli_logging import configure_logging
 from sessionrec.cli_parser import Command
 from sessionrec.data.reliability import SMALL_TEST_NOTE, small_test_warning
@@ -30,67 +35,6 @@ log = logging.getLogger("sessionrec")
 
 
 # ----------------------------------------------------------------- helpers
-def _model_params(args: argparse.Namespace) -> dict[str, Any]:
-    """Hyperparameters from ``--params-file`` (JSON) overridden by ``--param key=value``."""
-    from sessionrec.models.registry import parse_params
-
-    params: dict[str, Any] = {}
-    if getattr(args, "params_file", None):
-        path = Path(args.params_file)
-        try:
-            loaded = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read parameters: {exc}") from None
-        if isinstance(loaded, dict) and isinstance(loaded.get("params"), dict):
-            loaded = loaded["params"]  # the file `sessionrec tune` writes
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a JSON object of hyperparameters")
-        params.update(loaded)
-    params.update(parse_params(args.model, args.param))
-    if getattr(args, "objective", None):
-        params["objective"] = args.objective
-    return params
-
-
-def _typed_train(args: argparse.Namespace, train: Any) -> Any:
-    """With ``--objective``: the training sessions with their event types when the folder is
-    a prepared dataset folder (Parquet), else ``train`` as read (a cart or purchase
-    objective then refuses it at fit)."""
-    from sessionrec.evaluation.otto import typed_folder_parts
-
-    if not getattr(args, "objective", None):
-        return train
-    typed = typed_folder_parts(args.benchmark)
-    return train if typed is None else typed[0]
-
-
-def _fit(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
-    from sessionrec.models.registry import create_model
-
-    model = create_model(args.model, _model_params(args))
-    refit = getattr(args, "refit", False)
-    if refit and not model.get_params().get("valid_fraction"):
-        raise ConfigError(
-            "--refit trains again for the epochs a validation split chose: it needs a neural "
-            "model and --param valid_fraction=F (e.g. 0.1)"
-        )
-    log.info("fitting %r on %s", model, train)
-    started = time.perf_counter()
-    model.fit(train)
-    if refit:
-        from sessionrec.models.neural.common import refit_params
-
-        # Every model with a valid_fraction (the neural ones) records the epoch it chose.
-        history = model.training_history()
-        if history is None:
-            raise ConfigError(f"--refit needs a model trained in epochs; {args.model} is not")
-        epochs = history.best_epoch
-        log.info("validation chose %d epoch(s): training again on all the sessions", epochs)
-        model = create_model(args.model, refit_params(model.get_params(), epochs))
-        model.fit(train)
-    return model, time.perf_counter() - started
-
-
 def _cutoffs(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -117,28 +61,19 @@ def _emit(payload: dict[str, Any], as_json: bool, notes: dict[str, str] | None =
 
 
 # ---------------------------------------------------------------- commands
-def _launched_world_size() -> int:
-    """How many processes ``torchrun`` started for this command (1 without torchrun)."""
-    text = os.environ.get("WORLD_SIZE", "1")
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"WORLD_SIZE must be an integer, got {text!r}") from None
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.evaluation.protocol import BenchmarkFolder
 
-    if _launched_world_size() > 1:
+    if launched_world_size() > 1:
         if args.init_from:
             raise ConfigError("--init-from fine-tunes in one process: run it without torchrun")
         return _train_distributed(args)
     folder = BenchmarkFolder(Path(args.benchmark))
-    train = _typed_train(args, folder.train())
+    train = typed_train(args, folder.train())
     if args.init_from:
-        model, fit_seconds = _fine_tune(args, train)
+        model, fit_seconds = fine_tune_model(args, train)
     else:
-        model, fit_seconds = _fit(args, train)
+        model, fit_seconds = fit_model(args, train)
     path = model.save(args.output, metrics={"fit_seconds": fit_seconds})
     log.info("fitted in %.2fs, saved to %s", fit_seconds, path)
     payload = {"model": args.model, "output": str(path), "fit_seconds": fit_seconds}
@@ -146,23 +81,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         payload.update(init_from=args.init_from, n_items=model.n_items)
     _emit(payload, args.json)
     return 0
-
-
-def _fine_tune(args: argparse.Namespace, train: Any) -> tuple[Any, float]:
-    """``train --init-from``: the folder's model fine-tuned on ``train`` (docs/fine-tuning.md)."""
-    from sessionrec.models.neural.common import NeuralRecommender
-
-    if args.refit:
-        raise ConfigError("--refit trains a new model again: it does not go with --init-from")
-    changes, source = _model_params(args), load_model(args.init_from)
-    if source.name != args.model:
-        message = f"--init-from {args.init_from} holds a {source.name!r} model, not {args.model!r}"
-        raise ConfigError(message)
-    if not isinstance(source, NeuralRecommender):
-        raise ConfigError(f"{args.model!r} cannot be fine-tuned: only the neural models can")
-    started = time.perf_counter()
-    model = source.fine_tune(train, **changes)
-    return model, time.perf_counter() - started
 
 
 def _train_distributed(args: argparse.Namespace) -> int:
@@ -176,13 +94,13 @@ def _train_distributed(args: argparse.Namespace) -> int:
             f"model {args.model!r} does not train on several processes; run it without "
             "torchrun (only the neural models do)"
         )
-    params = _model_params(args)
+    params = params_from_args(args)
     from sessionrec.models.neural import distributed
 
     workers = distributed.init_from_env(str(params.get("device", "auto")))
     try:
         train = BenchmarkFolder(Path(args.benchmark)).train()
-        model, fit_seconds = _fit(args, train)
+        model, fit_seconds = fit_model(args, train)
         if workers.rank == 0:
             metrics = {"fit_seconds": fit_seconds, "processes": workers.world_size}
             path = model.save(args.output, metrics=metrics)
@@ -222,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_model_data(model, train, folder, args.model_dir, args.allow_other_data)
         fit_seconds = recorded_fit_seconds(args.model_dir)
     else:
-        model, fit_seconds = _fit(args, _typed_train(args, train))
+        model, fit_seconds = fit_model(args, typed_train(args, train))
     if args.protocol == "otto":
         return _evaluate_otto(args, model, folder)
     if args.latency_calls < 0:
@@ -524,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     try:
-        if args.func is not cmd_train and _launched_world_size() > 1:
+        if args.func is not cmd_train and launched_world_size() > 1:
             raise ConfigError("only `sessionrec train` runs under torchrun with several processes")
         check_outputs(args)
         return int(args.func(args))
