@@ -125,3 +125,14 @@ def test_without_the_option_info_says_trending_is_off(client):
 def test_a_non_positive_half_life_is_refused(make_config):
     with pytest.raises(ConfigError, match="--trending-half-life"):
         make_config(trending_half_life=0.0)
+
+
+def test_the_ranking_keeps_only_the_top_items(monkeypatch):
+    from sessionrec.serve import trending as module
+
+    monkeypatch.setattr(module, "RANKED", 2)
+    clicks = TrendingClicks(60.0, refresh=0.0, clock=Clock())
+    for n, item in enumerate("abc"):
+        for _ in range(n + 1):
+            clicks.add(item)
+    assert [item for item, _ in clicks.ranking()] == ["c", "b"]

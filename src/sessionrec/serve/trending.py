@@ -23,12 +23,16 @@ all-time popularity until clicks arrive).
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable
 
 RESCALE_EXPONENT = 60.0
 """Rescale once a click would add more than 2**60: far from float64's range."""
+RANKED = 10_000
+"""Items the ranking keeps (the fallback needs the top of each category, not the tail):
+bounds the work of mapping it to a model's indices, once per refresh and worker."""
 
 
 class TrendingClicks:
@@ -84,11 +88,12 @@ class TrendingClicks:
         return {k: v * factor for k, v in self._values.items()}
 
     def ranking(self) -> list[tuple[str, float]]:
-        """(item id, decayed count) by count, largest first, ties by id; recomputed at most
-        every ``refresh`` seconds."""
+        """The :data:`RANKED` items with the largest decayed counts, (item id, count) largest
+        first, ties by id; recomputed at most every ``refresh`` seconds."""
         now = self._clock()
         if now - self._ranked_at >= self.refresh:
-            ranked = sorted(self.counts(now).items(), key=lambda kv: (-kv[1], kv[0]))
+            counts = self.counts(now).items()
+            ranked = heapq.nsmallest(RANKED, counts, key=lambda kv: (-kv[1], kv[0]))
             if ranked != self._ranking:
                 self._ranking = ranked
                 self.version += 1
