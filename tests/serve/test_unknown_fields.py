@@ -17,7 +17,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 RECOMMEND_FIELDS = (
     "items, k, session_id, timestamps, exclude_seen, exclude_items, categories, "
-    "exclude_categories, available_only, fallback, details, explain, variant"
+    "exclude_categories, available_only, fallback, details, explain, variant, objective"
 )
 
 
