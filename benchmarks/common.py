@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,20 @@ def read_params_file(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: expected a JSON object of hyperparameters")
     return dict(loaded)
+
+
+def run_child(command: list[str]) -> dict[str, Any]:
+    """Run one measured step in a fresh process (so its peak memory is its own): the JSON
+    object on the last line of its stdout, with the process's wall time as ``process_s``."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{' '.join(command[1:4])}: failed with status {done.returncode}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_s"] = wall
+    return result
 
 
 def load_average() -> str:

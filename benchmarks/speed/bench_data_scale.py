@@ -30,14 +30,16 @@ import logging
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import run_child
+
 DAY = 86_400.0
+
 COLUMNS = {"user_id": "user_id", "item_id": "item_id", "timestamp": "timestamp"}
 
 
@@ -120,10 +122,11 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def run_child(step: str, args: argparse.Namespace, path: Path) -> dict[str, Any]:
+def run_step(step: str, args: argparse.Namespace, path: Path) -> dict[str, Any]:
     command = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.speed.bench_data_scale",
         "--child",
         step,
         "--path",
@@ -139,15 +142,7 @@ def run_child(step: str, args: argparse.Namespace, path: Path) -> dict[str, Any]
         "--workdir",
         str(path.parent),
     ] + (["--write-dataset"] if args.write_dataset else [])
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"{step} step failed with status {done.returncode}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process_s"] = wall
-    return result
+    return run_child(command)
 
 
 def main() -> None:
@@ -170,8 +165,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sessionrec-scale-", dir=args.workdir) as tmp:
         path = Path(tmp) / f"clicks.{args.format}"
-        write = run_child("write", args, path)
-        pipeline = run_child("pipeline", args, path)
+        write = run_step("write", args, path)
+        pipeline = run_step("pipeline", args, path)
     sys.stderr.write("pipeline stages (seconds since the previous log line, then the line):\n")
     for seconds, message in pipeline["stages"]:
         sys.stderr.write(f"  {seconds:7.2f} s  {message}\n")

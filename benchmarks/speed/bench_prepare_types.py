@@ -33,14 +33,13 @@ import logging
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import load_average
+from benchmarks.common import load_average, run_child
 
 FAV_SHARE = 0.03  # views written as Taobao favourites (fav -> view by default)
 
@@ -136,7 +135,7 @@ def child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def run_child(step: str, args: argparse.Namespace, path: Path) -> dict[str, Any]:
+def run_step(step: str, args: argparse.Namespace, path: Path) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -154,15 +153,7 @@ def run_child(step: str, args: argparse.Namespace, path: Path) -> dict[str, Any]
         "--workdir",
         str(path.parent),
     ] + (["--write-dataset"] if args.write_dataset else [])
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"{step} step failed with status {done.returncode}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process_s"] = wall
-    return result
+    return run_child(command)
 
 
 def main() -> None:
@@ -186,8 +177,8 @@ def main() -> None:
     suffix = "csv" if args.layout == "taobao" else "parquet"
     with tempfile.TemporaryDirectory(prefix="sessionrec-types-", dir=args.workdir) as tmp:
         path = Path(tmp) / f"UserBehavior.{suffix}"
-        write = run_child("write", args, path)
-        prepared = run_child("prepare", args, path)
+        write = run_step("write", args, path)
+        prepared = run_step("prepare", args, path)
     sys.stderr.write("prepare stages (seconds since the previous log line, then the line):\n")
     for seconds, message in prepared["stages"]:
         sys.stderr.write(f"  {seconds:7.2f} s  {message}\n")

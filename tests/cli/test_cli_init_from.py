@@ -31,12 +31,8 @@ def params(*pairs: str) -> list[str]:
 
 
 @pytest.fixture
-def newer(tmp_path: Path) -> Path:
-    folder = tmp_path / "newer"
-    folder.mkdir()
-    (folder / "train_sessions.txt").write_text("\n".join(NEWER) + "\n")
-    (folder / "test_sessions.txt").write_text("\n".join(NEWER_TEST) + "\n")
-    return folder
+def newer(make_benchmark) -> Path:
+    return make_benchmark("newer", NEWER, NEWER_TEST)
 
 
 @pytest.fixture
