@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -48,6 +47,7 @@ from benchmarks.service.load import (
     HOST,
     Connection,
     free_port,
+    metrics_text,
     redis_answers,
     redis_command,
     start_service,
@@ -120,13 +120,8 @@ async def drive(
 
 
 def metric(port: int, name: str) -> float:
-    with socket.create_connection((HOST, port), timeout=5) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
     total = 0.0
-    for line in data.decode().splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total

@@ -24,7 +24,6 @@ against the end, errors (5xx, store errors, clicks dropped) and the latency of t
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 import threading
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from benchmarks.common import SHARED_DATA
 from benchmarks.service.load import (
-    HOST,
+    metrics_text,
     run_load,
     start_redis,
     start_service,
@@ -43,13 +42,8 @@ from benchmarks.service.load import (
 
 def scrape(port: int) -> dict[str, float]:
     """Error counters summed over labels: 5xx answers, store errors, dropped clicks."""
-    with socket.create_connection((HOST, port), timeout=5) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
     out = {"5xx": 0.0, "store_errors": 0.0, "dropped": 0.0}
-    for line in data.decode().splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith("sessionrec_requests_total{") and 'status="5' in line:
             out["5xx"] += float(line.rsplit(" ", 1)[1])
         elif line.startswith("sessionrec_errors_total{") and 'kind="store"' in line:

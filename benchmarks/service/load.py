@@ -409,6 +409,16 @@ def tree_rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def metrics_text(port: int) -> str:
+    """The service's ``/metrics`` page (Prometheus text; the response headers included)."""
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode()
+
+
 def redis_answers(port: int) -> bool:
     """True when a ``redis-server`` answers PING on ``port``."""
     try:
