@@ -53,6 +53,21 @@ def run_child(command: list[str]) -> dict[str, Any]:
     return result
 
 
+def child_done(result: dict[str, Any]) -> None:
+    """End of a :func:`run_child` step: print ``result`` with the process's peak memory."""
+    import resource
+
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def print_stages(what: str, stages: list[tuple[float, str]]) -> None:
+    """The log lines a step recorded, each with the seconds since the previous one."""
+    sys.stderr.write(f"{what} stages (seconds since the previous log line, then the line):\n")
+    for seconds, message in stages:
+        sys.stderr.write(f"  {seconds:7.2f} s  {message}\n")
+
+
 def load_average() -> str:
     """The machine's ``/proc/loadavg`` line: how much other work shared the run."""
     try:

@@ -25,18 +25,16 @@ the 2-core development machine: pipeline under 60 s and 4 GB for 20M clicks.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import run_child
+from benchmarks.common import child_done, print_stages, run_child
 
 DAY = 86_400.0
 
@@ -158,18 +156,14 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        result = child_write(args) if args.child == "write" else child_pipeline(args)
-        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
+        child_done(child_write(args) if args.child == "write" else child_pipeline(args))
         return
 
     with tempfile.TemporaryDirectory(prefix="sessionrec-scale-", dir=args.workdir) as tmp:
         path = Path(tmp) / f"clicks.{args.format}"
         write = run_step("write", args, path)
         pipeline = run_step("pipeline", args, path)
-    sys.stderr.write("pipeline stages (seconds since the previous log line, then the line):\n")
-    for seconds, message in pipeline["stages"]:
-        sys.stderr.write(f"  {seconds:7.2f} s  {message}\n")
+    print_stages("pipeline", pipeline["stages"])
     cpu = os.cpu_count()
     print(
         "| clicks | input | write s (MB) | pipeline s | peak MB | sessions kept | train_full "

@@ -28,18 +28,16 @@ under 30 s.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import load_average, run_child
+from benchmarks.common import child_done, load_average, print_stages, run_child
 
 FAV_SHARE = 0.03  # views written as Taobao favourites (fav -> view by default)
 
@@ -168,9 +166,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        result = child_write(args) if args.child == "write" else child_prepare(args)
-        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
+        child_done(child_write(args) if args.child == "write" else child_prepare(args))
         return
 
     load_before = load_average()
@@ -179,9 +175,7 @@ def main() -> None:
         path = Path(tmp) / f"UserBehavior.{suffix}"
         write = run_step("write", args, path)
         prepared = run_step("prepare", args, path)
-    sys.stderr.write("prepare stages (seconds since the previous log line, then the line):\n")
-    for seconds, message in prepared["stages"]:
-        sys.stderr.write(f"  {seconds:7.2f} s  {message}\n")
+    print_stages("prepare", prepared["stages"])
     sys.stderr.write(
         f"generated types {write['types']}; read as {prepared['read_types']}; "
         f"train_full keeps {prepared['train_full_types']} "
