@@ -18,9 +18,9 @@ from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import SessionBatch
 from sessionrec.models.neural.common import NeuralRecommender
-from sessionrec.models.neural.fine_tune import chained_fingerprint, extended_vocab
 from sessionrec.models.persist import MANIFEST, read_manifest
 from sessionrec.models.registry import create_model, load_model
+from sessionrec.models.vocab_growth import chained_fingerprint, extended_vocab
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

@@ -17,7 +17,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-from sessionrec._errors import DataError, ModelError
+from sessionrec._errors import ConfigError, DataError, ModelError
 from sessionrec.data.sessions import SessionData, gather_ranges
 from sessionrec.models import knn_kernels as kernels
 from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, check_k, ranked_rows
@@ -29,7 +29,13 @@ from sessionrec.models.knn_objective import (
     canonical_codes,
     check_objective_data,
 )
+from sessionrec.models.knn_update import IndexCounts, merge_index
 from sessionrec.models.params import check_choice
+from sessionrec.models.vocab_growth import chained_fingerprint, extended_counts, extended_vocab
+
+LIVE_FINGERPRINT = "live"
+"""Joined to the training-data fingerprint of a model that :meth:`SessionKNN.update` grew: it
+was trained on more than any benchmark's training file."""
 
 NO_TYPES = np.zeros(0, dtype=np.int8)
 """What the kernels get for a batch whose event types the model does not read."""
@@ -39,8 +45,10 @@ class SessionKNN(Recommender):
     """Shared machinery of the session-kNN models; subclasses define :meth:`_scoring`.
 
     Learned state: ``index_`` (a :class:`KnnIndex`), ``session_source_`` (the training session
-    behind every kept session number) and ``popularity_`` (training clicks per item, for the
-    fallback). ``config_`` and ``weights_`` are derived from them and the hyperparameters.
+    behind every kept session number), ``popularity_`` (training clicks per item, for the
+    fallback) and ``counts_`` (per-item session counts for the IDF and :meth:`update`; None
+    for a folder saved before they were kept). ``config_`` and ``weights_`` are derived from
+    them and the hyperparameters.
     """
 
     artifact_version: ClassVar[int] = 1
@@ -54,6 +62,7 @@ class SessionKNN(Recommender):
     index_: KnnIndex
     session_source_: np.ndarray
     popularity_: np.ndarray
+    counts_: IndexCounts | None
     config_: KernelConfig
     weights_: KnnWeights
 
@@ -88,8 +97,69 @@ class SessionKNN(Recommender):
         codes = canonical_codes(train.types, train.event_types)
         check_objective_data(self.objective, codes)
         self.index_, self.session_source_ = build_index(train, int(self.sample_size), codes)
+        self.counts_ = IndexCounts.of(train)
         self._set_popularity(train.item_counts())
         self._prepare()
+
+    def update(self, sessions: SessionData, max_sessions: int | None = None) -> Self:
+        """Append finished sessions to the neighbour index, as the most recent ones.
+
+        Live learning without a refit: the sessions become neighbours, and items the model
+        has never seen join the vocabulary (appended, so every old item keeps its index) and
+        become recommendable. The result is exactly the model ``fit`` gives on the training
+        sessions followed by ``sessions`` (same index, scores and recommendations), for the
+        same reasons a refit is: posting lists keep their ``sample_size`` most recent
+        sessions, every older session ages by the batch, the IDF counts them all.
+
+        ``sessions``: any vocabulary (ids are matched to the model's; a model with integer
+        ids refuses text ids), event types read as at fit time; they count as more recent
+        than everything indexed, ordered among themselves by end time when they have times.
+        ``max_sessions``: keep at most this many sessions in the index, evicting the oldest
+        (a refit would keep them: the one departure, for a service that appends for days).
+        The model is changed in place (its arrays are replaced, never modified, so a copy
+        made before keeps serving the old index). Returns the model.
+        """
+        self._check_fitted()
+        if not isinstance(sessions, SessionData):
+            raise DataError(f"update expects SessionData, got {type(sessions).__name__}")
+        if max_sessions is not None and (
+            isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1
+        ):
+            raise ConfigError(f"max_sessions must be an integer >= 1, got {max_sessions!r}")
+        if self.counts_ is None:
+            raise ModelError(
+                "this model folder was saved without the per-item session counts that a live "
+                "update needs (saved by an older sessionrec, or fitted from a Spark index): "
+                "fit it again to update it"
+            )
+        vocab = extended_vocab(self.vocab_, sessions)
+        batch = sessions.with_vocab(vocab)
+        codes = canonical_codes(batch.types, batch.event_types)
+        new_index, new_source = build_index(batch, int(self.sample_size), codes)
+        merged = merge_index(
+            self.index_,
+            self.session_source_,
+            self.counts_,
+            new_index,
+            new_source,
+            IndexCounts.of(batch),
+            int(self.sample_size),
+            timed=batch.times is not None,
+            max_sessions=max_sessions,
+        )
+        popularity = extended_counts(self.popularity_, len(vocab)) + batch.item_counts()
+        self.vocab_ = vocab
+        self.index_, self.session_source_ = merged.index, merged.session_source
+        self.counts_ = merged.counts
+        self.evicted_sessions_ = getattr(self, "evicted_sessions_", 0) + merged.evicted
+        fingerprint = getattr(self, "data_fingerprint_", None) or ""
+        if not fingerprint.endswith(LIVE_FINGERPRINT):
+            self.data_fingerprint_ = chained_fingerprint(fingerprint, LIVE_FINGERPRINT)
+        self.__dict__["_twins"] = {}  # objective twins hold the old index: derive them again
+        self.training_counts_ = popularity
+        self._set_popularity(popularity)
+        self._prepare()
+        return self
 
     def fit_index(self, train: SessionData, index: KnnIndex, session_source: np.ndarray) -> Self:
         """Fit with an index built elsewhere (on Spark: :mod:`sessionrec.models.vmis_spark`).
@@ -103,6 +173,8 @@ class SessionKNN(Recommender):
         check_objective_data(self.objective, np.asarray(index.sess_types))
         self.vocab_ = train.vocab
         self.data_fingerprint_ = train.fingerprint()
+        counts = IndexCounts.of(train)
+        state["item_df"], state["index_counts"] = counts.item_df, counts.as_array()
         try:
             self._set_state(state)
         except BaseException:
@@ -323,6 +395,9 @@ class SessionKNN(Recommender):
         state = {name: np.asarray(value) for name, value in self.index_._asdict().items()}
         state["session_source"] = self.session_source_
         state["popularity"] = self.popularity_
+        if self.counts_ is not None:
+            state["item_df"] = self.counts_.item_df
+            state["index_counts"] = self.counts_.as_array()
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -334,7 +409,13 @@ class SessionKNN(Recommender):
             raise ModelError(f"model state: session_source must hold {n_kept} integers")
         if popularity.shape != (m,) or popularity.dtype.kind not in "iu":
             raise ModelError(f"model state: popularity must hold {m} integers")
+        counts = None
+        if "item_df" in state or "index_counts" in state:
+            if "item_df" not in state or "index_counts" not in state:
+                raise ModelError("model state: item_df and index_counts go together")
+            counts = IndexCounts.from_state(state["item_df"], state["index_counts"], m)
         self.index_ = index
         self.session_source_ = source.astype(np.int64)
+        self.counts_ = counts
         self._set_popularity(popularity)
         self._prepare()

@@ -409,16 +409,16 @@ class NeuralRecommender(QuantizedServing):
         start as a fresh network's would; every other weight starts as this model's. Items
         not clicked again keep their rows. The training clicks per item
         (:meth:`training_counts`) are this model's plus ``train``'s, and the data
-        fingerprint names both (:func:`~.fine_tune.chained_fingerprint`). The optimiser
-        starts afresh (its state is not saved): a smaller ``learning_rate`` than the first
-        training's keeps the first steps from undoing it. See ``docs/fine-tuning.md``.
+        fingerprint names both (:func:`~sessionrec.models.vocab_growth.chained_fingerprint`).
+        The optimiser starts afresh (its state is not saved): a smaller ``learning_rate``
+        than the first training's keeps the first steps from undoing it.
+        See ``docs/fine-tuning.md``.
         """
-        from sessionrec.models.neural.fine_tune import (
-            WarmStart,
+        from sessionrec.models.neural.fine_tune import WarmStart, fine_tune_params
+        from sessionrec.models.vocab_growth import (
             chained_fingerprint,
             extended_counts,
             extended_vocab,
-            fine_tune_params,
         )
 
         self._check_fitted()

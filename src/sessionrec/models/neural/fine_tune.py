@@ -5,8 +5,6 @@ A shop adds products every day and a full retrain is slow, so
 a trained one's weights and trains it on the newest sessions only. This module holds what
 that needs besides the training skeleton:
 
-- :func:`extended_vocab`: the old vocabulary with the new sessions' unseen items appended,
-  so every old item keeps its internal index and the old weights stay aligned with it;
 - :func:`fine_tune_params`: the new model's hyperparameters, refusing any change to the
   architecture (the weights would not fit it);
 - :class:`WarmStart`: what a fine-tune hands to the training skeleton (the source model,
@@ -14,8 +12,6 @@ that needs besides the training skeleton:
 - :func:`copy_weights`: the source's weights into a freshly initialised network of the
   extended vocabulary. Every tensor keeps its shape except the item tables, which gained
   rows at the end for the new items; those rows keep the fresh initialisation;
-- :func:`chained_fingerprint`: the training-data fingerprint of a fine-tuned model, which
-  names both sources.
 
 Importing this module never imports torch.
 """
@@ -28,50 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sessionrec._errors import ConfigError, DataError, ModelError
-from sessionrec.data.sessions import UNKNOWN, ItemVocab, SessionData
+from sessionrec._errors import ConfigError, ModelError
 from sessionrec.models.params import check_int
 
 if TYPE_CHECKING:
     import torch
 
     from sessionrec.models.neural.common import NeuralRecommender
-
-FINGERPRINT_SEPARATOR = "+"
-"""Joins the fingerprints of a fine-tuned model's training data, oldest first."""
-
-
-def extended_vocab(vocab: ItemVocab, train: SessionData) -> ItemVocab:
-    """``vocab`` with the items clicked in ``train`` that it lacks appended, in the order of
-    ``train``'s vocabulary. Old items keep their indices; items of ``train``'s vocabulary
-    without a click there are not added (a row without a click would never be trained)."""
-    clicked = train.vocab.ids[np.unique(np.asarray(train.items, dtype=np.int64))]
-    if vocab.kind == "int" and train.vocab.kind == "str" and len(clicked):
-        raise DataError(
-            "the model's item ids are integers but the new sessions' are strings: "
-            "fine-tuning keeps the model's item ids"
-        )
-    new = clicked[vocab.encode(clicked) == UNKNOWN]
-    if vocab.kind == "str":
-        new = new.astype(str)  # integer ids of the new sessions join as text
-    return ItemVocab(np.concatenate([vocab.ids, new]))
-
-
-def extended_counts(counts: np.ndarray, n_items: int) -> np.ndarray:
-    """Clicks per item (int64) padded with zeros to ``n_items`` (the appended items')."""
-    out = np.zeros(n_items, dtype=np.int64)
-    out[: len(counts)] = counts
-    return out
-
-
-def chained_fingerprint(old: str, new: str) -> str:
-    """The training-data fingerprint of a model fine-tuned on data ``new`` from a model
-    trained on data ``old``: both, oldest first, joined by :data:`FINGERPRINT_SEPARATOR`
-    (``"<old>+<new>"``; a model fine-tuned again appends another). No benchmark's training
-    file has this fingerprint, so evaluating the model against one needs
-    ``--allow-other-data``: it was trained on more than that file."""
-    return FINGERPRINT_SEPARATOR.join(part for part in (old, new) if part)
-
 
 def fine_tune_params(model: NeuralRecommender, changes: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters of a model fine-tuned from ``model`` with ``changes``.
