@@ -33,6 +33,7 @@ from sessionrec.serve.store.base import (
     Event,
     FeedbackResult,
     FeedbackStatus,
+    FeedEntry,
     SessionKpis,
     SessionStore,
     StoreUnavailable,
@@ -49,6 +50,7 @@ __all__ = [
     "ClickBuffer",
     "Conversion",
     "Event",
+    "FeedEntry",
     "FeedbackResult",
     "FeedbackStatus",
     "MemoryStore",
@@ -76,11 +78,13 @@ def open_store(
     observer: BufferObserver | None = None,
     attribution_window: float = 3600.0,
     kpi_retention: float = 7 * 86400.0,
+    live_feed: int = 0,
 ) -> SessionStore:
     """The store for ``--store``: ``memory`` or a Redis URL (``outage_buffer``: most clicks a
     worker keeps while Redis is down; ``observer`` is told about that buffer;
     ``attribution_window``: seconds after an answer in which a cart or purchase of an item
-    it showed counts for it; ``kpi_retention``: seconds per-session KPI summaries are kept)."""
+    it showed counts for it; ``kpi_retention``: seconds per-session KPI summaries are kept;
+    ``live_feed``: finished sessions the live-learning feed keeps, 0 for no feed)."""
     if url == "memory":
         return MemoryStore(
             ttl=ttl,
@@ -89,6 +93,7 @@ def open_store(
             recommendation_ttl=recommendation_ttl,
             attribution_window=attribution_window,
             kpi_retention=kpi_retention,
+            live_feed=live_feed,
         )
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(
@@ -103,5 +108,6 @@ def open_store(
             observer=observer,
             attribution_window=attribution_window,
             kpi_retention=kpi_retention,
+            live_feed=live_feed,
         )
     raise ConfigError(f"--store must be 'memory' or a redis:// URL, got {url!r}")

@@ -62,6 +62,18 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """A finished session on the live-learning feed: its kept clicks in order, no session id.
+
+    ``sequence`` numbers the feed's entries from 1 with no gaps, so that a reader that finds
+    a gap after its last entry knows how many were trimmed before it could read them.
+    """
+
+    sequence: int
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FeedbackResult:
     status: FeedbackStatus
     variant: str | None = None
@@ -234,6 +246,35 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the store answers now."""
+
+    # ----------------------------------------------------------- live learning
+    # A store opened with a live feed (``live_feed`` > 0) tracks which sessions are still
+    # going; a finished one (idle long enough, or ended by the client) is handed over once to
+    # the feed, which every worker and replica reads in the same order
+    # (:mod:`sessionrec.serve.live`). Sessions the visitor did not consent to are never handed
+    # over; a visitor who comes back after a hand-over starts a new part, handed over later.
+
+    async def finish_idle(self, idle: float, limit: int) -> int:
+        """Hand the sessions without a click for ``idle`` seconds to the feed (at most
+        ``limit``, longest idle first); returns how many were handed over."""
+        raise NotImplementedError(f"the {self.kind} store has no live feed")
+
+    async def finish(self, session_id: str) -> bool:
+        """Hand one session to the feed now (the client ended it); False when it had no
+        clicks left to hand over (unknown, withheld, or already handed over)."""
+        raise NotImplementedError(f"the {self.kind} store has no live feed")
+
+    async def withhold(self, session_id: str) -> None:
+        """Never hand this session to the feed (a click came without consent)."""
+        raise NotImplementedError(f"the {self.kind} store has no live feed")
+
+    async def read_feed(self, after: int, limit: int) -> list[FeedEntry]:
+        """At most ``limit`` feed entries with a sequence number above ``after``, in order."""
+        raise NotImplementedError(f"the {self.kind} store has no live feed")
+
+    async def feed_head(self) -> int:
+        """The sequence number of the newest feed entry (0 when there is none yet)."""
+        raise NotImplementedError(f"the {self.kind} store has no live feed")
 
     @abc.abstractmethod
     def retention(self) -> dict[str, Any]:

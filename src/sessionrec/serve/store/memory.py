@@ -1,5 +1,6 @@
 """The per-process store: LRU sessions with an idle timeout and a per-session event cap,
-recommendation records, and the A/B counters and per-session KPI summaries."""
+recommendation records, the A/B counters and per-session KPI summaries, and (with a live
+feed) the finished sessions handed to live learning."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sessionrec.serve.store.base import (
     Conversion,
     Event,
     FeedbackResult,
+    FeedEntry,
     SessionKpis,
     SessionStore,
     VariantCounts,
@@ -25,6 +27,8 @@ from sessionrec.serve.store.base import (
 class _Session:
     events: deque[Event]
     last_seen: float
+    appended: int = 0  # clicks ever appended (with a live feed), of which ...
+    handed: int = 0  # ... the first ``handed`` went to the feed
 
 
 @dataclass
@@ -57,10 +61,11 @@ class MemoryStore(SessionStore):
         kpi_retention: float = 7 * 86400.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        live_feed: int = 0,
     ) -> None:
         if ttl <= 0 or max_sessions < 1 or max_events < 1 or recommendation_ttl <= 0:
             raise ConfigError("MemoryStore limits must be positive")
-        if attribution_window <= 0 or kpi_retention <= 0:
+        if attribution_window <= 0 or kpi_retention <= 0 or live_feed < 0:
             raise ConfigError("MemoryStore limits must be positive")
         self.ttl = float(ttl)
         self.max_sessions = int(max_sessions)
@@ -81,6 +86,12 @@ class MemoryStore(SessionStore):
         """Per-session KPI summaries and when each was last written, least recent first;
         at most ``max_recommendations`` of them, each kept ``kpi_retention`` seconds."""
         self._control: dict[str, str] = {}
+        self._feed: deque[FeedEntry] | None = deque(maxlen=live_feed) if live_feed else None
+        self._feed_head = 0
+        self._going: OrderedDict[str, float] = OrderedDict()
+        """Sessions with clicks not handed to the feed yet, by last click, oldest first."""
+        self._withheld: OrderedDict[str, float] = OrderedDict()
+        """Sessions never to hand over (a click without consent), by when, oldest first."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -99,6 +110,9 @@ class MemoryStore(SessionStore):
             if now - first_issued.created <= self.recommendation_ttl:
                 break
             self._forget_oldest_record()
+        withheld = self._withheld
+        while withheld and now - next(iter(withheld.values())) > self.ttl:
+            withheld.popitem(last=False)
 
     def _forget_oldest_record(self) -> None:
         rec_id, record = self._issued.popitem(last=False)
@@ -130,6 +144,11 @@ class MemoryStore(SessionStore):
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
         entry.events.append(event)
+        if self._feed is not None:
+            entry.appended += 1
+            if session_id not in self._withheld:
+                self._going[session_id] = now
+                self._going.move_to_end(session_id)
         return list(entry.events)
 
     async def get(self, session_id: str) -> list[Event]:
@@ -169,6 +188,8 @@ class MemoryStore(SessionStore):
             if self._issued.pop(rec_id, None) is not None:
                 found += 1
         self._summaries.pop(session_id, None)  # derived from the above: not counted
+        self._going.pop(session_id, None)
+        self._withheld.pop(session_id, None)
         return found
 
     async def feedback(self, recommendation_id: str, item_id: str) -> FeedbackResult:
@@ -277,6 +298,60 @@ class MemoryStore(SessionStore):
     async def ping(self) -> bool:
         return True
 
+    # ----------------------------------------------------------- live learning
+    def _require_feed(self) -> deque[FeedEntry]:
+        if self._feed is None:
+            raise ConfigError("this memory store was opened without a live feed")
+        return self._feed
+
+    def _hand_over(self, session_id: str) -> bool:
+        """Put the session's clicks not handed over yet on the feed."""
+        feed = self._require_feed()
+        entry = self._sessions.get(session_id)
+        if entry is None or session_id in self._withheld:
+            return False
+        fresh = min(entry.appended - entry.handed, len(entry.events))
+        entry.handed = entry.appended
+        if fresh <= 0:
+            return False
+        self._feed_head += 1
+        events = tuple(entry.events)[len(entry.events) - fresh :]
+        feed.append(FeedEntry(self._feed_head, events))
+        return True
+
+    async def finish_idle(self, idle: float, limit: int) -> int:
+        self._require_feed()
+        now, going, handed = self._clock(), self._going, 0
+        while going and handed < limit:
+            session_id, last = next(iter(going.items()))
+            if now - last < idle:
+                break
+            del going[session_id]
+            handed += self._hand_over(session_id)
+        return handed
+
+    async def finish(self, session_id: str) -> bool:
+        self._require_feed()
+        self._going.pop(session_id, None)
+        return self._hand_over(session_id)
+
+    async def withhold(self, session_id: str) -> None:
+        self._require_feed()
+        self._going.pop(session_id, None)
+        self._withheld[session_id] = self._clock()
+        self._withheld.move_to_end(session_id)
+
+    async def read_feed(self, after: int, limit: int) -> list[FeedEntry]:
+        feed = self._require_feed()
+        if not feed or after >= self._feed_head:
+            return []
+        start = max(after + 1 - feed[0].sequence, 0)  # sequences are consecutive
+        return [feed[i] for i in range(start, min(start + limit, len(feed)))]
+
+    async def feed_head(self) -> int:
+        self._require_feed()
+        return self._feed_head
+
     def retention(self) -> dict[str, Any]:
         return {
             "session_ttl": self.ttl,
@@ -285,6 +360,7 @@ class MemoryStore(SessionStore):
             "max_sessions": self.max_sessions,
             "max_recommendations": self.max_recommendations,
             "kpi_retention": self.kpi_retention,
+            "live_feed": 0 if self._feed is None else self._feed.maxlen,
         }
 
 
