@@ -173,3 +173,35 @@ def test_update_refuses_what_is_not_sessions(parts) -> None:
         model.update([["i1", "i2"]])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="max_sessions"):
         model.update(train, max_sessions=0)
+
+
+def test_updated_leaves_the_model_as_it_was(parts) -> None:
+    train, batches, _ = parts
+    model = create_model("stan", {"k": 5, "sample_size": 6}).fit(train)
+    before = model.score(probes(train, 20))
+    grown = model.updated(batches[1])
+    assert model.learns_live() and grown is not model
+    assert model.n_items == train.n_items and grown.n_items > train.n_items
+    np.testing.assert_array_equal(model.score(probes(train, 20)), before)
+    assert model.data_fingerprint_ == train.fingerprint()
+
+
+def test_a_repeat_layer_learns_live_through_its_base(parts) -> None:
+    train, batches, everything = parts
+    params = {"base": "vsknn", "base_params": {"k": 5, "sample_size": 6}}
+    model = create_model("repeat", params).fit(train)
+    grown = model.updated(batches[1])
+    assert grown.learns_live() and grown.n_items == grown.base_.n_items > model.n_items
+    assert model.base_.n_items == train.n_items  # the serving model is untouched
+    batch = probes(everything, 30)
+    base = create_model("vsknn", {"k": 5, "sample_size": 6}).fit(train).update(batches[1])
+    np.testing.assert_array_equal(grown.base_.score(batch), base.score(batch))
+    assert len(grown.top_k(batch, 5)) == len(batch)
+
+
+def test_models_that_cannot_learn_live_say_what_to_do_instead(parts) -> None:
+    train, batches, _ = parts
+    model = create_model("markov").fit(train)
+    assert not model.learns_live()
+    with pytest.raises(ModelError, match="init-from"):
+        model.updated(batches[0])

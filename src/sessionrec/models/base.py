@@ -349,6 +349,23 @@ class Recommender(abc.ABC):
         of excluding them (``exclude_seen``); the default says no."""
         return False
 
+    def learns_live(self) -> bool:
+        """Whether :meth:`updated` can append new sessions without a refit (the session-kNN
+        family, and a repeat layer over one); the default says no."""
+        return False
+
+    def updated(self, sessions: SessionData, max_sessions: int | None = None) -> Recommender:
+        """A new model that has also learned from ``sessions`` (more recent than everything
+        it knows), new items included; this model is left as it was, so it can go on
+        serving while the new one is built. Models that learn live override this (see
+        :meth:`learns_live`); the others raise :class:`ModelError`.
+        """
+        raise ModelError(
+            f"{type(self).__name__} cannot learn from new sessions without training: only the "
+            "session-kNN models (sknn, vsknn, stan, vstan, vmisknn) learn live; fine-tune a "
+            "neural model with `sessionrec train --init-from` (docs/fine-tuning.md)"
+        )
+
     def top_k(
         self,
         batch: SessionBatch,

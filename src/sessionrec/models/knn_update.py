@@ -182,9 +182,7 @@ def merge_index(
         sess_positions=np.concatenate([old.sess_positions[rows_old], new.sess_positions[rows_new]]),
         sess_age=np.concatenate([old.sess_age[keep_old] + aging, new.sess_age[keep_new]]),
         idf=counts.idf(),
-        sess_types=np.concatenate(
-            [_types(old)[rows_old], _types(new)[rows_new]]
-        ).astype(np.int8),
+        sess_types=np.concatenate([_types(old)[rows_old], _types(new)[rows_new]]).astype(np.int8),
     )
     source = np.concatenate(
         [old_source[keep_old], np.asarray(new_source)[keep_new] + old_counts.n_sessions]

@@ -29,6 +29,7 @@ are described in :mod:`sessionrec.models.repeat_mixture`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
@@ -218,6 +219,22 @@ class RepeatAware(Recommender):
     def training_counts(self) -> np.ndarray | None:
         self._check_fitted()
         return self.base_.training_counts()
+
+    def learns_live(self) -> bool:
+        self._check_fitted()
+        return self.base_.learns_live()
+
+    def updated(self, sessions: SessionData, max_sessions: int | None = None) -> RepeatAware:
+        """This layer over its base updated with ``sessions`` (the mixture, learned by cells
+        of session length and repeats, needs no new item; the vocabulary is the base's)."""
+        self._check_fitted()
+        base = self.base_.updated(sessions, max_sessions)
+        model = copy.copy(self)
+        model.base_ = base
+        model.vocab_ = base.vocab_
+        model.data_fingerprint_ = base.data_fingerprint_
+        model.training_counts_ = base.training_counts()
+        return model
 
     def recommends_repeats(self) -> bool:
         """True when validation switched the layer on (``beta > 0``) for some sessions."""

@@ -161,6 +161,14 @@ class SessionKNN(Recommender):
         self._prepare()
         return self
 
+    def learns_live(self) -> bool:
+        return True
+
+    def updated(self, sessions: SessionData, max_sessions: int | None = None) -> SessionKNN:
+        """A copy that :meth:`update` grew; this model keeps its index (update replaces the
+        arrays, never writes into them, so the copy shares nothing it changes)."""
+        return copy.copy(self).update(sessions, max_sessions)
+
     def fit_index(self, train: SessionData, index: KnnIndex, session_source: np.ndarray) -> Self:
         """Fit with an index built elsewhere (on Spark: :mod:`sessionrec.models.vmis_spark`).
 

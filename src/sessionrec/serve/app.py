@@ -60,6 +60,7 @@ from sessionrec.serve import docs
 from sessionrec.serve.config import ServeConfig
 from sessionrec.serve.deps import ServiceState
 from sessionrec.serve.errors import add_error_handlers
+from sessionrec.serve.live import LiveLearner
 from sessionrec.serve.metrics import ServiceMetrics
 from sessionrec.serve.middleware import GuardMiddleware
 from sessionrec.serve.registry import LoadedModel, ModelLoader, ModelRegistry
@@ -140,6 +141,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         observer=state.metrics,
         attribution_window=config.attribution_window,
         kpi_retention=config.kpi_retention,
+        live_feed=config.live_feed if config.live_updates else 0,
     )
     state.loader, state.registry, state.store = loader, registry, store
     if config.trending_half_life is not None:
@@ -154,6 +156,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.to_thread(registry.poll, await store.get_control())
         except StoreUnavailable:
             log.warning("session store %s unreachable at start: degraded mode", store.kind)
+    if config.live_updates:
+        await start_learning(state)
     freeze_heap()
     if config.reload_interval > 0:
         state.watcher = asyncio.create_task(watch(state))
@@ -161,9 +165,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if state.watcher is not None:
-            state.watcher.cancel()
+        for task in (state.watcher, state.learner):
+            if task is not None:
+                task.cancel()
         await store.close()
+
+
+async def start_learning(state: ServiceState) -> None:
+    """Start live learning (:mod:`sessionrec.serve.live`): resume the snapshots before the
+    first request; with the store down at start, from the feed's position once it answers."""
+    live = LiveLearner(state)
+    state.live = live
+    started = await _start(live)
+
+    async def learn() -> None:
+        nonlocal started
+        while not started:
+            await asyncio.sleep(state.config.live_interval)
+            started = await _start(live)
+        await live.run()
+
+    state.learner = asyncio.create_task(learn())
+    log.info("live learning on: sessions idle %.0f s are learned", state.config.live_idle)
+
+
+async def _start(live: LiveLearner) -> bool:
+    try:
+        await live.start()
+    except StoreUnavailable:
+        return False
+    return True
 
 
 def on_reload(

@@ -172,6 +172,7 @@ def add_parsers(subparsers: Any) -> None:
         help="fallbacks rank items by live clicks decayed with this half-life before the "
         "all-time best sellers (default: all-time popularity only)",
     )
+    add_live_options(p)
     p.add_argument(
         "--new-item-share",
         type=float,
@@ -308,6 +309,39 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=cmd_replay)
 
 
+def add_live_options(p: argparse.ArgumentParser) -> None:
+    """``--live-*``: learning from finished sessions while serving (sessionrec.serve.live)."""
+    p.add_argument(
+        "--live-updates",
+        action="store_true",
+        default=_env("live_updates", False, _flag),
+        help="session-kNN variants learn from finished sessions of consenting visitors while "
+        "serving: they become neighbours and their new items recommendable within seconds",
+    )
+    for option, default, kind, metavar, text in (
+        ("live-idle", 300.0, float, "SECONDS", "a session without a click this long is finished"),
+        ("live-interval", 2.0, float, "SECONDS", "seconds between index updates"),
+        ("live-max-sessions", 500_000, int, "N", "most sessions a neighbour index keeps"),
+        ("live-feed", 100_000, int, "N", "finished sessions the feed keeps (then dropped)"),
+        ("live-batch", 20_000, int, "N", "most finished sessions one index update takes"),
+        ("live-snapshot-interval", 600.0, float, "SECONDS", "seconds between snapshots"),
+    ):
+        p.add_argument(
+            "--" + option,
+            type=kind,
+            default=_env(option, default, kind),
+            metavar=metavar,
+            help=f"{text} (default {default:,})",
+        )
+    p.add_argument(
+        "--live-snapshot-dir",
+        default=_env("live_snapshot_dir", None),
+        metavar="DIR",
+        help="save the live models to DIR/<variant> every --live-snapshot-interval (model "
+        "folders for evaluate and load_model; a restarted replica resumes from them)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The :class:`ServeConfig` of parsed ``serve`` arguments."""
     from sessionrec.serve.config import DEFAULT_VARIANT, VariantSpec, parse_variant
@@ -326,6 +360,14 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         recommendation_ttl=args.recommendation_ttl,
         outage_buffer=args.outage_buffer,
         trending_half_life=args.trending_half_life,
+        live_updates=args.live_updates,
+        live_idle=args.live_idle,
+        live_interval=args.live_interval,
+        live_max_sessions=args.live_max_sessions,
+        live_feed=args.live_feed,
+        live_batch=args.live_batch,
+        live_snapshot_dir=args.live_snapshot_dir,
+        live_snapshot_interval=args.live_snapshot_interval,
         new_item_share=args.new_item_share,
         attribution_window=args.attribution_window,
         kpi_retention=args.kpi_retention,

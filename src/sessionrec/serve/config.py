@@ -119,6 +119,30 @@ class ServeConfig:
     catalog items the model does not know, related to the session by their content (see
     :mod:`~sessionrec.serve.new_items`); 0 (the default): never."""
 
+    live_updates: bool = False
+    """Learn from finished sessions while serving: session-kNN variants append them to their
+    neighbour index (see :mod:`~sessionrec.serve.live`)."""
+    live_idle: float = 300.0
+    """Seconds without a click after which a session counts as finished and is learned
+    (below ``session_ttl``; a client may also end a session explicitly)."""
+    live_interval: float = 2.0
+    """Seconds between index updates: a finished session is recommendable this long after
+    it finished, plus the update itself."""
+    live_max_sessions: int = 500_000
+    """Most sessions a variant's neighbour index keeps; the oldest go beyond it (bounds the
+    memory of a service that learns for days)."""
+    live_feed: int = 100_000
+    """Finished sessions the feed keeps for the workers and replicas to read, and the most a
+    worker lets wait; beyond, the oldest are dropped and counted, never blocking answers."""
+    live_batch: int = 20_000
+    """Most finished sessions one index update takes."""
+    live_snapshot_dir: str | None = None
+    """Folder for periodic snapshots of the live models (``<dir>/<variant>``, a model folder
+    ``evaluate`` and ``load_model`` read); a replica that starts loads the newest one and
+    reads the feed from where it was taken."""
+    live_snapshot_interval: float = 600.0
+    """Seconds between snapshots."""
+
     default_k: int = 10
     max_k: int = 500
     max_session_length: int = 200
@@ -202,6 +226,7 @@ class ServeConfig:
             raise ConfigError(f"--new-item-share must be between 0 and 1, got {share!r}")
         if share > 0 and self.catalog is None:
             raise ConfigError("--new-item-share needs --catalog (new items come from it)")
+        self.validate_live()
         if not math.isfinite(self.reload_interval) or self.reload_interval < 0:
             raise ConfigError("--reload-interval must be >= 0 (0 disables the watcher)")
         if self.log_level not in LOG_LEVELS:  # argparse checks a flag, not its variable
@@ -214,6 +239,27 @@ class ServeConfig:
             ("redis://", "rediss://", "unix://")
         ):
             raise ConfigError(f"--store must be 'memory' or a redis:// URL, got {self.store!r}")
+
+    def validate_live(self) -> None:
+        """The live-learning options (``--live-*``)."""
+        for name in ("live_idle", "live_interval", "live_snapshot_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number")
+        for name in ("live_max_sessions", "live_feed", "live_batch"):
+            _positive_int("--" + name.replace("_", "-"), getattr(self, name))
+        if not self.live_updates:
+            return
+        if self.live_idle >= self.session_ttl:
+            raise ConfigError(
+                f"--live-idle ({self.live_idle:g} s) must be below --session-ttl "
+                f"({self.session_ttl:g} s): a session must be learned before it expires"
+            )
+        if self.workers > 1 and self.store == "memory":
+            raise ConfigError(
+                "--live-updates with several workers needs a shared store (--store redis://...): "
+                "with the memory store each worker would learn only its own sessions"
+            )
 
     # ------------------------------------------------------------ properties
     @property

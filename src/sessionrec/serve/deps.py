@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Request
 
 from sessionrec.serve.config import ServeConfig
+from sessionrec.serve.live import LiveLearner
 from sessionrec.serve.metrics import ServiceMetrics
 from sessionrec.serve.registry import ModelLoader, ModelRegistry
 from sessionrec.serve.schemas import RequestModels
@@ -38,6 +39,9 @@ class ServiceState:
     """The store state last reported to the gauge (it is set only on transitions)."""
     trending: TrendingClicks | None = None
     """Live click counts for the fallback chain (``--trending-half-life``), else None."""
+    live: LiveLearner | None = None
+    """Live learning from finished sessions (``--live-updates``), else None."""
+    learner: asyncio.Task[None] | None = None
     demo_catalog: list[dict[str, Any]] = field(default_factory=list)
     """The demo page's catalog listing, built on first use (after the lifespan loads)."""
 

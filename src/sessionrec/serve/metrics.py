@@ -38,6 +38,14 @@ Metric names (all prefixed ``sessionrec_``):
   (sessions with an attributed cart / sessions), ``conversion_rate`` (with an attributed
   purchase) and ``revenue_per_session``. Every replica reports the same shared values:
   aggregate them with ``max``, not ``sum``.
+- Live learning (``--live-updates``, :mod:`sessionrec.serve.live`), per worker:
+  ``live_sessions_total{variant,outcome}``: finished sessions ``learned`` (appended to the
+  variant's index), ``dropped`` (the update stream outpaced the index: the oldest waiting
+  sessions, or feed entries trimmed before this worker read them) or ``evicted`` (old
+  sessions that left the index at its bound, ``--live-max-sessions``);
+  ``live_update_seconds{variant}``: histogram of one index update (a batch of sessions);
+  ``live_index_sessions{variant}`` and ``live_items{variant}``: the sessions in the index
+  and the items the model knows now; ``live_feed_lag``: feed entries waiting for this worker.
 
 No metric carries an item or a session id: labels are endpoints, variants and outcomes.
 """
@@ -195,6 +203,40 @@ class ServiceMetrics:
             )
             for name in (*KPI_COUNTS, *KPI_RATES)
         }
+        self.live_sessions = Counter(
+            "sessionrec_live_sessions",
+            "Finished sessions for live learning by variant and outcome "
+            "(learned, dropped, evicted).",
+            ["variant", "outcome"],
+            registry=r,
+        )
+        self.live_update = Histogram(
+            "sessionrec_live_update_seconds",
+            "Seconds one live index update (a batch of finished sessions) took.",
+            ["variant"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.live_index_sessions = Gauge(
+            "sessionrec_live_index_sessions",
+            "Sessions in the variant's neighbour index.",
+            ["variant"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.live_items = Gauge(
+            "sessionrec_live_items",
+            "Items the variant's model knows (training items plus those learned live).",
+            ["variant"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.live_feed_lag = Gauge(
+            "sessionrec_live_feed_lag",
+            "Finished sessions on the feed or waiting in this worker, not applied yet.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._info_labels: dict[str, tuple[str, str, str]] = {}
 
     # The outage buffer's observer (sessionrec.serve.store.buffer.BufferObserver).

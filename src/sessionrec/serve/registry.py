@@ -159,14 +159,7 @@ class ModelLoader:
             raise
         except Exception as exc:  # damage that load_model does not wrap (a bad zip, ...)
             raise ModelError(f"{path}: cannot load model: {type(exc).__name__}: {exc}") from exc
-        rules = ItemRules(
-            model.vocab_,
-            catalog=self.catalog,
-            popularity=fallback_popularity(model, self.popularity),
-            base=self.base_filters,
-            deny=self.deny,
-            unlisted=self.config.unlisted,
-        )
+        rules = self.rules_for(model)
         if not rules.has_popularity and model.training_counts() is None:
             log.warning("variant %s: " + NO_COUNTS_WARNING, variant, path)
         elif not rules.has_popularity:
@@ -195,6 +188,17 @@ class ModelLoader:
             path,
         )
         return loaded
+
+    def rules_for(self, model: Recommender) -> ItemRules:
+        """The business rules over ``model``'s vocabulary (rebuilt whenever it grows)."""
+        return ItemRules(
+            model.vocab_,
+            catalog=self.catalog,
+            popularity=fallback_popularity(model, self.popularity),
+            base=self.base_filters,
+            deny=self.deny,
+            unlisted=self.config.unlisted,
+        )
 
     @staticmethod
     def _smoke_test(model: Recommender, rules: ItemRules, path: str) -> None:

@@ -394,6 +394,14 @@ class EventAck(BaseModel):
     degraded: bool
 
 
+class SessionEnded(BaseModel):
+    session_id: str
+    handed_over: bool = Field(
+        description="true when clicks of the session went to live learning; false when it had "
+        "none left to hand over (unknown, already handed over, or sent without consent)"
+    )
+
+
 class ErrorOut(BaseModel):
     error: str
     message: str

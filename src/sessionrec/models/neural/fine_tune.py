@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from sessionrec.models.neural.common import NeuralRecommender
 
+
 def fine_tune_params(model: NeuralRecommender, changes: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters of a model fine-tuned from ``model`` with ``changes``.
 

@@ -70,6 +70,8 @@ async def info(state: State) -> Response:
             "rules_active": bool(loader and loader.rules_active),
             # live click counts ranked before all-time popularity in the fallback chain
             "trending": state.trending.describe() if state.trending is not None else None,
+            # learning from finished sessions while serving (--live-updates), else null
+            "live": state.live.describe() if state.live is not None else None,
             "kpis": {
                 # seconds: conversions count for an answer this long after it (last touch)
                 "attribution_window": config.attribution_window,

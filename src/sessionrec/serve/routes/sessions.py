@@ -32,7 +32,14 @@ from sessionrec.serve.deps import service
 from sessionrec.serve.errors import ApiError, json_response
 from sessionrec.serve.event_types import CONVERSION_TYPES
 from sessionrec.serve.recommend import answer, answer_session, pick_variant
-from sessionrec.serve.schemas import ERRORS, ErrorOut, EventAck, RecommendationOut, RequestModels
+from sessionrec.serve.schemas import (
+    ERRORS,
+    ErrorOut,
+    EventAck,
+    RecommendationOut,
+    RequestModels,
+    SessionEnded,
+)
 from sessionrec.serve.store import Event, StoreUnavailable
 from sessionrec.serve.validation import (
     check_session_id,
@@ -63,6 +70,8 @@ async def post_event(request: Request) -> Response:
             events = await state.require_store().append(session_id, click)
         else:  # used for this answer only: the stored clicks are read, this one is not kept
             events = [*await state.require_store().get(session_id), click]
+        if not event.consent and state.live is not None:  # never learned from, either
+            await state.require_store().withhold(session_id)
         state.store_answered()
     except StoreUnavailable:
         state.store_failed("events")
@@ -134,6 +143,32 @@ async def delete_session(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# End a session: its consenting clicks are learned now (live learning) instead of after
+# the idle time.
+async def end_session(request: Request) -> Response:
+    state = service(request)
+    session_id = check_session_id(request.path_params["session_id"], state.config.max_id_length)
+    refuse_input(request)
+    if state.live is None:
+        raise ApiError(
+            409,
+            "live_learning_off",
+            "this service does not learn from finished sessions (start it with --live-updates)",
+        )
+    try:
+        handed_over = await state.require_store().finish(session_id)
+        state.store_answered()
+    except StoreUnavailable:
+        state.store_failed("end_session")
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the session store is unreachable: the session is not ended yet; retry later",
+            headers={"Retry-After": str(math.ceil(state.config.redis_retry))},
+        ) from None
+    return json_response({"session_id": session_id, "handed_over": handed_over})
+
+
 def refuse_input(request: Request) -> None:
     """A 422 for a query parameter or a body: the erasure takes neither (none is ignored)."""
     errors = [
@@ -194,6 +229,20 @@ def build_router(requests: RequestModels, max_id_length: int) -> APIRouter:
         },
         tags=["sessions"],
         summary="Erase a session: its events and recommendation records (idempotent)",
+        openapi_extra={"parameters": [session_path]},
+    )
+    router.add_api_route(
+        "/v1/sessions/{session_id}/end",
+        end_session,
+        methods=["POST"],
+        response_model=SessionEnded,
+        responses={
+            409: {"model": ErrorOut, "description": "Live learning is off"},
+            422: ERRORS[422],
+            503: {"model": ErrorOut, "description": "Store unreachable: retry"},
+        },
+        tags=["sessions"],
+        summary="End a session: live learning takes its clicks now (--live-updates)",
         openapi_extra={"parameters": [session_path]},
     )
     router.add_api_route(
