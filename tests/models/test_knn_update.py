@@ -42,7 +42,8 @@ def typed(
 
 
 def probes(data: SessionData, n: int) -> SessionBatch:
-    return SessionBatch.from_sequences([data.session(s)[:3] for s in range(n) if len(data.session(s))])
+    prefixes = [data.session(s)[:3] for s in range(n)]
+    return SessionBatch.from_sequences([p for p in prefixes if len(p)])
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_max_sessions_evicts_the_oldest_sessions(parts) -> None:
 
 
 def test_update_survives_save_and_load(parts, tmp_path) -> None:
-    train, batches, everything = parts
+    train, batches, _ = parts
     model = create_model("vstan", {"k": 5, "sample_size": 6}).fit(train).update(batches[0])
     model.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")

@@ -91,9 +91,7 @@ def test_idle_sessions_are_learned_and_a_session_without_consent_never(config):
         assert "13" not in recommend(client, [10])  # the withheld session taught nothing
 
 
-def test_variants_that_cannot_learn_live_keep_serving_as_they_were(
-    make_config, vsknn_dir, shop
-):
+def test_variants_that_cannot_learn_live_keep_serving_as_they_were(make_config, vsknn_dir, shop):
     config = make_config(
         variants=(
             VariantSpec("knn", str(vsknn_dir), 1.0),
@@ -113,9 +111,7 @@ def test_variants_that_cannot_learn_live_keep_serving_as_they_were(
         assert live["knn"]["sessions_learned"] == 1
 
 
-def test_a_feed_that_outpaces_the_index_drops_the_oldest_and_counts_them(
-    make_config, vsknn_dir
-):
+def test_a_feed_that_outpaces_the_index_drops_the_oldest_and_counts_them(make_config, vsknn_dir):
     config = make_config(variants=(VariantSpec("default", str(vsknn_dir)),), live_feed=2, **LIVE)
     with live_app(config) as (client, state):
         for n in range(5):

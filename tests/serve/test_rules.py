@@ -308,3 +308,14 @@ def test_search_masks_by_exclusion_when_allowed_items_rank_too_deep():
     np.testing.assert_array_equal(got_idx, want_idx)
     np.testing.assert_array_equal(got_scores, want_scores)
     assert len(calls) == 3 and calls[-1] == 5
+
+
+def test_rules_of_a_grown_vocabulary_extend_the_previous_id_tables():
+    old = ItemRules(ItemVocab(["a", "b", "c"]))
+    grown = ItemRules(ItemVocab(["a", "b", "c", "d", "e"]), previous=old)
+    fresh = ItemRules(ItemVocab(["a", "b", "c", "d", "e"]))
+    assert grown._id_strings == fresh._id_strings
+    assert grown._index_of == fresh._index_of
+    assert old._index_of == {"a": 0, "b": 1, "c": 2}  # the serving rules are untouched
+    other = ItemRules(ItemVocab(["x", "b", "c", "d"]), previous=old)  # not a growth of it
+    assert other._index_of == {"x": 0, "b": 1, "c": 2, "d": 3}

@@ -270,7 +270,8 @@ class LiveLearner:
         must not take it for a new folder), with rules for its vocabulary."""
         loader = self.state.loader
         assert loader is not None, "the app's lifespan has not run"
-        return dataclasses.replace(current, model=model, rules=loader.rules_for(model))
+        rules = loader.rules_for(model, previous=current.rules)
+        return dataclasses.replace(current, model=model, rules=rules)
 
     def swap(self, variant: Variant, expected: LoadedModel, loaded: LoadedModel) -> bool:
         """Serve ``loaded`` unless the variant changed model meanwhile (or is reloading)."""

@@ -189,8 +189,9 @@ class ModelLoader:
         )
         return loaded
 
-    def rules_for(self, model: Recommender) -> ItemRules:
-        """The business rules over ``model``'s vocabulary (rebuilt whenever it grows)."""
+    def rules_for(self, model: Recommender, previous: ItemRules | None = None) -> ItemRules:
+        """The business rules over ``model``'s vocabulary (again whenever it grows; with the
+        ``previous`` rules of the vocabulary it grew from, their id tables are extended)."""
         return ItemRules(
             model.vocab_,
             catalog=self.catalog,
@@ -198,6 +199,7 @@ class ModelLoader:
             base=self.base_filters,
             deny=self.deny,
             unlisted=self.config.unlisted,
+            previous=previous,
         )
 
     @staticmethod

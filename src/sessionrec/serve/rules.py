@@ -221,14 +221,14 @@ class ItemRules:
         base: Filters = Filters(),
         deny: Iterable[str] = (),
         unlisted: str = "exclude",
+        previous: ItemRules | None = None,
     ) -> None:
         n = len(vocab)
         self.vocab = vocab
         self.n_items = n
         # External id text -> internal index: one dict lookup per id on the hot path
         # (numpy calls on 1-10 ids cost more than the lookups themselves).
-        self._id_strings: list[str] = [str(x) for x in vocab.ids.tolist()]
-        self._index_of: dict[str, int] = {text: i for i, text in enumerate(self._id_strings)}
+        self._id_strings, self._index_of = _id_tables(vocab, previous)
         self.catalog = catalog
         self.base = base
         self.row = np.full(n, -1, dtype=np.int64)  # catalog row of each model item
@@ -569,3 +569,22 @@ class ItemRules:
             indices=indices,
             model_fallback=model_fallback,
         )
+
+
+def _id_tables(vocab: ItemVocab, previous: ItemRules | None) -> tuple[list[str], dict[str, int]]:
+    """Each internal index's id as text, and the reverse lookup. A vocabulary that grew from
+    ``previous``'s (live learning appends new items after the old ones) extends copies of
+    its tables instead of building them again (a third of an update's time otherwise)."""
+    old = len(previous.vocab) if previous is not None else -1
+    if (
+        previous is not None
+        and old <= len(vocab)
+        and previous.vocab.kind == vocab.kind
+        and np.array_equal(vocab.ids[:old], previous.vocab.ids)
+    ):
+        added = [str(x) for x in vocab.ids[old:].tolist()]
+        index = previous._index_of.copy()  # the serving rules keep theirs unchanged
+        index.update({text: old + i for i, text in enumerate(added)})
+        return previous._id_strings + added, index
+    strings = [str(x) for x in vocab.ids.tolist()]
+    return strings, {text: i for i, text in enumerate(strings)}
