@@ -6,6 +6,10 @@ Usage (the figures of BENCHMARKS.md; 2 cores, one BLAS/numba thread per process)
         [--data ../shared/data/diginetica/srgnn] [--model vsknn] [--stores memory,redis] \\
         [--rates 250,500,1000,2000] [--duration 10] [--workers 2] [--replicas 1]
 
+    # live learning on (memory store: one worker), against the same service without it
+    .venv/bin/python -m benchmarks.service.bench_service --client loadgen --stores memory \
+        --workers 1 --rates 500,1000 --serve-args "--live-updates --live-idle 5"
+
     # many replicas: 1 and then 2 service processes sharing one Redis, same run, same model
     .venv/bin/python -m benchmarks.service.bench_service --stores redis --replicas 1,2 --workers 1 \
         --rates 250,500,1000 --duration 10
@@ -51,6 +55,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,7 +99,9 @@ def run_setup(
             redis, store = start_redis()
         ports = []
         for _ in range(n_replicas):
-            service, port = start_service(model_dir, train_file, store, args.workers)
+            service, port = start_service(
+                model_dir, train_file, store, args.workers, tuple(shlex.split(args.serve_args))
+            )
             services.append(service)
             ports.append(port)
         labels = {"store": store_kind, "replicas": n_replicas, "model": model_name}
@@ -183,6 +190,12 @@ def main() -> None:
         "(random items on random sessions of 1-8 clicks; one replica only)",
     )
     parser.add_argument("-k", type=int, default=20)
+    parser.add_argument(
+        "--serve-args",
+        default="",
+        help="more options of `sessionrec serve`, e.g. '--live-updates --live-idle 5' (live "
+        "learning: loadgen's sessions finish when idle and are learned while it measures)",
+    )
     parser.add_argument("--json", type=Path, help="also write all results to this file")
     args = parser.parse_args()
     os.environ.update(THREADS)

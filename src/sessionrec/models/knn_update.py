@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from sessionrec._errors import ModelError
-from sessionrec.data.sessions import SessionData, gather_ranges
+from sessionrec.data.sessions import SessionData
 from sessionrec.models.knn_kernels import KnnIndex
 
 
@@ -111,83 +112,180 @@ def merge_index(
     empty one ranks as the oldest session and does not age the indexed ones.
     ``max_sessions``: keep at most this many sessions (the oldest go).
     """
-    n_items = new.idf.size
-    n_old_items = old.idf.size
+    n_items, n_old_items = new.idf.size, old.idf.size
     if n_items < n_old_items:
         raise ModelError("the appended sessions' index must cover every indexed item")
-    k_old = old.sess_age.size
-
-    # Posting lists: per item, the last sample_size of (old list ++ new list).
-    old_len = np.zeros(n_items, dtype=np.int64)
-    old_len[:n_old_items] = np.diff(old.post_indptr)
-    old_end = np.zeros(n_items, dtype=np.int64)
-    old_end[:n_old_items] = old.post_indptr[1:]
-    new_len = np.diff(new.post_indptr)
-    take_old = np.maximum(np.minimum(old_len, sample_size - new_len), 0)
-    lengths = take_old + new_len
-    indptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    from_old = gather_ranges(old_end - take_old, take_old)
-    to_old = gather_ranges(indptr[:-1], take_old)
-    to_new = gather_ranges(indptr[:-1] + take_old, new_len)
-    post_sessions = np.empty(int(indptr[-1]), dtype=np.int64)
-    post_positions = np.empty(int(indptr[-1]), dtype=np.int32)
-    post_sessions[to_old] = old.post_sessions[from_old]
-    post_positions[to_old] = old.post_positions[from_old]
-    post_sessions[to_new] = new.post_sessions.astype(np.int64) + k_old
-    post_positions[to_new] = new.post_positions
-
-    # Sessions some list still refers to; beyond the bound, the oldest of them go.
-    k_all = k_old + new.sess_age.size
-    referenced = np.zeros(k_all, dtype=bool)
-    referenced[post_sessions] = True
-    evicted = 0
-    if max_sessions is not None and int(referenced.sum()) > max_sessions:
-        kept_numbers = np.flatnonzero(referenced)
-        evicted = kept_numbers.size - max_sessions
-        referenced[kept_numbers[:evicted]] = False
-        alive = referenced[post_sessions]
-        entry_item = np.repeat(np.arange(n_items, dtype=np.int64), lengths)[alive]
-        post_sessions, post_positions = post_sessions[alive], post_positions[alive]
-        np.cumsum(np.bincount(entry_item, minlength=n_items), out=indptr[1:])
-    number = np.cumsum(referenced) - 1
-
-    # The session store: the referenced old sessions, then the referenced new ones.
-    keep_old, keep_new = np.flatnonzero(referenced[:k_old]), np.flatnonzero(referenced[k_old:])
-    starts = np.concatenate([old.sess_indptr[keep_old], new.sess_indptr[keep_new]])
-    sizes = np.concatenate(
-        [
-            old.sess_indptr[keep_old + 1] - old.sess_indptr[keep_old],
-            new.sess_indptr[keep_new + 1] - new.sess_indptr[keep_new],
-        ]
+    k_old, k_new = old.sess_age.size, new.sess_age.size
+    indptr, sessions, positions = _merged_postings(
+        old.post_indptr,
+        old.post_sessions,
+        old.post_positions,
+        new.post_indptr,
+        new.post_sessions,
+        new.post_positions,
+        k_old,
+        int(sample_size),
     )
-    n_old_entries = int(sizes[: keep_old.size].sum())
-    rows_old = gather_ranges(starts[: keep_old.size], sizes[: keep_old.size])
-    rows_new = gather_ranges(starts[keep_old.size :], sizes[keep_old.size :])
-    sess_indptr = np.zeros(starts.size + 1, dtype=np.int64)
-    np.cumsum(sizes, out=sess_indptr[1:])
-    assert rows_old.size == n_old_entries
-
+    referenced = _referenced(sessions, k_old + k_new)
+    evicted = 0
+    if max_sessions is not None:
+        kept = int(referenced.sum())
+        if kept > max_sessions:  # the oldest referenced sessions go, with their entries
+            evicted = kept - max_sessions
+            referenced[np.flatnonzero(referenced)[:evicted]] = False
+    number = np.cumsum(referenced) - 1
+    post_indptr, post_sessions, post_positions = _kept_postings(
+        indptr, sessions, positions, referenced, number
+    )
+    keep_old = np.flatnonzero(referenced[:k_old])
+    keep_new = np.flatnonzero(referenced[k_old:])
+    sess_indptr, sess_items, sess_positions, sess_types = _kept_store(
+        old.sess_indptr,
+        old.sess_items,
+        old.sess_positions,
+        _types(old),
+        keep_old,
+        new.sess_indptr,
+        new.sess_items,
+        new.sess_positions,
+        _types(new),
+        keep_new,
+    )
     counts = old_counts.plus(new_counts)
     # Every old session grows older by the sessions of the batch that rank after it: all of
     # them by position, the non-empty ones by time (a fit ranks a session without clicks,
     # which has no end time, before every other).
     aging = new_counts.n_nonempty if timed else new_counts.n_sessions
     index = KnnIndex(
-        post_indptr=indptr,
-        post_sessions=number[post_sessions].astype(np.int32),
+        post_indptr=post_indptr,
+        post_sessions=post_sessions,
         post_positions=post_positions,
         sess_indptr=sess_indptr,
-        sess_items=np.concatenate([old.sess_items[rows_old], new.sess_items[rows_new]]),
-        sess_positions=np.concatenate([old.sess_positions[rows_old], new.sess_positions[rows_new]]),
+        sess_items=sess_items,
+        sess_positions=sess_positions,
         sess_age=np.concatenate([old.sess_age[keep_old] + aging, new.sess_age[keep_new]]),
         idf=counts.idf(),
-        sess_types=np.concatenate([_types(old)[rows_old], _types(new)[rows_new]]).astype(np.int8),
+        sess_types=sess_types,
     )
     source = np.concatenate(
         [old_source[keep_old], np.asarray(new_source)[keep_new] + old_counts.n_sessions]
     ).astype(np.int64)
     return MergedIndex(index, source, counts, evicted)
+
+
+# The kernels below copy the index arrays once each, without the GIL (a service keeps
+# answering while its index grows in a background thread).
+
+
+@njit(cache=True, nogil=True)
+def _merged_postings(
+    old_indptr: np.ndarray,
+    old_sessions: np.ndarray,
+    old_positions: np.ndarray,
+    new_indptr: np.ndarray,
+    new_sessions: np.ndarray,
+    new_positions: np.ndarray,
+    k_old: int,
+    sample_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item, the last ``sample_size`` entries of (old list ++ new list); new sessions
+    numbered after the ``k_old`` old ones."""
+    n_items, n_old = new_indptr.size - 1, old_indptr.size - 1
+    take_old = np.zeros(n_items, dtype=np.int64)
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    for i in range(n_items):
+        new_len = new_indptr[i + 1] - new_indptr[i]
+        if i < n_old:
+            take_old[i] = max(min(old_indptr[i + 1] - old_indptr[i], sample_size - new_len), 0)
+        indptr[i + 1] = indptr[i] + take_old[i] + new_len
+    sessions = np.empty(indptr[n_items], dtype=np.int64)
+    positions = np.empty(indptr[n_items], dtype=np.int32)
+    for i in range(n_items):
+        out = indptr[i]
+        if take_old[i]:
+            first = old_indptr[i + 1] - take_old[i]
+            for j in range(first, old_indptr[i + 1]):
+                sessions[out] = old_sessions[j]
+                positions[out] = old_positions[j]
+                out += 1
+        for j in range(new_indptr[i], new_indptr[i + 1]):
+            sessions[out] = new_sessions[j] + k_old
+            positions[out] = new_positions[j]
+            out += 1
+    return indptr, sessions, positions
+
+
+@njit(cache=True, nogil=True)
+def _referenced(sessions: np.ndarray, n_sessions: int) -> np.ndarray:
+    """Which sessions some posting entry refers to."""
+    referenced = np.zeros(n_sessions, dtype=np.bool_)
+    for j in range(sessions.size):
+        referenced[sessions[j]] = True
+    return referenced
+
+
+@njit(cache=True, nogil=True)
+def _kept_postings(
+    indptr: np.ndarray,
+    sessions: np.ndarray,
+    positions: np.ndarray,
+    referenced: np.ndarray,
+    number: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of referenced sessions, renumbered (``number``: new number by old)."""
+    n_items = indptr.size - 1
+    out_indptr = np.zeros(n_items + 1, dtype=np.int64)
+    out_sessions = np.empty(sessions.size, dtype=np.int32)
+    out_positions = np.empty(sessions.size, dtype=np.int32)
+    out = 0
+    for i in range(n_items):
+        for j in range(indptr[i], indptr[i + 1]):
+            if referenced[sessions[j]]:
+                out_sessions[out] = number[sessions[j]]
+                out_positions[out] = positions[j]
+                out += 1
+        out_indptr[i + 1] = out
+    return out_indptr, out_sessions[:out].copy(), out_positions[:out].copy()
+
+
+@njit(cache=True, nogil=True)
+def _kept_store(
+    old_indptr: np.ndarray,
+    old_items: np.ndarray,
+    old_positions: np.ndarray,
+    old_types: np.ndarray,
+    keep_old: np.ndarray,
+    new_indptr: np.ndarray,
+    new_items: np.ndarray,
+    new_positions: np.ndarray,
+    new_types: np.ndarray,
+    keep_new: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The stored items of the kept old sessions, then of the kept new ones."""
+    n_kept = keep_old.size + keep_new.size
+    indptr = np.zeros(n_kept + 1, dtype=np.int64)
+    for r in range(keep_old.size):
+        s = keep_old[r]
+        indptr[r + 1] = indptr[r] + old_indptr[s + 1] - old_indptr[s]
+    for r in range(keep_new.size):
+        s = keep_new[r]
+        row = keep_old.size + r
+        indptr[row + 1] = indptr[row] + new_indptr[s + 1] - new_indptr[s]
+    items = np.empty(indptr[n_kept], dtype=np.int32)
+    positions = np.empty(indptr[n_kept], dtype=np.int32)
+    types = np.empty(indptr[n_kept], dtype=np.int8)
+    out = 0
+    for r in range(keep_old.size):
+        s = keep_old[r]
+        for j in range(old_indptr[s], old_indptr[s + 1]):
+            items[out], positions[out], types[out] = old_items[j], old_positions[j], old_types[j]
+            out += 1
+    for r in range(keep_new.size):
+        s = keep_new[r]
+        for j in range(new_indptr[s], new_indptr[s + 1]):
+            items[out], positions[out], types[out] = new_items[j], new_positions[j], new_types[j]
+            out += 1
+    return indptr, items, positions, types
 
 
 def _types(index: KnnIndex) -> np.ndarray:

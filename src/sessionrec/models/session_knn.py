@@ -195,7 +195,7 @@ class SessionKNN(Recommender):
         values = self.popularity_.astype(np.float32)
         self._pop_scores = values
         # Best first, ties by lower index: the fallback's top-k list.
-        self._pop_order = np.lexsort((np.arange(values.size), -values)).astype(np.int64)
+        self._pop_order = np.argsort(-values, kind="stable").astype(np.int64)
         # Pessimistic rank of every item in the fallback row: items scoring >= it.
         ascending = np.sort(values)
         self._pop_rank = (values.size - np.searchsorted(ascending, values, side="left")).astype(
