@@ -337,6 +337,31 @@ def test_storefront_in_a_real_browser_recommends_sportswear(demo_service, browse
         forced = [(int(i), 0.0) for i in rec_ids()]
         assert len(forced) == 10 and category_share(forced, catalog, "sportswear/fitness") >= 0.9
 
+    # Add to cart, rank for a purchase (the carted item comes first), then buy the cart.
+    Select(browser.find_element(By.ID, "variant")).select_by_value("vsknn")
+    wait.until(lambda d: "(variant vsknn)" in d.find_element(By.ID, "served-by").text)
+    before = int(recs.get_attribute("data-updates"))
+    browser.find_element(By.ID, "add-to-cart").click()
+    wait.until(lambda d, n=before: int(recs.get_attribute("data-updates")) == n + 1)
+    steps = browser.find_elements(By.CSS_SELECTOR, "#trail li")
+    assert steps[-1].get_attribute("data-event-type") == "cart"
+    assert steps[-1].get_attribute("data-item-id") == str(session[-1])
+    assert recs.get_attribute("data-event-count") == str(len(session) + 1)
+    assert browser.find_element(By.ID, "cart-count").get_attribute("data-count") == "1"
+    before = int(recs.get_attribute("data-updates"))
+    Select(browser.find_element(By.ID, "objective")).select_by_value("purchase")
+    wait.until(lambda d, n=before: int(recs.get_attribute("data-updates")) == n + 1)
+    assert "error" not in browser.find_element(By.ID, "status").get_attribute("class")
+    assert rec_ids()[0] == str(session[-1])  # the visitor's cart is the best purchase candidate
+    before = int(recs.get_attribute("data-updates"))
+    browser.find_element(By.ID, "checkout").click()
+    wait.until(lambda d, n=before: int(recs.get_attribute("data-updates")) == n + 1)
+    steps = browser.find_elements(By.CSS_SELECTOR, "#trail li")
+    assert steps[-1].get_attribute("data-event-type") == "purchase"
+    assert recs.get_attribute("data-event-count") == str(len(session) + 2)
+    assert browser.find_element(By.ID, "cart-count").get_attribute("data-count") == "0"
+    Select(browser.find_element(By.ID, "objective")).select_by_value("")
+
     # Reset: a new anonymous session with an empty trail and no recommendations.
     old_session = recs.get_attribute("data-session")
     before = int(recs.get_attribute("data-updates"))

@@ -1,5 +1,8 @@
 // The demo storefront: a click on a product is one event of an anonymous session, answered
 // with the session's recommendations in the same round trip (POST /v1/sessions/{id}/events).
+// "Add to cart" and "Buy the cart" send cart and purchase events (conversions the service
+// attributes to the answer that showed the item); "Rank for a purchase" asks for the
+// purchase objective (items this visitor will likely buy), which session-kNN models answer.
 // Every catalog or service string reaches the page through textContent, never innerHTML,
 // so a product name cannot inject markup.
 "use strict";
@@ -9,7 +12,9 @@
   const state = {
     sessionId: "",
     variant: "", // "" lets the service pick the A/B arm from the session id
-    trail: [],
+    objective: "", // "" is the next click; "purchase" ranks what the visitor will buy
+    trail: [], // {id, type}: the session's events in order
+    cart: [], // items carted and not bought yet
     items: new Map(), // item_id -> {name, category}: names for the trail and the reasons
     updates: 0,
     busy: Promise.resolve(),
@@ -61,6 +66,7 @@
   function query() {
     const params = new URLSearchParams({ k: String(K), details: "true", explain: "true" });
     if (state.variant) params.set("variant", state.variant);
+    if (state.objective) params.set("objective", state.objective);
     return params.toString();
   }
 
@@ -77,17 +83,23 @@
   function renderTrail() {
     const trail = $("trail");
     trail.replaceChildren();
-    for (const id of state.trail) {
-      const known = state.items.get(id) || { name: id, category: "" };
-      const li = el("li", "step");
-      li.dataset.itemId = id;
+    for (const step of state.trail) {
+      const known = state.items.get(step.id) || { name: step.id, category: "" };
+      const li = el("li", "step " + step.type);
+      li.dataset.itemId = step.id;
+      li.dataset.eventType = step.type;
       li.append(el("span", "name", known.name));
       if (known.category) li.append(el("span", "meta", " (" + known.category + ")"));
+      if (step.type !== "view") li.append(el("span", "meta", step.type === "cart" ? " · added to cart" : " · bought"));
       trail.append(li);
     }
     $("trail-empty").hidden = state.trail.length > 0;
     $("session-id").textContent = state.sessionId;
-    const viewed = new Set(state.trail);
+    $("add-to-cart").disabled = !state.trail.length;
+    $("checkout").disabled = !state.cart.length;
+    $("cart-count").dataset.count = String(state.cart.length);
+    $("cart-count").textContent = state.cart.length ? state.cart.length + " in the cart" : "";
+    const viewed = new Set(state.trail.map((step) => step.id));
     for (const button of document.querySelectorAll("#products .product")) {
       button.classList.toggle("viewed", viewed.has(button.dataset.itemId));
     }
@@ -195,7 +207,11 @@
   }
 
   // ------------------------------------------------------------------ actions
-  // Clicks are sent one at a time, in order, so the trail matches the service's session.
+  // Events are sent one at a time, in order, so the trail matches the service's session.
+  function send(itemId, type) {
+    return api("POST", sessionPath("/events"), { item_id: itemId, event_type: type });
+  }
+
   function view(itemId, recommendationId) {
     state.busy = state.busy.then(async () => {
       try {
@@ -203,8 +219,8 @@
           // A click on a recommendation is feedback for the A/B counters; never blocking.
           api("POST", "/v1/feedback", { recommendation_id: recommendationId, item_id: itemId }).catch(() => {});
         }
-        const answer = await api("POST", sessionPath("/events"), { item_id: itemId, event_type: "view" });
-        state.trail.push(itemId);
+        const answer = await send(itemId, "view");
+        state.trail.push({ id: itemId, type: "view" });
         renderTrail();
         renderRecs(answer);
         setStatus("Viewed " + itemName(itemId) + ".", false);
@@ -219,30 +235,82 @@
     return state.busy;
   }
 
+  function addToCart() {
+    state.busy = state.busy.then(async () => {
+      const last = [...state.trail].reverse().find((step) => step.type === "view");
+      if (!last) return;
+      try {
+        const answer = await send(last.id, "cart");
+        state.trail.push({ id: last.id, type: "cart" });
+        if (!state.cart.includes(last.id)) state.cart.push(last.id);
+        renderTrail();
+        renderRecs(answer);
+        setStatus("Added " + itemName(last.id) + " to the cart.", false);
+      } catch (err) {
+        setStatus(String(err.message || err), true);
+      }
+    });
+    return state.busy;
+  }
+
+  function checkout() {
+    state.busy = state.busy.then(async () => {
+      try {
+        let answer = null;
+        const bought = state.cart.length;
+        for (const id of state.cart.slice()) {
+          answer = await send(id, "purchase");
+          state.trail.push({ id: id, type: "purchase" });
+          state.cart.splice(state.cart.indexOf(id), 1);
+        }
+        renderTrail();
+        if (answer) renderRecs(answer);
+        setStatus("Bought " + bought + (bought === 1 ? " product." : " products."), false);
+      } catch (err) {
+        renderTrail();
+        setStatus(String(err.message || err), true);
+      }
+    });
+    return state.busy;
+  }
+
   function reset() {
     state.sessionId = newSessionId();
     state.trail = [];
+    state.cart = [];
     renderTrail();
     renderRecs(null);
     setStatus("New anonymous session " + state.sessionId + ".", false);
   }
 
-  async function changeVariant() {
-    state.variant = $("variant").value;
+  function refresh(what) {
     if (!state.trail.length) return;
     state.busy = state.busy.then(async () => {
       try {
         renderRecs(await api("GET", sessionPath("/recommendations")));
-        setStatus("Recommendations from " + (state.variant || "the A/B split") + ".", false);
+        setStatus(what, false);
       } catch (err) {
         setStatus(String(err.message || err), true);
       }
     });
   }
 
+  function changeVariant() {
+    state.variant = $("variant").value;
+    refresh("Recommendations from " + (state.variant || "the A/B split") + ".");
+  }
+
+  function changeObjective() {
+    state.objective = $("objective").value;
+    refresh(state.objective ? "Ranked for what you will likely buy." : "Ranked for your next click.");
+  }
+
   async function start() {
     $("reset").addEventListener("click", reset);
     $("variant").addEventListener("change", changeVariant);
+    $("objective").addEventListener("change", changeObjective);
+    $("add-to-cart").addEventListener("click", addToCart);
+    $("checkout").addEventListener("click", checkout);
     state.sessionId = newSessionId();
     renderTrail();
     try {
