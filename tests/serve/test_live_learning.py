@@ -138,6 +138,22 @@ def test_snapshots_are_model_folders_and_a_restart_resumes_from_them(config, tmp
         assert client.get("/v1/info").json()["live"]["variants"]["default"]["items"] == 13
 
 
+def test_a_damaged_snapshot_is_refused_and_the_variant_serves_its_folder(config, tmp_path):
+    config = config.replace(live_snapshot_dir=str(tmp_path / "snaps"))
+    with live_app(config) as (client, state):
+        click(client, "v1", 9)
+        click(client, "v1", 13)
+        client.post("/v1/sessions/v1/end")
+        learn(client, state)
+        client.portal.call(state.live.snapshot_if_due, True)
+    state_file = next((tmp_path / "snaps" / "default").glob("*.npz"))
+    state_file.write_bytes(state_file.read_bytes()[:100])  # truncated on disk
+    with live_app(config) as (client, state):
+        assert "13" not in recommend(client, [9])  # the trained model, not the snapshot
+        live = client.get("/v1/info").json()["live"]["variants"]["default"]
+        assert live["items"] == 12 and live["sessions_learned"] == 0
+
+
 def test_ending_a_session_without_live_learning_is_refused(make_config):
     with TestClient(create_app(make_config())) as client:
         response = client.post("/v1/sessions/s/end")
