@@ -29,6 +29,8 @@ def extended_vocab(vocab: ItemVocab, train: SessionData) -> ItemVocab:
             "fine-tuning keeps the model's item ids"
         )
     new = clicked[vocab.encode(clicked) == UNKNOWN]
+    if new.size == 0:
+        return vocab  # nothing to add (a vocabulary is never modified: safe to share)
     if vocab.kind == "str":
         new = new.astype(str)  # integer ids of the new sessions join as text
     return ItemVocab(np.concatenate([vocab.ids, new]))

@@ -582,6 +582,8 @@ def _id_tables(vocab: ItemVocab, previous: ItemRules | None) -> tuple[list[str],
         and previous.vocab.kind == vocab.kind
         and np.array_equal(vocab.ids[:old], previous.vocab.ids)
     ):
+        if old == len(vocab):  # nothing new: the tables are never written to, so share them
+            return previous._id_strings, previous._index_of
         added = [str(x) for x in vocab.ids[old:].tolist()]
         index = previous._index_of.copy()  # the serving rules keep theirs unchanged
         index.update({text: old + i for i, text in enumerate(added)})
