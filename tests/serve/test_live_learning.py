@@ -169,3 +169,20 @@ def test_live_options_are_checked(make_config):
         make_config(live_updates=True, workers=2)
     with pytest.raises(ConfigError, match="--live-batch"):
         make_config(live_batch=0)
+
+
+def test_feed_entries_become_typed_sessions_in_feed_order():
+    from sessionrec.serve.live import feed_sessions
+    from sessionrec.serve.store import Event, FeedEntry
+
+    entries = [
+        FeedEntry(1, (Event("7"), Event("x9", "cart"), Event("3", "purchase"))),
+        FeedEntry(2, (Event("3", "cart"),)),
+    ]
+    data, skipped = feed_sessions(entries, "int")
+    assert skipped == 1  # "x9" cannot be an item of a model with integer ids
+    assert [data.vocab.ids[data.session(s)].tolist() for s in range(2)] == [[7, 3], [3]]
+    names = [data.event_types[t] for t in data.types]
+    assert names == ["view", "purchase", "cart"]
+    text, skipped = feed_sessions(entries, "str")
+    assert skipped == 0 and text.vocab.ids[text.session(0)].tolist() == ["7", "x9", "3"]
