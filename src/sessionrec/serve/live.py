@@ -65,6 +65,9 @@ log = logging.getLogger("sessionrec.serve.live")
 FEED_EVENT_TYPES = ("cart", "purchase", "view")
 """The canonical event types, sorted as the data layer stores them."""
 
+SNAPSHOT_LEASE = "live-snapshots"
+"""The store lease whose holder writes the snapshots."""
+
 SNAPSHOT_KEY = "live"
 """The snapshot's entry in its manifest's metrics: feed position, sessions learned."""
 
@@ -330,6 +333,11 @@ class LiveLearner:
         ):
             return []
         self.last_snapshot = now
+        # One writer among the workers and replicas (they hold the same models): the one
+        # holding the lease, kept for two intervals so that it stays with one holder.
+        lease = 2 * self.config.live_snapshot_interval
+        if not await self.state.require_store().claim(SNAPSHOT_LEASE, lease):
+            return []
         saved = []
         registry = self.state.require_registry()
         for name, live in self.variants.items():

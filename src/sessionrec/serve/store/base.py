@@ -276,6 +276,12 @@ class SessionStore(abc.ABC):
         """The sequence number of the newest feed entry (0 when there is none yet)."""
         raise NotImplementedError(f"the {self.kind} store has no live feed")
 
+    async def claim(self, name: str, seconds: float) -> bool:
+        """Hold the lease ``name`` for ``seconds`` (taken, or renewed by its holder): True
+        when this store object holds it now. One holder among all the workers and replicas
+        sharing the store: the one that writes the live snapshots."""
+        raise NotImplementedError(f"the {self.kind} store has no leases")
+
     @abc.abstractmethod
     def retention(self) -> dict[str, Any]:
         """How long this store keeps what it keeps (seconds) and its caps (``/v1/info``)."""

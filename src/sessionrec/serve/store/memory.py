@@ -352,6 +352,9 @@ class MemoryStore(SessionStore):
         self._require_feed()
         return self._feed_head
 
+    async def claim(self, name: str, seconds: float) -> bool:
+        return True  # one process: nobody else to share a lease with
+
     def retention(self) -> dict[str, Any]:
         return {
             "session_ttl": self.ttl,
