@@ -186,3 +186,35 @@ def test_feed_entries_become_typed_sessions_in_feed_order():
     assert names == ["view", "purchase", "cart"]
     text, skipped = feed_sessions(entries, "str")
     assert skipped == 0 and text.vocab.ids[text.session(0)].tolist() == ["7", "x9", "3"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_replicas_sharing_redis_learn_the_same_sessions_in_the_same_order(
+    make_config, vsknn_dir, redis_server, tmp_path
+):
+    config = make_config(
+        variants=(VariantSpec("default", str(vsknn_dir)),),
+        store=redis_server.url,
+        live_snapshot_dir=str(tmp_path / "snaps"),
+        **LIVE,
+    )
+    with live_app(config) as (a, state_a), live_app(config) as (b, state_b):
+        click(a, "v1", 9)
+        click(b, "v1", 13)  # one visitor, two replicas: one session in Redis
+        click(b, "v2", 10)
+        click(a, "v2", 11)
+        assert a.post("/v1/sessions/v1/end").json()["handed_over"] is True
+        assert b.post("/v1/sessions/v1/end").json()["handed_over"] is False  # once
+        assert b.post("/v1/sessions/v2/end").json()["handed_over"] is True
+        assert learn(a, state_a) == 2 and learn(b, state_b) == 2
+        for client in (a, b):
+            assert "13" in recommend(client, [9]) and "11" in recommend(client, [10])
+        models = [s.registry.get("default").serving().model for s in (state_a, state_b)]
+        for name, value in models[0].index_._asdict().items():
+            assert (getattr(models[1].index_, name) == value).all(), name
+        writers = [
+            client.portal.call(state.live.snapshot_if_due, True)
+            for client, state in ((a, state_a), (b, state_b))
+        ]
+        assert sorted(map(len, writers)) == [0, 1]  # one replica holds the snapshot lease
