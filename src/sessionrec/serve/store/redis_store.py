@@ -20,6 +20,7 @@ from sessionrec.serve.store.base import (
     Event,
     FeedbackResult,
     FeedbackStatus,
+    FeedEntry,
     SessionKpis,
     SessionStore,
     StoreUnavailable,
@@ -28,6 +29,7 @@ from sessionrec.serve.store.base import (
 )
 from sessionrec.serve.store.batching import CommandBatcher
 from sessionrec.serve.store.buffer import Buffered, BufferObserver, ClickBuffer
+from sessionrec.serve.store.redis_feed import FeedKeys, RedisFeed
 from sessionrec.serve.store.redis_kpis import read_summaries, summary_keys, text
 from sessionrec.serve.store.scripts import APPEND, CONVERT, DELETE, FEEDBACK, GET, RECORD, REPLAY
 
@@ -94,6 +96,10 @@ class RedisStore(SessionStore):
     - ``{prefix}counters``: impressions, clicks, sessions, conversions and revenue per
       variant (``{variant}:{name}`` fields: bounded by the number of variants).
     - ``{prefix}control``: values every replica polls (the model folder of each variant).
+    - With a live feed (``live_feed`` > 0 entries): the going sessions, their clicks waiting
+      for the feed, the withheld sessions and the feed itself (see
+      :mod:`~sessionrec.serve.store.redis_feed`); a click's script marks its session going
+      in the same round trip. Without one, a click costs what it cost before the feed.
 
     Every script call goes through a :class:`~sessionrec.serve.store.batching.CommandBatcher`:
     the calls of one event-loop turn share one pipeline (one write, one read), which is
@@ -126,6 +132,7 @@ class RedisStore(SessionStore):
         attribution_window: float = 3600.0,
         kpi_retention: float = 7 * 86400.0,
         clock: Callable[[], float] = time.time,
+        live_feed: int = 0,
     ) -> None:
         try:
             import redis.asyncio as aioredis
@@ -145,7 +152,12 @@ class RedisStore(SessionStore):
         self.attribution_window_ms = int(attribution_window * 1000)
         self.kpi_retention_ms = int(kpi_retention * 1000)
         self.clock = clock
-        """Wall-clock seconds of answers and conversions (the attribution window)."""
+        """Wall-clock seconds of answers, conversions (the attribution window) and clicks
+        (how long a session of the live feed has been idle)."""
+        if live_feed < 0:
+            raise ConfigError("the live feed's capacity must be 0 (no feed) or positive")
+        self.live_feed = int(live_feed)
+        self._feed_keys = FeedKeys(prefix)
         # No client-side retries: a failure must reach the circuit breaker at once, not
         # after several backoffs while the visitor waits.
         self._client = aioredis.Redis.from_url(
@@ -156,6 +168,15 @@ class RedisStore(SessionStore):
             max_connections=256,
         )
         self._batcher = CommandBatcher(self._client)
+        self._feed = RedisFeed(
+            self._feed_keys,
+            self.live_feed,
+            self.ttl_ms,
+            clock,
+            self._eval,
+            self._call,
+            self._client,
+        )
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self.flush_interval = float(flush_interval)
         self._pending: list[tuple[str, str, str, str | None, int]] = []
@@ -190,6 +211,7 @@ class RedisStore(SessionStore):
             "outage_buffer": self.buffer.capacity,
             "buffered_clicks": len(self.buffer),
             "kpi_retention": self.kpi_retention_ms / 1000,
+            "live_feed": self.live_feed,
         }
 
     async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
@@ -271,10 +293,13 @@ class RedisStore(SessionStore):
             except StoreUnavailable:
                 self.buffer.add(session_id, late)  # full: counted as dropped
                 raise
-        key = self._key("s", session_id)
+        keys = [self._key("s", session_id)]
         args: list[str | int] = [raw, self.max_events, self.ttl_ms]
+        if self.live_feed:
+            keys += self._feed_keys.of(session_id)
+            args += [session_id, self._feed.now_ms()]
         try:
-            result = await self._eval(APPEND, [key], args)
+            result = await self._eval(APPEND, keys, args)
         except StoreUnavailable:
             self._keep(session_id, raw)
             raise
@@ -292,7 +317,9 @@ class RedisStore(SessionStore):
         found += before - len(self._pending)
         keys = [self._key("s", session_id), self._key("sr", session_id)]
         keys += [self._erasure_key(session_id), summary_keys(self.prefix) + session_id]
+        keys += self._feed_keys.of(session_id)  # erased whether or not this store has a feed
         args: list[str | int] = [self._key("r", ""), int(time.time() * 1000), self.ttl_ms]
+        args.append(session_id)
         found += int(await self._eval(DELETE, keys, args))
         return found
 
@@ -315,6 +342,9 @@ class RedisStore(SessionStore):
         args: list[str | int] = [self.max_events, self.ttl_ms]
         for click in [*clicks, also] if also is not None else clicks:
             args += [click.raw, click.at_ms]
+        if self.live_feed:
+            keys += self._feed_keys.of(session_id)
+            args += [session_id, self._feed.now_ms()]
         result = await self._eval(REPLAY, keys, args, timeout=4 * self.timeout)
         self.buffer.confirm(session_id, clicks)
         return [Event.decode(raw) for raw in result]
@@ -434,6 +464,9 @@ class RedisStore(SessionStore):
             self.kpi_retention_ms,
             "1" if keep else "0",
         ]
+        if self.live_feed:
+            keys += self._feed_keys.of(session_id)
+            args.append(session_id)
         try:
             stored, attributed, counted_for, rec_id = await self._eval(CONVERT, keys, args)
         except StoreUnavailable:
@@ -462,6 +495,27 @@ class RedisStore(SessionStore):
     async def session_summaries(self, limit: int) -> list[SessionKpis]:
         call = functools.partial(self._call, timeout=4 * self.timeout)
         return await read_summaries(self._client, summary_keys(self.prefix), limit, call)
+
+    # ------------------------------------------------------------ live learning
+    def _require_feed(self) -> RedisFeed:
+        if not self.live_feed:
+            raise ConfigError("this redis store was opened without a live feed")
+        return self._feed
+
+    async def finish_idle(self, idle: float, limit: int) -> int:
+        return await self._require_feed().finish_idle(idle, limit)
+
+    async def finish(self, session_id: str) -> bool:
+        return await self._require_feed().finish(session_id)
+
+    async def withhold(self, session_id: str) -> None:
+        await self._require_feed().withhold(session_id)
+
+    async def read_feed(self, after: int, limit: int) -> list[FeedEntry]:
+        return await self._require_feed().read_feed(after, limit)
+
+    async def feed_head(self) -> int:
+        return await self._require_feed().feed_head()
 
     # ------------------------------------------------------------- control
     async def set_control(self, key: str, value: str) -> None:
