@@ -19,7 +19,7 @@ import redis.asyncio
 from sessionrec._errors import ConfigError
 from sessionrec.serve.store import Event, MemoryStore, RedisStore, StoreUnavailable
 
-from .conftest import free_port
+from .conftest import free_port, wait_until_async
 
 
 class FakeClock:
@@ -313,3 +313,22 @@ def test_live_calls_raise_store_unavailable_while_redis_is_down(clock, run):
 
     run(scenario())
     run(store.close())
+
+
+def test_one_holder_of_a_lease_until_it_lapses(redis_server, clock, run):
+    first = RedisStore(redis_server.url, ttl=600, clock=clock)
+    second = RedisStore(redis_server.url, ttl=600, clock=clock)
+    try:
+        assert run(first.claim("snapshots", 60)) is True
+        assert run(second.claim("snapshots", 60)) is False
+        assert run(first.claim("snapshots", 0.2)) is True  # renewed by its holder, shorter
+        assert run(second.claim("other", 60)) is True  # leases are by name
+
+        async def taken_over() -> bool:
+            return await second.claim("snapshots", 60)
+
+        run(wait_until_async(taken_over, 10, "the lapsed lease to pass to the other store"))
+        assert run(first.claim("snapshots", 60)) is False
+    finally:
+        run(first.close())
+        run(second.close())

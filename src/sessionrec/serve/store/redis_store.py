@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -31,7 +32,16 @@ from sessionrec.serve.store.batching import CommandBatcher
 from sessionrec.serve.store.buffer import Buffered, BufferObserver, ClickBuffer
 from sessionrec.serve.store.redis_feed import FeedKeys, RedisFeed
 from sessionrec.serve.store.redis_kpis import read_summaries, summary_keys, text
-from sessionrec.serve.store.scripts import APPEND, CONVERT, DELETE, FEEDBACK, GET, RECORD, REPLAY
+from sessionrec.serve.store.scripts import (
+    APPEND,
+    CLAIM,
+    CONVERT,
+    DELETE,
+    FEEDBACK,
+    GET,
+    RECORD,
+    REPLAY,
+)
 
 log = logging.getLogger("sessionrec.serve.store")
 
@@ -157,6 +167,7 @@ class RedisStore(SessionStore):
         if live_feed < 0:
             raise ConfigError("the live feed's capacity must be 0 (no feed) or positive")
         self.live_feed = int(live_feed)
+        self._token = uuid.uuid4().hex  # this store object's name as a lease holder
         self._feed_keys = FeedKeys(prefix)
         # No client-side retries: a failure must reach the circuit breaker at once, not
         # after several backoffs while the visitor waits.
@@ -518,6 +529,10 @@ class RedisStore(SessionStore):
         return await self._require_feed().feed_head()
 
     # ------------------------------------------------------------- control
+    async def claim(self, name: str, seconds: float) -> bool:
+        key, ms = f"{self.prefix}lease:{name}", max(int(seconds * 1000), 1)
+        return bool(await self._eval(CLAIM, [key], [self._token, ms]))
+
     async def set_control(self, key: str, value: str) -> None:
         await self._call(lambda: self._client.hset(f"{self.prefix}control", key, value))
 

@@ -285,3 +285,18 @@ return 1
 """Never hand this session over: its mark lives as long as the session (renewed by its
 clicks), its clicks waiting for the feed are dropped. KEYS: withheld mark, pending clicks,
 going set. ARGV: session id, idle timeout (ms)."""
+
+CLAIM = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+"""Take a free lease or renew one's own (atomic). KEYS: the lease. ARGV: the holder's token,
+how long the lease lasts (ms). Returns 1 when the caller holds it."""
