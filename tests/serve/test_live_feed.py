@@ -19,7 +19,7 @@ import redis.asyncio
 from sessionrec._errors import ConfigError
 from sessionrec.serve.store import Event, MemoryStore, RedisStore, StoreUnavailable
 
-from .conftest import free_port
+from .conftest import free_port, wait_until_async
 
 
 class FakeClock:
@@ -291,6 +291,28 @@ def test_the_feed_holds_clicks_only_no_session_id_no_nonce(redis_server, clock, 
         [entry] = await store.read_feed(0, 10)
         assert entry.events == (Event("7", "view", 12.5), Event("8"))
         assert all(event.nonce == "" for event in entry.events)
+
+    run(scenario())
+    run(store.close())
+
+
+def test_clicks_written_back_after_an_outage_go_to_the_feed(redis_server, clock, run):
+    store = redis_store(redis_server, clock, live_feed=5, timeout=0.5, retry_after=0.05)
+
+    async def scenario() -> None:
+        redis_server.stop()
+        for item in "12":
+            with pytest.raises(StoreUnavailable):
+                await store.append("s", Event(item))
+        redis_server.start()  # the same port, empty (no persistence)
+
+        async def written() -> bool:
+            return len(store.buffer) == 0
+
+        await wait_until_async(written, 20, "the buffer to be written back")
+        clock.now += 60
+        assert await store.finish_idle(idle=30, limit=10) == 1
+        assert [items(entry) for entry in await store.read_feed(0, 10)] == [["1", "2"]]
 
     run(scenario())
     run(store.close())
