@@ -296,6 +296,28 @@ def test_the_feed_holds_clicks_only_no_session_id_no_nonce(redis_server, clock, 
     run(store.close())
 
 
+def test_clicks_written_back_after_an_outage_go_to_the_feed(redis_server, clock, run):
+    store = redis_store(redis_server, clock, live_feed=5, timeout=0.5, retry_after=0.05)
+
+    async def scenario() -> None:
+        redis_server.stop()
+        for item in "12":
+            with pytest.raises(StoreUnavailable):
+                await store.append("s", Event(item))
+        redis_server.start()  # the same port, empty (no persistence)
+
+        async def written() -> bool:
+            return len(store.buffer) == 0
+
+        await wait_until_async(written, 20, "the buffer to be written back")
+        clock.now += 60
+        assert await store.finish_idle(idle=30, limit=10) == 1
+        assert [items(entry) for entry in await store.read_feed(0, 10)] == [["1", "2"]]
+
+    run(scenario())
+    run(store.close())
+
+
 def test_live_calls_raise_store_unavailable_while_redis_is_down(clock, run):
     store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", clock=clock, live_feed=5)
 

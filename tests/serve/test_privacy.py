@@ -181,6 +181,7 @@ def test_info_shows_the_retention_of_the_redis_store(make_config, redis_server):
         "outage_buffer": 25,
         "buffered_clicks": 0,
         "kpi_retention": 3600.0,
+        "live_feed": 0,
     }
 
 
