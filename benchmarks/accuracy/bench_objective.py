@@ -46,6 +46,14 @@ shop     vsknn  .8659 (398)  .8935 (+3.2%)   .8940        not run
 taobao   both   1.000 (8)    1.000           1.000        1.000
 =======  =====  ===========  ==============  ===========  ====================
 
+With ``--tune 100`` (2026-12-08, ``--sources funnel --models vsknn,vstan --seeds 5 --tune
+100``; every hyperparameter, the type weights and the shares chosen on validation order
+Recall@20, about 30 s of tuning per model): vsknn .7751 (+19.9 % over click; validation
+74.65 -> 76.05), vstan .7690 (+18.9 %; validation 75.00 -> 76.40). ``--tune 20``: vsknn
+.7709 (+19.3 %). The rule models (``--models sr,markov --tune 30``): sr click .5228,
+purchase .5261 (+0.6 %), tuned .5244; markov click .4679, purchase .4830 (+3.2 %), tuned
+.4830 (validation kept the default type weights).
+
 funnel: 2,000 test sessions (18,000 train); the purchase objective lists every order target
 carted before the cut (click: 80%), and 37% of those first seen after the cut (click: 34%).
 shop: 1,687 test sessions of 2+ events, with the planted intents of the synthetic shop
