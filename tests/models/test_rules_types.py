@@ -98,3 +98,11 @@ def test_a_purchase_objective_needs_typed_data(name: str) -> None:
     untyped = SessionData(TRAIN.offsets, TRAIN.items, TRAIN.vocab)
     with pytest.raises(DataError, match="objective='purchase'"):
         create_model(name, {"objective": "purchase"}).fit(untyped)
+
+
+@pytest.mark.parametrize("name", ["markov", "sr"])
+def test_only_a_cart_or_purchase_objective_keeps_the_sessions_items_when_served(
+    name: str,
+) -> None:
+    assert not create_model(name, {}).recommends_repeats()
+    assert create_model(name, {"objective": "cart"}).recommends_repeats()

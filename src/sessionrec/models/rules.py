@@ -228,6 +228,11 @@ class RuleTypes:
         self.type_weight_cart = type_weight_cart
         self.type_weight_purchase = type_weight_purchase
 
+    def recommends_repeats(self) -> bool:
+        """True for a cart or purchase objective: an item the visitor viewed or carted is a
+        likely later cart or purchase, so serving must not exclude the session's items."""
+        return self.objective != "click"
+
     def event_factors(self, train: SessionData) -> tuple[np.ndarray, np.ndarray] | None:
         """(source weight, target share) per training event, or None when types change
         nothing (the defaults: every rule then counts as it did before event types)."""
@@ -241,7 +246,7 @@ class RuleTypes:
         return source, shares[strongest_later_type(train, codes)]
 
 
-class Markov(LastItemModel, RuleTypes):
+class Markov(RuleTypes, LastItemModel):
     """First-order Markov chain: score(j) = number of training transitions last item -> j.
 
     A transition is two consecutive clicks of one session, a repeated click (i -> i)
@@ -283,7 +288,7 @@ class Markov(LastItemModel, RuleTypes):
         self._set_matrix(counts.tocsr())
 
 
-class SequentialRules(LastItemModel, RuleTypes):
+class SequentialRules(RuleTypes, LastItemModel):
     """Sequential Rules (SR) of Ludewig & Jannach (2018), from Kamehkhosh et al. (2017).
 
     For every training session ``s`` and every position ``p``, each earlier click ``s[p - d]``
