@@ -156,5 +156,6 @@ def test_cli_tune_reads_a_prepared_folders_types(typed_folder: Path, tmp_path: P
     assert main([*argv, "--trials", "2", "--output", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written["metric"] == "orders@20" and written["params"]["objective"] == "purchase"
+    assert written["valid_cut_seed"] == 0
     # b is bought in every session and follows a and b: every later order is found.
     assert written["default_value"] == pytest.approx(100.0)

@@ -303,8 +303,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument(
         "--metric",
         help="validation metric to maximise: mrr@K, hr@K, ndcg@K (next click) or the OTTO "
-        "recalls orders@K, carts@K, otto@K (default: carts@20 / orders@20 for --objective "
-        "cart / purchase, else mrr@20)",
+        "recalls orders@K, carts@K, otto@K; with --objective cart / purchase: carts@20 / "
+        "orders@20 unless given (default: mrr@20)",
     )
     p.add_argument(
         "--valid-fraction",

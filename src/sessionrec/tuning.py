@@ -56,6 +56,7 @@ from sessionrec.search_spaces import (
     type_weight_space,
 )
 from sessionrec.tuning_metrics import (
+    VALID_CUT_SEED,
     default_metric,
     parse_metric,
     validation_metric,
@@ -359,7 +360,8 @@ def tune(
     Returns:
         ``{"model", "params", "metric", "value", "trials", "default_value",
         "valid_fraction", "seed"}``; ``params`` are complete (defaults filled in) and
-        ``value`` is in percent like every reported metric. For a neural model also
+        ``value`` is in percent like every reported metric; with an OTTO metric also
+        ``valid_cut_seed``. For a neural model also
         ``best_epoch`` and ``trial_seconds``, and ``params`` train that many epochs on all
         the sessions (no validation split, no time limit: what ``train --refit`` does), so
         ``train --params-file`` trains the chosen setting directly.
@@ -448,6 +450,8 @@ def tune(
         "valid_fraction": valid_fraction,
         "seed": seed,
     }
+    if measure.otto:  # the validation sessions' cut points, for the record
+        result["valid_cut_seed"] = VALID_CUT_SEED
     if plan.neural:
         result["params"] = refit_params(best_params, best_epoch)
         result["best_epoch"] = best_epoch
