@@ -4,8 +4,8 @@ the index, scoring runs the Numba pipeline, persistence saves the index arrays.
 A subclass only says how its hyperparameters set up the pipeline (:meth:`SessionKNN._scoring`).
 Every member also takes the event-type hyperparameters of
 :mod:`sessionrec.models.knn_objective` (``objective``, ``type_weight_cart``,
-``type_weight_purchase``); with their defaults, types are never read and the scores are those
-of a model without them.
+``type_weight_purchase``, and the objective's shares ``share_view`` / ``share_other``); with
+their defaults, types are never read and the scores are those of a model without them.
 """
 
 from __future__ import annotations
