@@ -228,6 +228,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from sessionrec.models.registry import parse_params
     from sessionrec.tuning import tune
 
+    fixed = parse_params(args.model, args.param)
+    if args.objective:
+        fixed["objective"] = args.objective
     result = tune(
         Path(args.benchmark),
         args.model,
@@ -237,7 +240,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         metric=args.metric,
         seed=args.seed,
         output=args.output,
-        fixed_params=parse_params(args.model, args.param),
+        fixed_params=fixed,
         trial_seconds=args.trial_seconds,
     )
     _emit(result, args.json)

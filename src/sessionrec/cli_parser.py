@@ -264,7 +264,12 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
         "each trial trains for at most --trial-seconds, validating every epoch, and the file "
         "trains the chosen setting for the epochs validation chose.",
     )
-    p.add_argument("--benchmark", required=True, help="folder with train_sessions.txt")
+    p.add_argument(
+        "--benchmark",
+        required=True,
+        help="folder with train_sessions.txt, or a prepared folder (sessionrec prepare: with "
+        "event types)",
+    )
     p.add_argument(
         "--model",
         required=True,
@@ -294,7 +299,13 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
         help="neural models: the most seconds one trial trains (whole epochs; the first "
         "always runs)",
     )
-    p.add_argument("--metric", default="mrr@20", help="validation metric to maximise")
+    add_objective_option(p)
+    p.add_argument(
+        "--metric",
+        help="validation metric to maximise: mrr@K, hr@K, ndcg@K (next click) or the OTTO "
+        "recalls orders@K, carts@K, otto@K; with --objective cart / purchase: carts@20 / "
+        "orders@20 unless given (default: mrr@20)",
+    )
     p.add_argument(
         "--valid-fraction",
         type=float,

@@ -185,15 +185,35 @@ TYPE_WEIGHTS: dict[str, Choice] = {
     "type_weight_cart": Choice((1.0, 2.0, 4.0, 8.0)),
     "type_weight_purchase": Choice((0.5, 1.0, 2.0, 4.0)),
 }
-"""The session-kNN models' weights of the session's carted and purchased items
-(:mod:`sessionrec.models.knn_objective`), searched only on data with event types
+"""The weights of carted and purchased items (session kNN: the session's own, in its
+similarity; rules: a rule's source click), searched only on data with event types
 (:func:`type_weight_space`): on views-only data they change nothing. Each range holds the
 default 1.0."""
 
+OBJECTIVE_SHARES_SPACE: dict[str, Choice] = {
+    "share_view": Choice((0.0, 0.05, 0.1, 0.2, 0.5)),
+    "share_other": Choice((0.0, 0.25, 0.5, 0.75, 1.0)),
+}
+"""The session-kNN ``cart``/``purchase`` objectives' shares of a neighbour's viewed item and
+of its item of the other type (:func:`sessionrec.models.knn_objective.objective_shares`),
+searched for those objectives only. Each range holds the default (0.1, 0.5)."""
 
-def type_weight_space(model_name: str, event_types: Sequence[str]) -> dict[str, Space]:
-    """:data:`TYPE_WEIGHTS` for a session-kNN model when the data's ``event_types`` include
-    carts or purchases (``sessionrec tune`` adds them to the model's space), else nothing."""
-    if model_name in _KNN_SPACES and {"cart", "purchase"} & set(event_types):
+RULE_MODELS = ("markov", "sr")
+"""The rule models, whose rules weigh their source click's type."""
+
+
+def type_weight_space(
+    model_name: str, event_types: Sequence[str], objective: object = "click"
+) -> dict[str, Space]:
+    """The event-type hyperparameters of ``model_name`` that ``sessionrec tune`` adds to its
+    space when the data's ``event_types`` include carts or purchases (else nothing):
+    :data:`TYPE_WEIGHTS` for the session-kNN and rule models, and for a session-kNN model
+    with a ``cart``/``purchase`` objective also :data:`OBJECTIVE_SHARES_SPACE`."""
+    if not {"cart", "purchase"} & set(event_types):
+        return {}
+    if model_name in _KNN_SPACES:
+        shares = OBJECTIVE_SHARES_SPACE if objective in ("cart", "purchase") else {}
+        return {**TYPE_WEIGHTS, **shares}
+    if model_name in RULE_MODELS:
         return dict(TYPE_WEIGHTS)
     return {}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +38,9 @@ import numpy as np
 from sessionrec._atomic import atomic_file
 from sessionrec._errors import ConfigError, DataError
 from sessionrec.data.formats import read_sessions_txt
+from sessionrec.data.prepare import REPORT, read_prepared_training
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.split import last_fraction_split
-from sessionrec.evaluation import metrics
 from sessionrec.evaluation.protocol import items_for, make_cases, prefix_batch, score_batch_size
 from sessionrec.models.base import Recommender
 from sessionrec.models.neural.common import SELECTION_METRICS, refit_params
@@ -54,6 +54,12 @@ from sessionrec.search_spaces import (
     IntRange,
     Space,
     type_weight_space,
+)
+from sessionrec.tuning_metrics import (
+    VALID_CUT_SEED,
+    default_metric,
+    parse_metric,
+    validation_metric,
 )
 
 if TYPE_CHECKING:
@@ -99,15 +105,6 @@ def split_validation(train: SessionData, valid_fraction: float) -> tuple[Session
         ) from None
 
 
-def parse_metric(metric: str) -> tuple[Callable[[np.ndarray, int], float], int]:
-    """``"mrr@20"`` -> (metric function of ranks, cutoff)."""
-    functions = {"mrr": metrics.mrr, "hr": metrics.hit_rate, "ndcg": metrics.ndcg}
-    name, sep, cutoff = metric.partition("@")
-    if not sep or name not in functions or not cutoff.isdigit() or int(cutoff) < 1:
-        raise ConfigError(f"--metric must look like mrr@20, hr@20 or ndcg@20, got {metric!r}")
-    return functions[name], int(cutoff)
-
-
 def validation_ranks(
     model: Recommender, valid: SessionData, batch_size: int | None = None
 ) -> np.ndarray:
@@ -139,10 +136,13 @@ def validation_ranks(
 
 # -------------------------------------------------------------------------------- tuning
 def _load_train(folder_or_train: str | Path | SessionData) -> SessionData:
-    """Training sessions only: from a folder's ``train_sessions.txt``, never its test file."""
+    """Training sessions only, never the test file: a prepared folder's (``sessionrec
+    prepare``: with event types) or a benchmark folder's ``train_sessions.txt``."""
     if isinstance(folder_or_train, SessionData):
         return folder_or_train
     path = Path(folder_or_train)
+    if (path / REPORT).is_file():
+        return read_prepared_training(path)
     train_file = path / "train_sessions.txt" if path.is_dir() else path
     if not train_file.is_file():
         raise DataError(f"{path}: expected a benchmark folder with train_sessions.txt")
@@ -205,6 +205,7 @@ def tuning_plan(
     fixed_params: Mapping[str, Any] | None = None,
     trial_seconds: float = DEFAULT_TRIAL_SECONDS,
     metric: str = "mrr@20",
+    event_types: Sequence[str] = (),
 ) -> TuningPlan:
     """How ``model_name`` is tuned, or a :class:`ConfigError` saying why it cannot be.
 
@@ -214,6 +215,10 @@ def tuning_plan(
     are chosen for the layer they serve; a neural base is refused (tune it alone and pass
     its parameters as ``base_params``). ``ensemble`` is refused: it learns its member
     weights on validation itself, and its members are tuned one by one.
+
+    On data whose ``event_types`` include carts or purchases, the space (when not given)
+    also holds the model's event-type hyperparameters (:func:`type_weight_space`); the
+    rule models (``markov``) have nothing else to search.
     """
     defaults = model_params(model_name)
     fixed = dict(fixed_params or {})
@@ -231,8 +236,16 @@ def tuning_plan(
             "with --param member_params='{\"LABEL\": {...}}'"
         )
     if model_name == "repeat":
-        return _repeat_plan(defaults, fixed, search_space)
+        return _repeat_plan(defaults, fixed, search_space, event_types)
     space = dict(search_space if search_space is not None else SEARCH_SPACES.get(model_name, {}))
+    if search_space is None:
+        objective = fixed.get("objective", defaults.get("objective", "click"))
+        space.update(type_weight_space(model_name, event_types, objective))
+    if not space and "type_weight_cart" in defaults:
+        raise ConfigError(
+            f"model {model_name!r} has no hyperparameter to tune on data without carts or "
+            "purchases (its type weights need event types): train or evaluate it as it is"
+        )
     if not space:
         raise ConfigError(f"no search space for model {model_name!r}")
     _check_space(model_name, space, defaults)
@@ -254,7 +267,10 @@ def tuning_plan(
 
 
 def _repeat_plan(
-    defaults: dict[str, Any], fixed: dict[str, Any], search_space: Mapping[str, Space] | None
+    defaults: dict[str, Any],
+    fixed: dict[str, Any],
+    search_space: Mapping[str, Space] | None,
+    event_types: Sequence[str] = (),
 ) -> TuningPlan:
     base = fixed.get("base", defaults["base"])
     if base not in STANDALONE_MODELS:
@@ -270,13 +286,16 @@ def _repeat_plan(
             "--param base_params=JSON"
         )
     space = dict(search_space if search_space is not None else SEARCH_SPACES.get(base, {}))
+    base_fixed = dict(fixed.get("base_params") or {})
+    if search_space is None:
+        objective = base_fixed.get("objective", base_defaults.get("objective", "click"))
+        space.update(type_weight_space(base, event_types, objective))
     if not space:
         raise ConfigError(
             f"the repeat layer's base {base!r} has no hyperparameter to tune: train or "
             "evaluate the layer as it is"
         )
     _check_space(base, space, base_defaults)
-    base_fixed = dict(fixed.get("base_params") or {})
     unknown = sorted(set(base_fixed) - set(base_defaults))
     if unknown:
         raise ConfigError(f"base model {base!r} has no hyperparameter {', '.join(unknown)}")
@@ -305,7 +324,7 @@ def tune(
     trials: int | None = None,
     time_budget: float | None = None,
     valid_fraction: float = 0.1,
-    metric: str = "mrr@20",
+    metric: str | None = None,
     seed: int = 0,
     output: str | Path | None = None,
     search_space: Mapping[str, Space] | None = None,
@@ -319,13 +338,17 @@ def tune(
 
     Args:
         folder_or_train: a benchmark folder (only its ``train_sessions.txt`` is read), a
-            sessions-txt file, or :class:`SessionData` of training sessions.
+            prepared folder (``sessionrec prepare``; only its training sessions, with their
+            event types), a sessions-txt file, or :class:`SessionData` of training sessions.
         model_name: a registered model with an entry in :data:`SEARCH_SPACES`, or
             ``repeat`` (see :func:`tuning_plan`), or any model when ``search_space`` is given.
         trials: number of trials; ``time_budget``: seconds after which no new trial starts.
             Either or both; neither means :data:`DEFAULT_TRIALS` trials.
         valid_fraction: share of the (chronologically last) training sessions to validate on.
-        metric: ``mrr@K``, ``hr@K`` or ``ndcg@K`` on the validation cases, maximised.
+        metric: ``mrr@K``, ``hr@K`` or ``ndcg@K`` on the validation cases, or the OTTO
+            protocol's ``orders@K``, ``carts@K`` or ``otto@K`` on the validation sessions
+            (:mod:`sessionrec.tuning_metrics`), maximised. None: ``carts@20`` /
+            ``orders@20`` for a ``cart`` / ``purchase`` objective, else ``mrr@20``.
         seed: seed of Optuna's TPE sampler.
         output: JSON file to write the result to (atomically), or None.
         search_space: replaces the model's entry of :data:`SEARCH_SPACES`.
@@ -337,14 +360,17 @@ def tune(
     Returns:
         ``{"model", "params", "metric", "value", "trials", "default_value",
         "valid_fraction", "seed"}``; ``params`` are complete (defaults filled in) and
-        ``value`` is in percent like every reported metric. For a neural model also
+        ``value`` is in percent like every reported metric; with an OTTO metric also
+        ``valid_cut_seed``. For a neural model also
         ``best_epoch`` and ``trial_seconds``, and ``params`` train that many epochs on all
         the sessions (no validation split, no time limit: what ``train --refit`` does), so
         ``train --params-file`` trains the chosen setting directly.
     """
     optuna_ = _import_optuna()
-    score_ranks, cutoff = parse_metric(metric)
-    plan = tuning_plan(model_name, search_space, fixed_params, trial_seconds, metric)
+    if metric is None:
+        metric = default_metric(fixed_params or {})
+    measure = validation_metric(metric)
+    score_ranks, cutoff = (None, measure.cutoff) if measure.otto else parse_metric(metric)
     if trials is not None and (isinstance(trials, bool) or trials < 1):
         raise ConfigError(f"--trials must be a positive integer, got {trials!r}")
     if time_budget is not None and not time_budget > 0:
@@ -355,12 +381,10 @@ def tune(
         trials = DEFAULT_TRIALS
 
     fit_part, valid = split_validation(_load_train(folder_or_train), valid_fraction)
-    if search_space is None:  # the session-kNN type weights, on data with carts or purchases
-        fixed = dict(fixed_params or {})
-        held = {*fixed, *(fixed.get("base_params") or {})}
-        searched = plan.baseline["base"] if plan.nested is not None else model_name
-        extra = type_weight_space(searched, fit_part.event_types)
-        plan.space.update({key: rng for key, rng in extra.items() if key not in held})
+    measure.check_data(valid)
+    plan = tuning_plan(
+        model_name, search_space, fixed_params, trial_seconds, metric, fit_part.event_types
+    )
     log.info(
         "tuning %s on %d sessions, validating %s on %d sessions (%s)",
         model_name,
@@ -377,7 +401,10 @@ def tune(
         # A neural model selects its epoch on the tuning's validation split; the others
         # never see it (the repeat layer would learn its mixture on it).
         model.fit(fit_part, valid if plan.neural else None)
-        value = 100.0 * score_ranks(validation_ranks(model, valid), cutoff)
+        if score_ranks is None:
+            value = measure.otto_value(model, valid)
+        else:
+            value = 100.0 * score_ranks(validation_ranks(model, valid), cutoff)
         history = model.training_history() if plan.neural else None
         best_epoch = int(history.best_epoch) if history is not None else None
         elapsed = time.perf_counter() - started
@@ -423,6 +450,8 @@ def tune(
         "valid_fraction": valid_fraction,
         "seed": seed,
     }
+    if measure.otto:  # the validation sessions' cut points, for the record
+        result["valid_cut_seed"] = VALID_CUT_SEED
     if plan.neural:
         result["params"] = refit_params(best_params, best_epoch)
         result["best_epoch"] = best_epoch

@@ -314,7 +314,12 @@ def test_bad_hyperparameters_raise_config_error(
 
 def test_valid_hyperparameters_are_stored_unchanged() -> None:
     sr = SequentialRules(steps=np.int64(3), weighting="linear", pruning=5)  # type: ignore[arg-type]
-    assert sr.get_params() == {"steps": 3, "weighting": "linear", "pruning": 5}
+    assert sr.get_params() == {
+        "steps": 3,
+        "weighting": "linear",
+        "pruning": 5,
+        **{"objective": "click", "type_weight_cart": 1.0, "type_weight_purchase": 1.0},
+    }
     assert type(sr.steps) is np.int64
     knn = ItemKNN(n_neighbors=7, alpha=1, lambda_=20, counting="clicks")
     assert knn.get_params() == {"n_neighbors": 7, "alpha": 1, "lambda_": 20, "counting": "clicks"}

@@ -160,7 +160,7 @@ def test_tune_searches_type_weights_only_on_data_with_carts_or_purchases(caplog)
 
     assert type_weight_space("vstan", ("cart", "purchase", "view")) == TYPE_WEIGHTS
     assert type_weight_space("vstan", ("view",)) == {}
-    assert type_weight_space("sr", ("cart", "view")) == {}
+    assert type_weight_space("itemknn", ("cart", "view")) == {}
     data = typed(
         [[("a", V), ("b", C), ("c", V)], [("b", V), ("c", C), ("d", P)], [("a", V), ("c", V)]] * 10
     )

@@ -531,6 +531,19 @@ def read_prepared(folder: str | os.PathLike[str]) -> PreparedData:
     return PreparedData(train, valid, train_full, test, report)
 
 
+def read_prepared_training(folder: str | os.PathLike[str]) -> SessionData:
+    """The training sessions (validation period included: ``train_full`` of
+    :func:`read_prepared`) of a prepared folder, with their event types; the test file is
+    never opened (what tuning reads)."""
+    path = Path(folder)
+    _read_manifest(path)
+    try:
+        frame = pl.read_parquet(path / "train.parquet")
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise DataError(f"{path}: cannot read the dataset's Parquet files: {exc}") from None
+    return SessionData.from_frame(frame.drop("valid_period", strict=False))
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     file = path / REPORT
     if not file.is_file():

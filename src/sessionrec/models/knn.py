@@ -143,6 +143,9 @@ class SKNN(SessionKNN):
             (default: the next item), ``cart`` or ``purchase`` (items carted / bought later in
             the session; needs training data with such events); the type weights (> 0,
             default 1) multiply the current session's weight of an item carted / purchased.
+        share_view, share_other: a ``cart``/``purchase`` objective's weight of a
+            neighbour's item that was only viewed / reached the other type there (defaults
+            0.1 / 0.5; :func:`~sessionrec.models.knn_objective.objective_shares`).
 
     Deviations: those of the module docstring; defaults ``k=100``, ``sample_size=500`` (the
     neighbourhood of this project's V-SKNN yardstick) instead of session-rec's required ``k``
@@ -161,11 +164,15 @@ class SKNN(SessionKNN):
         objective: str = "click",
         type_weight_cart: float = 1.0,
         type_weight_purchase: float = 1.0,
+        share_view: float = 0.1,
+        share_other: float = 0.5,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("similarity", similarity, SIMILARITIES)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
-        check_type_params(objective, type_weight_cart, type_weight_purchase)
+        check_type_params(
+            objective, type_weight_cart, type_weight_purchase, share_view, share_other
+        )
         self.k = k
         self.sample_size = sample_size
         self.similarity = similarity
@@ -173,6 +180,8 @@ class SKNN(SessionKNN):
         self.objective = objective
         self.type_weight_cart = type_weight_cart
         self.type_weight_purchase = type_weight_purchase
+        self.share_view = share_view
+        self.share_other = share_other
 
     def _scoring(self) -> Scoring:
         return Scoring(weighting=kernels.W_SAME, similarity=SIMILARITIES[self.similarity])
@@ -220,6 +229,8 @@ class VSKNN(SessionKNN):
         objective: str = "click",
         type_weight_cart: float = 1.0,
         type_weight_purchase: float = 1.0,
+        share_view: float = 0.1,
+        share_other: float = 0.5,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("weighting", weighting, POSITION_WEIGHTS)
@@ -227,7 +238,9 @@ class VSKNN(SessionKNN):
         check_choice("weighting_score", weighting_score, MATCH_DECAYS)
         check_float("idf_weighting", idf_weighting, minimum=0.0)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
-        check_type_params(objective, type_weight_cart, type_weight_purchase)
+        check_type_params(
+            objective, type_weight_cart, type_weight_purchase, share_view, share_other
+        )
         self.k = k
         self.sample_size = sample_size
         self.weighting = weighting
@@ -238,6 +251,8 @@ class VSKNN(SessionKNN):
         self.objective = objective
         self.type_weight_cart = type_weight_cart
         self.type_weight_purchase = type_weight_purchase
+        self.share_view = share_view
+        self.share_other = share_other
 
     def _scoring(self) -> Scoring:
         return Scoring(
@@ -292,13 +307,17 @@ class STAN(SessionKNN):
         objective: str = "click",
         type_weight_cart: float = 1.0,
         type_weight_purchase: float = 1.0,
+        share_view: float = 0.1,
+        share_other: float = 0.5,
     ) -> None:
         check_sampling(k, sample_size)
         check_decay("lambda_spw", lambda_spw)
         check_decay("lambda_snh", lambda_snh)
         check_decay("lambda_inh", lambda_inh)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
-        check_type_params(objective, type_weight_cart, type_weight_purchase)
+        check_type_params(
+            objective, type_weight_cart, type_weight_purchase, share_view, share_other
+        )
         self.k = k
         self.sample_size = sample_size
         self.lambda_spw = lambda_spw
@@ -308,6 +327,8 @@ class STAN(SessionKNN):
         self.objective = objective
         self.type_weight_cart = type_weight_cart
         self.type_weight_purchase = type_weight_purchase
+        self.share_view = share_view
+        self.share_other = share_other
 
     def _scoring(self) -> Scoring:
         return Scoring(
@@ -356,6 +377,8 @@ class VSTAN(SessionKNN):
         objective: str = "click",
         type_weight_cart: float = 1.0,
         type_weight_purchase: float = 1.0,
+        share_view: float = 0.1,
+        share_other: float = 0.5,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("similarity", similarity, ("cosine", "vec"))
@@ -368,7 +391,9 @@ class VSTAN(SessionKNN):
             check_decay(name, value)
         check_float("lambda_idf", lambda_idf, minimum=0.0)
         check_int("last_n_clicks", last_n_clicks, minimum=0)
-        check_type_params(objective, type_weight_cart, type_weight_purchase)
+        check_type_params(
+            objective, type_weight_cart, type_weight_purchase, share_view, share_other
+        )
         self.k = k
         self.sample_size = sample_size
         self.similarity = similarity
@@ -381,6 +406,8 @@ class VSTAN(SessionKNN):
         self.objective = objective
         self.type_weight_cart = type_weight_cart
         self.type_weight_purchase = type_weight_purchase
+        self.share_view = share_view
+        self.share_other = share_other
 
     def _scoring(self) -> Scoring:
         return Scoring(
@@ -439,13 +466,17 @@ class VMISKNN(SessionKNN):
         objective: str = "click",
         type_weight_cart: float = 1.0,
         type_weight_purchase: float = 1.0,
+        share_view: float = 0.1,
+        share_other: float = 0.5,
     ) -> None:
         check_sampling(k, sample_size)
         check_choice("weighting", weighting, POSITION_WEIGHTS)
         check_choice("weighting_score", weighting_score, MATCH_DECAYS)
         check_param("idf", idf, isinstance(idf, (bool, np.bool_)), "expected true or false")
         check_int("last_n_clicks", last_n_clicks, minimum=0)
-        check_type_params(objective, type_weight_cart, type_weight_purchase)
+        check_type_params(
+            objective, type_weight_cart, type_weight_purchase, share_view, share_other
+        )
         self.k = k
         self.sample_size = sample_size
         self.weighting = weighting
@@ -455,6 +486,8 @@ class VMISKNN(SessionKNN):
         self.objective = objective
         self.type_weight_cart = type_weight_cart
         self.type_weight_purchase = type_weight_purchase
+        self.share_view = share_view
+        self.share_other = share_other
 
     def _scoring(self) -> Scoring:
         return Scoring(

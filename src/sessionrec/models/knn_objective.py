@@ -41,16 +41,44 @@ OBJECTIVE_SHARES: dict[str, tuple[float, float, float]] = {
 """Per objective, what a neighbour's item counts by its strongest event there (view, cart,
 purchase): the target event fully, the neighbouring one (a purchase follows a cart) half,
 a view a tenth, so that a neighbour without the target event still ranks its items, below
-those with it."""
+those with it. The session-kNN models take the two fractions as hyperparameters
+(``share_view``, ``share_other``, :func:`objective_shares`) that tuning searches; these are
+their defaults."""
+
+
+DEFAULT_SHARE_VIEW, DEFAULT_SHARE_OTHER = 0.1, 0.5
+"""The defaults of the ``share_view`` / ``share_other`` hyperparameters: the values of
+:data:`OBJECTIVE_SHARES`."""
+
+
+def objective_shares(
+    objective: str,
+    share_view: float = DEFAULT_SHARE_VIEW,
+    share_other: float = DEFAULT_SHARE_OTHER,
+) -> tuple[float, float, float]:
+    """What a neighbour's item counts by its strongest event there (view, cart, purchase)
+    for ``objective``: the target event 1, the neighbouring one ``share_other``, a view
+    ``share_view`` (the defaults give :data:`OBJECTIVE_SHARES`); ``click``: 1 for all."""
+    if objective == "click":
+        return OBJECTIVE_SHARES["click"]
+    view, other = float(share_view), float(share_other)
+    return (view, 1.0, other) if objective == "cart" else (view, other, 1.0)
 
 
 def check_type_params(
-    objective: object, type_weight_cart: object, type_weight_purchase: object
+    objective: object,
+    type_weight_cart: object,
+    type_weight_purchase: object,
+    share_view: object = DEFAULT_SHARE_VIEW,
+    share_other: object = DEFAULT_SHARE_OTHER,
 ) -> None:
-    """The objective is one of :data:`OBJECTIVES`; the type weights are numbers > 0."""
+    """The objective is one of :data:`OBJECTIVES`; the type weights are numbers > 0; the
+    shares are numbers >= 0."""
     check_choice("objective", objective, OBJECTIVES)
     check_float("type_weight_cart", type_weight_cart, minimum=0.0, strict_min=True)
     check_float("type_weight_purchase", type_weight_purchase, minimum=0.0, strict_min=True)
+    check_float("share_view", share_view, minimum=0.0)
+    check_float("share_other", share_other, minimum=0.0)
 
 
 def canonical_codes(types: np.ndarray | None, event_types: Sequence[str]) -> np.ndarray | None:

@@ -26,6 +26,14 @@ from scipy import sparse
 from sessionrec._errors import ModelError
 from sessionrec.data.sessions import SessionData
 from sessionrec.models.base import Reason, Recommender, SessionBatch
+from sessionrec.models.knn_objective import (
+    CART,
+    OBJECTIVE_SHARES,
+    PURCHASE,
+    canonical_codes,
+    check_objective_data,
+    check_type_params,
+)
 from sessionrec.models.params import check_choice, check_int
 
 WEIGHTINGS: dict[str, Callable[[int], float]] = {
@@ -164,14 +172,12 @@ class LastItemModel(Recommender):
         self.data_ = data.astype(np.float32)
 
 
-def _pairs_at_distance(
-    train: SessionData, max_distance: int
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """For d = 1..max_distance: (d, earlier items, later items) of click pairs d apart.
+def _pair_events(train: SessionData, max_distance: int) -> list[tuple[int, np.ndarray]]:
+    """For d = 1..max_distance: (d, event indices of the later clicks of pairs d apart).
 
-    Pairs never cross a session boundary. One vectorised pass per distance, none per click.
+    The earlier click of each pair is the event ``d`` before. Pairs never cross a session
+    boundary. One vectorised pass per distance, none per click.
     """
-    items = train.items.astype(np.int64)
     position = np.arange(train.n_events, dtype=np.int64) - np.repeat(
         train.offsets[:-1], train.lengths
     )
@@ -181,36 +187,108 @@ def _pairs_at_distance(
         later = later[position[later] >= d]
         if later.size == 0:
             break
-        out.append((d, items[later - d], items[later]))
+        out.append((d, later))
     return out
 
 
-class Markov(LastItemModel):
+def strongest_later_type(train: SessionData, codes: np.ndarray) -> np.ndarray:
+    """Per event, the strongest canonical type code (view < cart < purchase) of the same
+    item in the same session at this event or after it: what the item became later."""
+    session = np.repeat(np.arange(train.n_sessions, dtype=np.int64), train.lengths)
+    _, group = np.unique(
+        np.stack([session, train.items.astype(np.int64)], axis=1), axis=0, return_inverse=True
+    )
+    group = group.reshape(-1)
+    position = np.arange(train.n_events, dtype=np.int64)
+    strongest = np.zeros(train.n_events, dtype=np.int8)
+    for code in (CART, PURCHASE):  # ascending: a later purchase overrides a later cart
+        last = np.full(int(group.max(initial=-1)) + 1, -1, dtype=np.int64)
+        at_least = np.flatnonzero(codes >= code)
+        np.maximum.at(last, group[at_least], position[at_least])
+        strongest[last[group] >= position] = code
+    return strongest
+
+
+class RuleTypes:
+    """How event types weigh a rule ``a -> b`` (see :class:`Markov` and
+    :class:`SequentialRules`): the source click ``a`` by its own type
+    (``type_weight_cart``, ``type_weight_purchase``; a view counts 1), the target ``b`` by
+    the share of the ``objective`` (:data:`~sessionrec.models.knn_objective.OBJECTIVE_SHARES`)
+    for the strongest type the item reached from that click on in the session."""
+
+    objective: str
+    type_weight_cart: float
+    type_weight_purchase: float
+
+    def _set_type_params(
+        self, objective: str, type_weight_cart: float, type_weight_purchase: float
+    ) -> None:
+        check_type_params(objective, type_weight_cart, type_weight_purchase)
+        self.objective = objective
+        self.type_weight_cart = type_weight_cart
+        self.type_weight_purchase = type_weight_purchase
+
+    def recommends_repeats(self) -> bool:
+        """True for a cart or purchase objective: an item the visitor viewed or carted is a
+        likely later cart or purchase, so serving must not exclude the session's items."""
+        return self.objective != "click"
+
+    def event_factors(self, train: SessionData) -> tuple[np.ndarray, np.ndarray] | None:
+        """(source weight, target share) per training event, or None when types change
+        nothing (the defaults: every rule then counts as it did before event types)."""
+        codes = canonical_codes(train.types, train.event_types)
+        check_objective_data(self.objective, codes)
+        weights = (1.0, float(self.type_weight_cart), float(self.type_weight_purchase))
+        if codes is None or (self.objective == "click" and weights == (1.0, 1.0, 1.0)):
+            return None
+        source = np.asarray(weights, dtype=np.float64)[codes]
+        shares = np.asarray(OBJECTIVE_SHARES[self.objective], dtype=np.float64)
+        return source, shares[strongest_later_type(train, codes)]
+
+
+class Markov(RuleTypes, LastItemModel):
     """First-order Markov chain: score(j) = number of training transitions last item -> j.
 
     A transition is two consecutive clicks of one session, a repeated click (i -> i)
     included. Items that never followed the last item score ``-inf``; an empty session
     scores ``-inf`` everywhere. This is the ``MC`` baseline of Ludewig & Jannach (2018),
     without its normalisation by the row maximum (ranks are the same).
+
+    Event types (:class:`RuleTypes`; the defaults leave every count as above): a transition
+    counts ``type_weight_cart`` / ``type_weight_purchase`` when its source click is a cart /
+    purchase, times the ``objective``'s share of the type its target item reached later in
+    the session (``click``: 1 for every type).
     """
 
     name = "markov"
 
-    def __init__(self) -> None:
-        pass
+    def __init__(
+        self,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
+    ) -> None:
+        self._set_type_params(objective, type_weight_cart, type_weight_purchase)
 
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         m = self.n_items
-        pairs = _pairs_at_distance(train, 1)
+        factors = self.event_factors(train)
+        pairs = _pair_events(train, 1)
         if not pairs:
             self._set_matrix(sparse.csr_matrix((m, m)))
             return
-        _, prev, nxt = pairs[0]
-        counts = sparse.coo_matrix((np.ones(prev.size), (prev, nxt)), shape=(m, m))
+        _, later = pairs[0]
+        items = train.items.astype(np.int64)
+        prev, nxt = items[later - 1], items[later]
+        values = np.ones(prev.size)
+        if factors is not None:
+            source, share = factors
+            values = source[later - 1] * share[later]
+        counts = sparse.coo_matrix((values, (prev, nxt)), shape=(m, m))
         self._set_matrix(counts.tocsr())
 
 
-class SequentialRules(LastItemModel):
+class SequentialRules(RuleTypes, LastItemModel):
     """Sequential Rules (SR) of Ludewig & Jannach (2018), from Kamehkhosh et al. (2017).
 
     For every training session ``s`` and every position ``p``, each earlier click ``s[p - d]``
@@ -241,14 +319,27 @@ class SequentialRules(LastItemModel):
       items without a rule get ``-inf`` rather than 0 (ranks are the same under
       pessimistic ties).
     - No ``last_n_days`` window: train on the sessions you want counted.
+
+    Event types (:class:`RuleTypes`, as for :class:`Markov`; the defaults change nothing):
+    a rule's weight ``w(d)`` is multiplied by its source click's type weight and by the
+    ``objective``'s share of the type its target item reached later in the session.
     """
 
     name = "sr"
 
-    def __init__(self, steps: int = 10, weighting: str = "div", pruning: int = 0) -> None:
+    def __init__(
+        self,
+        steps: int = 10,
+        weighting: str = "div",
+        pruning: int = 0,
+        objective: str = "click",
+        type_weight_cart: float = 1.0,
+        type_weight_purchase: float = 1.0,
+    ) -> None:
         check_int("steps", steps, minimum=1)
         check_choice("weighting", weighting, tuple(WEIGHTINGS))
         check_int("pruning", pruning, minimum=0)
+        self._set_type_params(objective, type_weight_cart, type_weight_purchase)
         self.steps = steps
         self.weighting = weighting
         self.pruning = pruning
@@ -256,13 +347,19 @@ class SequentialRules(LastItemModel):
     def _fit(self, train: SessionData, valid: SessionData | None) -> None:
         m = self.n_items
         weight = WEIGHTINGS[self.weighting]
+        factors = self.event_factors(train)
+        items = train.items.astype(np.int64)
         rows, cols, vals = [], [], []
-        for d, prev, nxt in _pairs_at_distance(train, int(self.steps)):
+        for d, later in _pair_events(train, int(self.steps)):
             w = weight(d)
             if w > 0:
-                rows.append(prev)
-                cols.append(nxt)
-                vals.append(np.full(prev.size, w))
+                rows.append(items[later - d])
+                cols.append(items[later])
+                if factors is None:
+                    vals.append(np.full(later.size, w))
+                else:
+                    source, share = factors
+                    vals.append(w * source[later - d] * share[later])
         if rows:
             coo = sparse.coo_matrix(
                 (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),

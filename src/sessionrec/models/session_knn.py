@@ -4,8 +4,8 @@ the index, scoring runs the Numba pipeline, persistence saves the index arrays.
 A subclass only says how its hyperparameters set up the pipeline (:meth:`SessionKNN._scoring`).
 Every member also takes the event-type hyperparameters of
 :mod:`sessionrec.models.knn_objective` (``objective``, ``type_weight_cart``,
-``type_weight_purchase``); with their defaults, types are never read and the scores are those
-of a model without them.
+``type_weight_purchase``, and the objective's shares ``share_view`` / ``share_other``); with
+their defaults, types are never read and the scores are those of a model without them.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from sessionrec.models.base import Reason, Recommender, SessionBatch, TopK, chec
 from sessionrec.models.knn_index import Scoring, build_index, index_from_state, make_weights
 from sessionrec.models.knn_kernels import KernelConfig, KnnIndex, KnnWeights
 from sessionrec.models.knn_objective import (
-    OBJECTIVE_SHARES,
     OBJECTIVES,
     canonical_codes,
     check_objective_data,
+    objective_shares,
 )
 from sessionrec.models.knn_update import IndexCounts, merge_index
 from sessionrec.models.params import check_choice
@@ -58,6 +58,8 @@ class SessionKNN(Recommender):
     objective: str  # ... and these three (sessionrec.models.knn_objective)
     type_weight_cart: float
     type_weight_purchase: float
+    share_view: float
+    share_other: float
 
     index_: KnnIndex
     session_source_: np.ndarray
@@ -85,9 +87,8 @@ class SessionKNN(Recommender):
             objective=OBJECTIVES[self.objective],
         )
         type_weight = (1.0, float(self.type_weight_cart), float(self.type_weight_purchase))
-        self.weights_ = make_weights(
-            self.index_, scoring, OBJECTIVE_SHARES[self.objective], type_weight
-        )
+        shares = objective_shares(self.objective, self.share_view, self.share_other)
+        self.weights_ = make_weights(self.index_, scoring, shares, type_weight)
         # Types are read only where they change a score: the click path stays as it was.
         self._reads_types = self.objective != "click" or type_weight != (1.0, 1.0, 1.0)
 
