@@ -322,6 +322,11 @@ class GRU4Rec(NeuralRecommender):
       GRU layers' outputs.
     - ``n_sample``, ``sample_alpha``: extra negatives per step shared by the batch (0 = only
       the in-batch targets), drawn with probability proportional to ``popularity ** alpha``.
+    - ``event_types``: ``"auto"`` (default), ``True`` or ``False``: whether a learned
+      embedding of each click's event type (view, cart, purchase) is added to the first
+      layer's input (:mod:`~sessionrec.models.neural.event_types`). ``"auto"`` uses the
+      types when the training data has events other than views; on data without types the
+      model is exactly the untyped one. A batch scored without types is all views.
     - The training hyperparameters (``n_epochs``, ``patience``, ``valid_fraction``,
       ``selection_metric``, ``max_train_seconds``, ``seed``, ``device``) of
       :class:`~sessionrec.models.neural.common.NeuralRecommender`.

@@ -247,6 +247,11 @@ class SASRec(NeuralRecommender):
     - ``batch_size``: training positions per mini-batch (sessions of one length are grouped,
       ``batch_size // length`` of them, at least one).
     - ``learning_rate``: Adam step size.
+    - ``event_types``: ``"auto"`` (default), ``True`` or ``False``: whether a learned
+      embedding of each click's event type (view, cart, purchase) is added to its item and
+      position embeddings (:mod:`~sessionrec.models.neural.event_types`). ``"auto"`` uses
+      the types when the training data has events other than views; on data without types
+      the model is exactly the untyped one. A batch scored without types is all views.
     - The training hyperparameters (``n_epochs``, ``patience``, ``valid_fraction``,
       ``selection_metric``, ``max_train_seconds``, ``seed``, ``device``) of
       :class:`~sessionrec.models.neural.common.NeuralRecommender`.
