@@ -156,3 +156,46 @@ def test_click_codes_map_names_and_default_to_views() -> None:
         click_codes(np.array([0, 1, 2], np.int8), EVENT_TYPES, 3), [1, 2, 0]
     )
     np.testing.assert_array_equal(click_codes(None, (), 2), [0, 0])
+
+
+# ---------------------------------------------------------------------- several processes
+def _train_in_group(rank: int, world: int, store: str, out: str) -> None:
+    """Each of two gloo processes trains on its shard: rank 0's has views only, rank 1's
+    every cart, so under ``"auto"`` the ranks must agree to build the type table."""
+    import datetime
+    import json
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=120),
+    )
+    try:
+        # A rank's in-batch negatives are its own targets (4 or 5, never both): GRU4Rec
+        # needs shared negatives to learn to tell them apart.
+        extra: dict[str, dict[str, Any]] = {"gru4rec": {"n_sample": 6}, "sasrec": {}}
+        result = {}
+        for name in sorted(MODELS):
+            model = make(name, n_epochs=8, **extra[name]).fit(type_decides_next())
+            result[name] = [model.uses_event_types_, top1(model, queries())]  # type: ignore[attr-defined]
+        Path(out, f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_agree_on_the_type_table(tmp_path: Path) -> None:
+    import json
+
+    import torch.multiprocessing as mp
+
+    shards = [type_decides_next().subset(np.arange(r, 240, 2)) for r in range(2)]
+    assert shards[0].type_mask("cart").sum() == 0 and shards[1].type_mask("cart").any()
+    mp.spawn(_train_in_group, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for name in sorted(MODELS):
+        assert ranks[0][name] == ranks[1][name] == [True, [4, 5]], name

@@ -17,13 +17,17 @@ At scoring time a batch without types counts every click as a view.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sessionrec.data.sessions import SessionData
 from sessionrec.models.knn_objective import VIEW, canonical_codes
 from sessionrec.models.params import check_param
+
+if TYPE_CHECKING:
+    from sessionrec.models.neural.distributed import Workers
 
 N_EVENT_TYPES = 3
 """Rows of the type embedding: view, cart, purchase."""
@@ -48,6 +52,26 @@ def uses_event_types(setting: bool | str, train: SessionData) -> bool:
         codes = canonical_codes(train.types, train.event_types)
         return codes is not None and bool((codes != VIEW).any())
     return bool(setting)
+
+
+def network_uses_event_types(
+    setting: bool | str,
+    train: SessionData,
+    source_weights: Mapping[str, Any] | None = None,
+    workers: Workers | None = None,
+) -> bool:
+    """Whether the network about to be trained has the type table.
+
+    Fine-tuning (``source_weights``: the trained model's named weights) follows the source,
+    whose weights are copied. Otherwise :func:`uses_event_types` decides; in a process group
+    ``train`` is this rank's shard, so the ranks agree (any rank seeing types decides it).
+    """
+    if source_weights is not None:
+        return TYPE_EMBEDDING in source_weights
+    typed = uses_event_types(setting, train)
+    if workers is not None and setting == "auto":
+        typed = workers.any(typed)
+    return typed
 
 
 def click_codes(types: np.ndarray | None, event_types: tuple[str, ...], n: int) -> np.ndarray:

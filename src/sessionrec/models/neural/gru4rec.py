@@ -91,7 +91,7 @@ from sessionrec.models.neural.event_types import (
     TYPE_EMBEDDING,
     check_event_types,
     click_codes,
-    uses_event_types,
+    network_uses_event_types,
 )
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
@@ -443,11 +443,8 @@ class GRU4Rec(NeuralRecommender):
         n_sample = self._n_sample(int((counts > 0).sum()))
         warm = self._init_from
         # A fine-tuned model keeps its source's inputs (the weights are built for them).
-        typed = (
-            TYPE_EMBEDDING in warm.source._named_weights()
-            if warm is not None
-            else uses_event_types(self.event_types, train)
-        )
+        source = None if warm is None else warm.source._named_weights()
+        typed = network_uses_event_types(self.event_types, train, source, workers)
         network = self._new_network(train.n_items, device, typed)
         network.initialize(generator)  # the same weights on every rank: the same seed
         self.network_ = network

@@ -97,7 +97,7 @@ from sessionrec.models.neural.event_types import (
     TYPE_EMBEDDING,
     check_event_types,
     click_codes,
-    uses_event_types,
+    network_uses_event_types,
 )
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
@@ -354,11 +354,8 @@ class SASRec(NeuralRecommender):
 
         warm = self._init_from
         # A fine-tuned model keeps its source's inputs (the weights are built for them).
-        typed = (
-            TYPE_EMBEDDING in warm.source._named_weights()
-            if warm is not None
-            else uses_event_types(self.event_types, train)
-        )
+        source = None if warm is None else warm.source._named_weights()
+        typed = network_uses_event_types(self.event_types, train, source, workers)
         shapes = weight_shapes(
             train.n_items, self.hidden_size, self.n_blocks, self.max_len, self._ffn_width, typed
         )
