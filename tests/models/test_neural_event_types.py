@@ -1,4 +1,4 @@
-"""Event types in the neural models (GRU4Rec, SASRec): the type embedding.
+"""Event types in the neural models (GRU4Rec, SASRec, NARM, STAMP): the type embedding.
 
 The known answer: sessions whose item sequences are the same and whose next item depends
 only on the event type of the last click (a view of item 3 is followed by item 4, a cart of
@@ -19,7 +19,10 @@ from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import Recommender, SessionBatch
 from sessionrec.models.neural.event_types import TYPE_EMBEDDING, click_codes
 from sessionrec.models.neural.gru4rec import GRU4Rec
+from sessionrec.models.neural.narm import NARM
 from sessionrec.models.neural.sasrec import SASRec
+from sessionrec.models.neural.srgnn import SRGNN
+from sessionrec.models.neural.stamp import STAMP
 from sessionrec.models.registry import load_model
 
 torch = pytest.importorskip("torch")
@@ -34,6 +37,18 @@ MODELS: dict[str, tuple[type[Recommender], dict[str, Any]]] = {
         GRU4Rec,
         {"hidden_size": 16, "batch_size": 16, "n_sample": 0, "learning_rate": 0.1},
     ),
+    "narm": (
+        NARM,
+        {
+            "embedding_size": 16,
+            "hidden_size": 16,
+            "batch_size": 32,
+            "learning_rate": 0.01,
+            "dropout_embed": 0.0,
+            "dropout_context": 0.0,
+        },
+    ),
+    "stamp": (STAMP, {"embedding_size": 16, "batch_size": 32, "learning_rate": 0.02}),
     "sasrec": (
         SASRec,
         {"hidden_size": 16, "max_len": 8, "batch_size": 64, "dropout": 0.0, "learning_rate": 0.01},
@@ -178,7 +193,8 @@ def _train_in_group(rank: int, world: int, store: str, out: str) -> None:
     try:
         # A rank's in-batch negatives are its own targets (4 or 5, never both): GRU4Rec
         # needs shared negatives to learn to tell them apart.
-        extra: dict[str, dict[str, Any]] = {"gru4rec": {"n_sample": 6}, "sasrec": {}}
+        extra: dict[str, dict[str, Any]] = {name: {} for name in MODELS}
+        extra["gru4rec"] = {"n_sample": 6}
         result = {}
         for name in sorted(MODELS):
             model = make(name, n_epochs=8, **extra[name]).fit(type_decides_next())
@@ -199,3 +215,11 @@ def test_ranks_agree_on_the_type_table(tmp_path: Path) -> None:
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for name in sorted(MODELS):
         assert ranks[0][name] == ranks[1][name] == [True, [4, 5]], name
+
+
+def test_srgnn_never_reads_types() -> None:
+    """SR-GNN's graph nodes are items, which clicks of several types may share: no table."""
+    model = SRGNN(hidden_size=8, batch_size=32, n_epochs=1, device="cpu").fit(type_decides_next())
+    assert not model.uses_event_types_
+    scores = model.score(queries())
+    np.testing.assert_array_equal(scores[0], scores[1])

@@ -1,4 +1,6 @@
-"""Event types as an input of the neural models: a learned embedding per canonical type.
+"""Event types as an input of the neural models (GRU4Rec, SASRec, NARM, STAMP): a learned
+embedding per canonical type. SR-GNN does not read them (its graph nodes are items, which
+clicks of several types may share).
 
 Each input click's vector is its item's embedding plus the embedding of its event type
 (``view``, ``cart`` or ``purchase``; codes :data:`~sessionrec.models.knn_objective.VIEW` <
