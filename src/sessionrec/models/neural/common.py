@@ -184,12 +184,20 @@ class ValidationCases:
         self.items = np.asarray(valid.items, dtype=np.int64)
         self.targets = self.items[self.starts + self.lengths]
         self.n = int(order.size)
+        self.types, self.event_types = valid.types, valid.event_types
 
     def batch(self, lo: int, hi: int) -> SessionBatch:
         """Cases ``lo:hi`` as a batch of sessions, built as the evaluation builds them."""
         from sessionrec.evaluation.protocol import prefix_batch
 
-        return prefix_batch(self.items, None, self.starts[lo:hi], self.lengths[lo:hi])
+        return prefix_batch(
+            self.items,
+            None,
+            self.starts[lo:hi],
+            self.lengths[lo:hi],
+            self.types,
+            self.event_types,
+        )
 
     def metric(
         self, score: Callable[[SessionBatch], Any], selection_metric: str, chunk: int

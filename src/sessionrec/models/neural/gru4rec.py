@@ -86,6 +86,13 @@ from sessionrec.models.neural.common import (
     hyperparameters,
     require_torch,
 )
+from sessionrec.models.neural.event_types import (
+    N_EVENT_TYPES,
+    TYPE_EMBEDDING,
+    check_event_types,
+    click_codes,
+    network_uses_event_types,
+)
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
 if TYPE_CHECKING:
@@ -144,6 +151,8 @@ class GRU4RecNetwork:
     embeddings. ``inputs``: the separate input table, ``[n_items, embedding_size]``
     (``"embedding"``), or the first layer's input-gate rows ``[n_items, 3d]`` (``"onehot"``,
     what a one-hot input times ``W_ih`` selects); ``None`` when shared.
+    ``type_embedding`` (with ``event_types``, a dense weight starting at zero): a row per
+    canonical event type added to the first layer's input; ``None`` without.
     """
 
     def __init__(
@@ -155,6 +164,7 @@ class GRU4RecNetwork:
         input_mode: str,
         embedding_size: int,
         device: torch.device,
+        event_types: bool = False,
     ) -> None:
         import torch
 
@@ -177,7 +187,11 @@ class GRU4RecNetwork:
             shapes[f"layer{layer}.w_hh"] = (d, 3 * d)
             shapes[f"layer{layer}.b_ih"] = (3 * d,)
             shapes[f"layer{layer}.b_hh"] = (3 * d,)
+        if event_types:  # last, so the other weights keep their place and initial values
+            first_width = input_width if input_mode != "shared" else d
+            shapes[TYPE_EMBEDDING] = (N_EVENT_TYPES, first_width)
         self.dense = FlatParameters(shapes, device)
+        self.type_embedding = self.dense.tensors.get(TYPE_EMBEDDING)
         w = self.dense.tensors
         self._layers = [
             (w.get(f"layer{i}.w_ih"), w[f"layer{i}.b_ih"], w[f"layer{i}.w_hh"], w[f"layer{i}.b_hh"])
@@ -219,10 +233,15 @@ class GRU4RecNetwork:
                         uniform_(w_ih[:, gate * d : (gate + 1) * d], w_ih.shape[0], d)
                     uniform_(w_hh[:, gate * d : (gate + 1) * d], d, d)
 
-    def embed(self, items: torch.Tensor) -> torch.Tensor:
-        """The first layer's input for clicked ``items`` ``[n]`` (no gradient tracking)."""
+    def embed(self, items: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
+        """The first layer's input for clicked ``items`` ``[n]`` (no gradient tracking),
+        plus the type embedding of their canonical event ``types`` ``[n]`` when given (a
+        network without the type table ignores them)."""
         table = self.item_weights if self.inputs is None else self.inputs
-        return table.index_select(0, items)  # [n, d], [n, embedding_size] or [n, 3d]
+        first = table.index_select(0, items)  # [n, d], [n, embedding_size] or [n, 3d]
+        if types is None or self.type_embedding is None:
+            return first
+        return first + self.type_embedding.index_select(0, types)
 
     def layers(
         self,
@@ -303,6 +322,11 @@ class GRU4Rec(NeuralRecommender):
       GRU layers' outputs.
     - ``n_sample``, ``sample_alpha``: extra negatives per step shared by the batch (0 = only
       the in-batch targets), drawn with probability proportional to ``popularity ** alpha``.
+    - ``event_types``: ``"auto"`` (default), ``True`` or ``False``: whether a learned
+      embedding of each click's event type (view, cart, purchase) is added to the first
+      layer's input (:mod:`~sessionrec.models.neural.event_types`). ``"auto"`` uses the
+      types when the training data has events other than views; on data without types the
+      model is exactly the untyped one. A batch scored without types is all views.
     - The training hyperparameters (``n_epochs``, ``patience``, ``valid_fraction``,
       ``selection_metric``, ``max_train_seconds``, ``seed``, ``device``) of
       :class:`~sessionrec.models.neural.common.NeuralRecommender`.
@@ -335,6 +359,7 @@ class GRU4Rec(NeuralRecommender):
     bpreg: float = 1.0
     elu_param: float = 0.5
     logq: float = 1.0
+    event_types: bool | str = "auto"
 
     fine_tunable = NeuralRecommender.fine_tunable | {
         "loss",
@@ -381,6 +406,7 @@ class GRU4Rec(NeuralRecommender):
         check_float("bpreg", self.bpreg, minimum=0.0)
         check_float("elu_param", self.elu_param, minimum=0.0)
         check_float("logq", self.logq, minimum=0.0)
+        check_event_types(self.event_types)
         super()._check_params()
 
     # ------------------------------------------------------------------------------ network
@@ -390,7 +416,9 @@ class GRU4Rec(NeuralRecommender):
             return "shared"
         return "embedding" if self.embedding_size else "onehot"
 
-    def _new_network(self, n_items: int, device: torch.device) -> GRU4RecNetwork:
+    def _new_network(
+        self, n_items: int, device: torch.device, event_types: bool = False
+    ) -> GRU4RecNetwork:
         return GRU4RecNetwork(
             n_items,
             hidden_size=self.hidden_size,
@@ -398,6 +426,7 @@ class GRU4Rec(NeuralRecommender):
             input_mode=self.input_mode,
             embedding_size=self.embedding_size,
             device=device,
+            event_types=event_types,
         )
 
     # ---------------------------------------------------------------------------- training
@@ -412,17 +441,25 @@ class GRU4Rec(NeuralRecommender):
 
         counts = self.item_counts_
         n_sample = self._n_sample(int((counts > 0).sum()))
-        network = self._new_network(train.n_items, device)
+        warm = self._init_from
+        # A fine-tuned model keeps its source's inputs (the weights are built for them).
+        source = None if warm is None else warm.source._named_weights()
+        typed = network_uses_event_types(self.event_types, train, source, workers)
+        network = self._new_network(train.n_items, device, typed)
         network.initialize(generator)  # the same weights on every rank: the same seed
         self.network_ = network
         # In-batch targets are drawn by the sessions trained on: when fine-tuning, the new
         # ones alone (item_counts_ also holds the source model's clicks, for the negatives).
-        warm = self._init_from
         data_counts = counts if warm is None else counts - warm.counts
         epoch = SessionParallelEpoch(
             self, network, train, counts, n_sample, generator, device, workers, data_counts
         )
         return epoch.run
+
+    @property
+    def uses_event_types_(self) -> bool:
+        """Whether the fitted network embeds the clicks' event types (``event_types``)."""
+        return self.network_.type_embedding is not None
 
     def _n_sample(self, n_trained_items: int) -> int:
         """``n_sample``, clamped (with a warning) to the items there are to sample."""
@@ -454,7 +491,9 @@ class GRU4Rec(NeuralRecommender):
         official evaluation does), and the number of next-click cases."""
         from sessionrec.models.neural.gru4rec_training import validation_plan
 
-        plan = validation_plan(valid, self.item_counts_, VALID_BATCH_SIZE)
+        plan = validation_plan(
+            valid, self.item_counts_, VALID_BATCH_SIZE, types=self.uses_event_types_
+        )
         return lambda: self._validation_score(plan), plan.n_rows
 
     def _validation_score(self, plan: SessionParallelPlan) -> float:
@@ -501,6 +540,7 @@ class GRU4Rec(NeuralRecommender):
         n = len(batch)
         known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
         items = batch.items[known].astype(np.int64)
+        typed = self.uses_event_types_
         lengths = np.bincount(np.repeat(np.arange(n), batch.lengths)[known], minlength=n).astype(
             np.int64
         )
@@ -517,7 +557,14 @@ class GRU4Rec(NeuralRecommender):
         position = np.arange(owner.size) - np.repeat(
             np.cumsum(sorted_lengths) - sorted_lengths, sorted_lengths
         )
-        padded[owner, position] = items[gather_ranges(starts[order], sorted_lengths)]
+        clicked = gather_ranges(starts[order], sorted_lengths)
+        padded[owner, position] = items[clicked]
+        click_types = None
+        if typed:  # codes laid out as the clicks are
+            codes = click_codes(batch.types, batch.event_types, batch.items.size)[known]
+            padded_types = np.zeros_like(padded)
+            padded_types[owner, position] = codes[clicked]
+            click_types = torch.as_tensor(padded_types, device=device)
         active = (sorted_lengths[None, :] > np.arange(padded.shape[1])[:, None]).sum(axis=1)
         with torch.inference_mode():
             network = self.network_
@@ -527,7 +574,9 @@ class GRU4Rec(NeuralRecommender):
                 for _ in range(self.n_layers)
             ]
             for t, m in enumerate(active.tolist()):
-                states = network.layers(network.embed(clicks[:m, t]), [h[:m] for h in hidden])
+                step_types = None if click_types is None else click_types[:m, t]
+                first = network.embed(clicks[:m, t], step_types)
+                states = network.layers(first, [h[:m] for h in hidden])
                 for h, state in zip(hidden, states, strict=True):
                     h[:m] = state
         return order, hidden[-1]
@@ -546,7 +595,9 @@ class GRU4Rec(NeuralRecommender):
 
         from sessionrec.models.neural.devices import load_device
 
-        network = self._new_network(self.n_items, load_device(self.device))
+        # The type table is saved with the weights: its presence says whether it was used.
+        typed = TYPE_EMBEDDING in state
+        network = self._new_network(self.n_items, load_device(self.device), typed)
         tensors = {**network.tables, **network.dense.tensors}
         expected = {key: tuple(tensor.shape) for key, tensor in tensors.items()}
         check_state("GRU4Rec", state, expected, set(self._SAVED_KEYS), self.n_items)

@@ -21,6 +21,7 @@ from sessionrec._errors import ConfigError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData
 from sessionrec.models.neural.adagrad import AdagradM
+from sessionrec.models.neural.event_types import click_codes
 from sessionrec.models.neural.losses import SampledLoss
 from sessionrec.models.neural.sampling import SampleStore
 from sessionrec.models.neural.trainer import LossTracker, pessimistic_ranks
@@ -52,6 +53,7 @@ class SessionParallelPlan:
     starts: np.ndarray  # bool [n_rows]: the row's session begins here (reset its hidden state)
     sessions: np.ndarray  # int64 [n_rows]: which session the row belongs to
     keep: dict[int, np.ndarray] = field(default_factory=dict)
+    input_types: np.ndarray | None = None  # int64 [n_rows]: the input click's event type code
 
     @property
     def n_steps(self) -> int:
@@ -66,12 +68,17 @@ class SessionParallelPlan:
 
 
 def session_parallel_plan(
-    offsets: np.ndarray, items: np.ndarray, batch_size: int, min_rows: int = 1
+    offsets: np.ndarray,
+    items: np.ndarray,
+    batch_size: int,
+    min_rows: int = 1,
+    types: np.ndarray | None = None,
 ) -> SessionParallelPlan:
     """Lay out an epoch of session-parallel mini-batches (see :class:`SessionParallelPlan`).
 
     ``offsets``/``items`` are CSR sessions in training order. Training stops once fewer than
     ``min_rows`` slots remain (a softmax over the batch's own targets needs two).
+    ``types`` (aligned with ``items``): each click's event type code, laid out as the inputs.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -127,17 +134,22 @@ def session_parallel_plan(
         starts=np.concatenate(chunks_start) if chunks_start else np.zeros(0, bool),
         sessions=np.concatenate(chunks_session) if chunks_session else np.zeros(0, np.int64),
         keep=keep,
+        input_types=None if types is None else np.asarray(types, dtype=np.int64)[flat_click],
     )
 
 
-def validation_plan(valid: SessionData, counts: np.ndarray, batch_size: int) -> SessionParallelPlan:
+def validation_plan(
+    valid: SessionData, counts: np.ndarray, batch_size: int, types: bool = False
+) -> SessionParallelPlan:
     """Session-parallel plan of the validation clicks on items the model was trained on
-    (``counts > 0``), ``batch_size`` sessions at a time."""
+    (``counts > 0``), ``batch_size`` sessions at a time; with ``types``, the clicks'
+    canonical event type codes too."""
     known = counts[valid.items] > 0
     kept = np.bincount(valid.session_index()[known], minlength=valid.n_sessions)
     offsets = np.zeros(valid.n_sessions + 1, dtype=np.int64)
     np.cumsum(kept, out=offsets[1:])
-    return session_parallel_plan(offsets, valid.items[known], batch_size, min_rows=1)
+    codes = click_codes(valid.types, valid.event_types, valid.items.size)[known] if types else None
+    return session_parallel_plan(offsets, valid.items[known], batch_size, min_rows=1, types=codes)
 
 
 def session_parallel_ranks(
@@ -149,6 +161,7 @@ def session_parallel_ranks(
     inputs = torch.as_tensor(plan.inputs, device=device)
     targets = torch.as_tensor(plan.targets, device=device)
     not_start = torch.as_tensor(~plan.starts, dtype=torch.float32, device=device)[:, None]
+    types = None if plan.input_types is None else torch.as_tensor(plan.input_types, device=device)
     hidden = [
         torch.zeros((int(plan.step_offsets[1]), network.hidden_size), device=device)
         for _ in range(network.n_layers)
@@ -160,7 +173,9 @@ def session_parallel_ranks(
             keep = torch.as_tensor(plan.keep[t], device=device)
             hidden = [h.index_select(0, keep) for h in hidden]
         hidden = [h * not_start[rows] for h in hidden]
-        hidden = network.layers(network.embed(inputs[rows]), hidden)
+        hidden = network.layers(
+            network.embed(inputs[rows], None if types is None else types[rows]), hidden
+        )
         scores = network.score_all(hidden[-1], bias)  # [n, n_items]
         ranks.append(pessimistic_ranks(scores, targets[rows]))
     return torch.cat(ranks).cpu().numpy()
@@ -205,8 +220,13 @@ class SessionParallelEpoch:
         )
         # Without extra samples a row needs another row's target as its negative.
         slots = model.batch_size if workers is None else workers.local_batch(model.batch_size)
+        codes = (
+            click_codes(train.types, train.event_types, train.items.size)
+            if network.type_embedding is not None
+            else None
+        )
         plan = session_parallel_plan(
-            train.offsets, train.items, slots, min_rows=1 if n_sample else 2
+            train.offsets, train.items, slots, min_rows=1 if n_sample else 2, types=codes
         )
         self.plan = plan
         self.n_steps = plan.n_steps
@@ -218,6 +238,9 @@ class SessionParallelEpoch:
             self.n_steps = workers.max_int(plan.n_steps)
             torch.manual_seed(int(workers.seed(model.seed).generate_state(1)[0]))  # dropout
         self.inputs = torch.as_tensor(plan.inputs, device=device)
+        self.input_types = (
+            None if plan.input_types is None else torch.as_tensor(plan.input_types, device=device)
+        )
         self.targets = torch.as_tensor(plan.targets, device=device)
         self.not_start = torch.as_tensor(~plan.starts, dtype=torch.float32, device=device)[:, None]
         self.has_start = np.add.reduceat(plan.starts, plan.step_offsets[:-1]) > 0
@@ -278,6 +301,9 @@ class SessionParallelEpoch:
                 first = network.inputs.index_select(0, x).requires_grad_()  # [n, e] or [n, 3d]
                 leaves = [out, bias, first]
                 table_rows = [(0, out_ids), (1, out_ids), (2, x)]
+            if self.input_types is not None and network.type_embedding is not None:
+                # Typed: the click's event type embedding is added to its item's.
+                first = first + network.type_embedding.index_select(0, self.input_types[rows])
             states = network.layers(
                 first,
                 hidden,

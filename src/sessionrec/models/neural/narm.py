@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sessionrec.models.neural.common import hyperparameters
+from sessionrec.models.neural.event_types import check_event_types
 from sessionrec.models.neural.prefix import PrefixRecommender
 from sessionrec.models.params import check_float, check_int, check_param
 
@@ -50,6 +51,11 @@ class NARM(PrefixRecommender):
     and 0.5). The shared ones (batch, Adam, decay, L2, ``max_len``, epochs, validation, seed,
     device) are described in :class:`~sessionrec.models.neural.prefix.PrefixRecommender`;
     defaults follow the paper: embeddings 50, hidden 100, Adam 0.001, batch 512.
+    ``event_types`` (``"auto"``, ``True`` or ``False``): a learned embedding of each click's
+    event type (view, cart, purchase) added to its item embedding
+    (:mod:`~sessionrec.models.neural.event_types`); ``"auto"`` uses the types when the
+    training data has events other than views, and on data without types the model is
+    exactly the untyped one. A batch scored without types is all views.
     """
 
     name = "narm"
@@ -58,6 +64,7 @@ class NARM(PrefixRecommender):
     hidden_size: int = 100
     dropout_embed: float = 0.25
     dropout_context: float = 0.5
+    event_types: bool | str = "auto"
 
     fine_tunable = PrefixRecommender.fine_tunable | {"dropout_embed", "dropout_context"}
 
@@ -68,7 +75,11 @@ class NARM(PrefixRecommender):
             value = getattr(self, name)
             check_float(name, value, minimum=0.0)
             check_param(name, value, value < 1.0, "expected a probability in [0, 1)")
+        check_event_types(self.event_types)
         super()._check_params()
+
+    def _event_types_setting(self) -> bool | str:
+        return self.event_types
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
         import torch
@@ -96,7 +107,11 @@ class NARM(PrefixRecommender):
         return network
 
     def _session_vectors(
-        self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
+        self,
+        network: torch.nn.Module,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        types: torch.Tensor | None = None,
     ) -> torch.Tensor:
         import torch
 
@@ -104,7 +119,7 @@ class NARM(PrefixRecommender):
         from torch.nn import functional
 
         training = network.training
-        embedded = net.embedding(items)  # [B, L, e]
+        embedded = self._embed(network, items, types)  # [B, L, e]
         embedded = functional.dropout(embedded, self.dropout_embed, training)
         states, _ = net.gru(embedded)  # [B, L, h]; padding only after the clicks
         rows = torch.arange(items.shape[0], device=items.device)

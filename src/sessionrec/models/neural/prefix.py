@@ -14,6 +14,10 @@ vectors (:meth:`PrefixRecommender._session_vectors`); every item is scored by th
 product of that vector with the item's embedding, shared with the input. A few live
 sessions (a service request) find their top k through an int8 copy of that table
 (:mod:`~sessionrec.models.neural.quantized_serving`), with the same answers.
+
+NARM and STAMP add each click's event-type embedding to its item embedding
+(:meth:`PrefixRecommender._embed`, their ``event_types`` hyperparameter; the table is an
+extra ``type_embedding`` module of the network, present only when used); SR-GNN does not.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +39,12 @@ from sessionrec.models.neural.common import (
     count_scoring,
     hyperparameters,
     require_torch,
+)
+from sessionrec.models.neural.event_types import (
+    N_EVENT_TYPES,
+    TYPE_EMBEDDING,
+    click_codes,
+    network_uses_event_types,
 )
 from sessionrec.models.neural.prefix_training import (
     PrefixBatches,
@@ -131,11 +141,49 @@ class PrefixRecommender(NeuralRecommender):
 
     @abc.abstractmethod
     def _session_vectors(
-        self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
+        self,
+        network: torch.nn.Module,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        types: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Session vectors ``[B, e]`` from padded prefixes ``items [B, L]`` (0 = padding,
         left-aligned) and their lengths ``[B]`` (all >= 1). ``network.training`` says
-        whether dropout applies."""
+        whether dropout applies. ``types`` ``[B, L]``: the clicks' event type codes, for a
+        network with the type table (:meth:`_embed` adds them)."""
+
+    @staticmethod
+    def _embed(
+        network: torch.nn.Module, items: torch.Tensor, types: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The item embeddings of padded prefixes ``[B, L, e]``, plus each click's event
+        type embedding when ``types`` are given (padding stays zero)."""
+        net: Any = network
+        embedded: torch.Tensor = net.embedding(items)
+        if types is None:
+            return embedded
+        clicks = (items > 0).unsqueeze(2).to(embedded.dtype)
+        return embedded + net[TYPE_EMBEDDING](types) * clicks
+
+    @property
+    def uses_event_types_(self) -> bool:
+        """Whether the fitted network embeds the clicks' event types (``event_types``)."""
+        return TYPE_EMBEDDING in dict(self.network_.named_children())
+
+    def _event_types_setting(self) -> bool | str:
+        """The model's ``event_types`` (NARM, STAMP); a model without it never reads types."""
+        return False
+
+    def _add_type_table(self, network: torch.nn.Module) -> None:
+        """Give ``network`` the type embedding, zero (an untrained type changes nothing)."""
+        import torch
+        from torch import nn
+
+        table = embedding_weight(network)
+        embedding = nn.Embedding(N_EVENT_TYPES, table.shape[1]).to(table.device)
+        with torch.no_grad():
+            embedding.weight.zero_()
+        network.add_module(TYPE_EMBEDDING, embedding)
 
     def _batch_loss(
         self,
@@ -143,6 +191,7 @@ class PrefixRecommender(NeuralRecommender):
         items: torch.Tensor,
         lengths: torch.Tensor,
         targets: torch.Tensor,
+        types: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The summed full-softmax cross-entropy of a padded batch of prefixes.
 
@@ -157,16 +206,16 @@ class PrefixRecommender(NeuralRecommender):
 
         if items.device.type == "cpu" and items.shape[0] > 1:
             sizes = lengths.numpy()
-            vectors = torch.cat(
-                [
-                    self._session_vectors(
-                        network, items[lo:hi, : int(sizes[lo:hi].max())], lengths[lo:hi]
-                    )
-                    for lo, hi in length_runs(sizes)
-                ]
-            )  # [B, e]
+            runs = []
+            for lo, hi in length_runs(sizes):
+                width = int(sizes[lo:hi].max())
+                run_types = None if types is None else types[lo:hi, :width]
+                runs.append(
+                    self._session_vectors(network, items[lo:hi, :width], lengths[lo:hi], run_types)
+                )
+            vectors = torch.cat(runs)  # [B, e]
         else:
-            vectors = self._session_vectors(network, items, lengths)  # [B, e]
+            vectors = self._session_vectors(network, items, lengths, types)  # [B, e]
         logits = vectors @ self._item_table(network).t()  # [B, n_items]
         return functional.cross_entropy(logits, targets, reduction="sum")
 
@@ -203,8 +252,18 @@ class PrefixRecommender(NeuralRecommender):
                 n_cases,
                 self.max_len,
             )
-        batches = PrefixBatches(cases, train.items, batch_size, seed, n_batches)
+        warm = self._init_from
+        # A fine-tuned model keeps its source's inputs (the weights are built for them).
+        typed = (
+            f"{TYPE_EMBEDDING}.weight" in warm.source._named_weights()
+            if warm is not None
+            else network_uses_event_types(self._event_types_setting(), train, None, workers)
+        )
+        codes = click_codes(train.types, train.event_types, train.items.size) if typed else None
+        batches = PrefixBatches(cases, train.items, batch_size, seed, n_batches, codes)
         network = self._build_network(train.n_items).to(device)
+        if typed:
+            self._add_type_table(network)
         self.network_ = network
         self.n_truncated_ = n_truncated
         self._scoring_network: torch.nn.Module | None = None  # float64 copy, made lazily
@@ -298,15 +357,22 @@ class PrefixRecommender(NeuralRecommender):
         if empty.any():
             scores[torch.as_tensor(empty, device=device)] = self._fallback
         rows = np.flatnonzero(~empty)
+        codes = self._known_types(batch)
         with torch.inference_mode():
             table = self._item_table(network)
             for lo in range(0, rows.size, SCORE_CHUNK):
                 chunk = rows[lo : lo + SCORE_CHUNK]
                 padded = pad_prefixes(shifted, starts[chunk], kept[chunk])
+                types = None
+                if codes is not None:
+                    types = torch.as_tensor(
+                        pad_prefixes(codes, starts[chunk], kept[chunk]), device=device
+                    )
                 vectors = self._session_vectors(
                     network,
                     torch.as_tensor(padded, device=device),
                     torch.as_tensor(kept[chunk], device=device),
+                    types,
                 )
                 logits = (vectors @ table.t()).index_fill_(1, self._unseen, -math.inf)
                 if chunk[-1] - chunk[0] + 1 == chunk.size:  # consecutive rows: the usual case
@@ -343,14 +409,29 @@ class PrefixRecommender(NeuralRecommender):
         rows = np.flatnonzero(kept > 0)
         if rows.size == 0:
             return rows, self._item_table(network)[:0]  # no vectors, the table's width
+        codes = self._known_types(batch)
         with torch.inference_mode():
             padded = pad_prefixes(shifted, starts[rows], kept[rows])
+            types = None
+            if codes is not None:
+                types = torch.as_tensor(
+                    pad_prefixes(codes, starts[rows], kept[rows]), device=device
+                )
             vectors = self._session_vectors(
                 network,
                 torch.as_tensor(padded, device=device),
                 torch.as_tensor(kept[rows], device=device),
+                types,
             )
         return rows, vectors
+
+    def _known_types(self, batch: SessionBatch) -> np.ndarray | None:
+        """The event type codes of the known clicks (as :meth:`_known_prefixes` keeps them)
+        for a typed network, else ``None``; a batch without types is all views."""
+        if not self.uses_event_types_:
+            return None
+        known = self.item_counts_[batch.items] > 0 if batch.items.size else np.zeros(0, bool)
+        return click_codes(batch.types, batch.event_types, batch.items.size)[known]
 
     def _fallback_scores(self) -> np.ndarray:
         return self._fallback.cpu().numpy()
@@ -374,6 +455,8 @@ class PrefixRecommender(NeuralRecommender):
         # free for the caller's random state.
         with torch.random.fork_rng(devices=[]):
             network = self._build_network(self.n_items).to(device)
+        if f"net.{TYPE_EMBEDDING}.weight" in state:  # saved with the weights when used
+            self._add_type_table(network)
         expected = {"net." + key: tuple(value.shape) for key, value in network.state_dict().items()}
         other = {*self._SAVED_KEYS, "n_truncated"}
         check_state(self.name, state, expected, other, self.n_items)

@@ -111,9 +111,11 @@ class PrefixBatches:
         batch_size: int,
         seed: int | np.random.SeedSequence,
         n_batches: int | None = None,
+        types: np.ndarray | None = None,
     ) -> None:
         self.cases = cases
         self.shifted = np.asarray(items, dtype=np.int64) + 1
+        self.types = types  # the clicks' event type codes, for a typed network
         self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)
         self.n_batches = -(-len(cases) // batch_size) if n_batches is None else n_batches
@@ -121,7 +123,9 @@ class PrefixBatches:
     def __len__(self) -> int:
         return self.n_batches
 
-    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def epoch(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """``(items, lengths, targets)`` per batch, and the padded type codes ``[B, L]``
+        after them when the batches have types."""
         order = self.rng.permutation(len(self.cases))
         if order.size < (self.n_batches - 1) * self.batch_size + 1:
             order = np.resize(order, self.n_batches * self.batch_size)  # repeats cyclically
@@ -131,7 +135,11 @@ class PrefixBatches:
             chosen = chosen[np.argsort(cases.lengths[chosen], kind="stable")]
             lengths = cases.lengths[chosen]
             padded = pad_prefixes(self.shifted, cases.starts[chosen], lengths)
-            yield padded, lengths, cases.targets[chosen]
+            if self.types is None:
+                yield padded, lengths, cases.targets[chosen]
+            else:
+                types = pad_prefixes(self.types, cases.starts[chosen], lengths)
+                yield padded, lengths, cases.targets[chosen], types
 
 
 def length_runs(lengths: np.ndarray, min_rows: int = 32) -> list[tuple[int, int]]:
@@ -205,14 +213,9 @@ class PrefixEpoch:
         self.step.train()
         tracker = LossTracker(self.name, epoch, self.device)
         batches = self.batches
-        for padded, lengths, targets in progress(
-            batches.epoch(), total=len(batches), desc=f"{self.name} {epoch}"
-        ):
-            loss = self.step(
-                torch.as_tensor(padded, device=self.device),
-                torch.as_tensor(lengths, device=self.device),
-                torch.as_tensor(targets, device=self.device),
-            )
+        for batch in progress(batches.epoch(), total=len(batches), desc=f"{self.name} {epoch}"):
+            targets = batch[2]
+            loss = self.step(*(torch.as_tensor(part, device=self.device) for part in batch))
             self.optimizer.zero_grad(set_to_none=True)
             (loss / targets.size).backward()  # the papers' mean over the batch
             self.optimizer.step()

@@ -92,6 +92,13 @@ from sessionrec.models.neural.common import (
     hyperparameters,
     require_torch,
 )
+from sessionrec.models.neural.event_types import (
+    N_EVENT_TYPES,
+    TYPE_EMBEDDING,
+    check_event_types,
+    click_codes,
+    network_uses_event_types,
+)
 from sessionrec.models.params import check_choice, check_float, check_int, check_param
 
 if TYPE_CHECKING:
@@ -109,9 +116,15 @@ SCORE_BUDGET_BYTES = 128 * 2**20
 
 # ------------------------------------------------------------------------------- network
 def weight_shapes(
-    n_items: int, hidden_size: int, n_blocks: int, max_len: int, ffn_size: int
+    n_items: int,
+    hidden_size: int,
+    n_blocks: int,
+    max_len: int,
+    ffn_size: int,
+    event_types: bool = False,
 ) -> dict[str, tuple[int, ...]]:
-    """Every weight tensor of the network by name (the saved state's keys)."""
+    """Every weight tensor of the network by name (the saved state's keys); with
+    ``event_types`` the type embedding too (last, so the others draw the same values)."""
     d = hidden_size
     shapes: dict[str, tuple[int, ...]] = {
         "item_embedding": (n_items, d),
@@ -136,11 +149,14 @@ def weight_shapes(
                 f"block{b}.ffn.b2": (d,),
             }
         )
+    if event_types:
+        shapes[TYPE_EMBEDDING] = (N_EVENT_TYPES, d)
     return shapes
 
 
 def init_weights(weights: dict[str, torch.Tensor], generator: torch.Generator) -> None:
-    """Every matrix (embeddings and linear layers) N(0, 0.02), biases 0, layer-norm gains 1.
+    """Every matrix (embeddings and linear layers) N(0, 0.02), biases 0, layer-norm gains 1;
+    the type embedding 0 (an untrained type changes nothing).
 
     The small linear weights matter: each block then starts close to the identity, so the
     output at a click begins as (the normalised embedding of) that click and scores the
@@ -155,7 +171,9 @@ def init_weights(weights: dict[str, torch.Tensor], generator: torch.Generator) -
 
     with torch.no_grad():
         for name, tensor in weights.items():
-            if tensor.dim() == 2:
+            if name == TYPE_EMBEDDING:
+                tensor.zero_()
+            elif tensor.dim() == 2:
                 values = torch.randn(tensor.shape, generator=generator, device=tensor.device)
                 tensor.copy_(values.mul_(0.02))
             elif name.endswith(("ln.weight", "ln1.weight", "ln2.weight")):
@@ -172,8 +190,10 @@ def encode(
     n_heads: int,
     dropout: float = 0.0,
     training: bool = False,
+    types: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The network's output at every position: ``items [B, T]`` int64 -> ``[B, T, d]``.
+    """The network's output at every position: ``items [B, T]`` int64 -> ``[B, T, d]``;
+    ``types [B, T]`` (canonical event type codes) add the type embedding to each click's.
 
     Causal: position ``t`` attends to positions ``0..t`` only, so sessions shorter than
     ``T`` may be padded at the end with any item without changing their real positions.
@@ -184,6 +204,8 @@ def encode(
     d = weights["item_embedding"].shape[1]
     p = dropout if training else 0.0
     x = weights["item_embedding"][items] + weights["position_embedding"][:length]  # [B, T, d]
+    if types is not None:
+        x = x + weights[TYPE_EMBEDDING][types]
     # Normalised, the embeddings enter the blocks at the scale of the blocks' outputs
     # instead of 0.02 (the init's), so no block swamps the clicked item's identity.
     x = F.layer_norm(x, (d,), weights["embedding_ln.weight"], weights["embedding_ln.bias"])
@@ -225,6 +247,11 @@ class SASRec(NeuralRecommender):
     - ``batch_size``: training positions per mini-batch (sessions of one length are grouped,
       ``batch_size // length`` of them, at least one).
     - ``learning_rate``: Adam step size.
+    - ``event_types``: ``"auto"`` (default), ``True`` or ``False``: whether a learned
+      embedding of each click's event type (view, cart, purchase) is added to its item and
+      position embeddings (:mod:`~sessionrec.models.neural.event_types`). ``"auto"`` uses
+      the types when the training data has events other than views; on data without types
+      the model is exactly the untyped one. A batch scored without types is all views.
     - The training hyperparameters (``n_epochs``, ``patience``, ``valid_fraction``,
       ``selection_metric``, ``max_train_seconds``, ``seed``, ``device``) of
       :class:`~sessionrec.models.neural.common.NeuralRecommender`.
@@ -252,6 +279,7 @@ class SASRec(NeuralRecommender):
     learning_rate: float = 0.001
     patience: int = 2
     selection_metric: str = "mrr@20"
+    event_types: bool | str = "auto"
 
     fine_tunable = NeuralRecommender.fine_tunable | {
         "dropout",
@@ -284,15 +312,19 @@ class SASRec(NeuralRecommender):
         check_float("logq", self.logq, minimum=0.0)
         check_int("batch_size", self.batch_size)
         check_float("learning_rate", self.learning_rate, minimum=0.0, strict_min=True)
+        check_event_types(self.event_types)
         super()._check_params()
 
     @property
     def _ffn_width(self) -> int:
         return self.hidden_size if self.ffn_size is None else self.ffn_size
 
-    def outputs(self, items: torch.Tensor, *, training: bool = False) -> torch.Tensor:
+    def outputs(
+        self, items: torch.Tensor, types: torch.Tensor | None = None, *, training: bool = False
+    ) -> torch.Tensor:
         """The network's output at every position of ``items [B, T]``: ``[B, T, d]``
-        (:func:`encode` with this model's weights; dropout only in training)."""
+        (:func:`encode` with this model's weights; dropout only in training). ``types``
+        (``[B, T]``): the clicks' canonical event type codes, for a model that uses them."""
         return encode(
             self.weights_,
             items,
@@ -300,7 +332,13 @@ class SASRec(NeuralRecommender):
             n_heads=self.n_heads,
             dropout=self.dropout,
             training=training,
+            types=types,
         )
+
+    @property
+    def uses_event_types_(self) -> bool:
+        """Whether the fitted network embeds the clicks' event types (``event_types``)."""
+        return TYPE_EMBEDDING in self.weights_
 
     # ---------------------------------------------------------------------------- training
     def _start_training(
@@ -314,8 +352,12 @@ class SASRec(NeuralRecommender):
 
         from sessionrec.models.neural.sasrec_training import SASRecEpoch
 
+        warm = self._init_from
+        # A fine-tuned model keeps its source's inputs (the weights are built for them).
+        source = None if warm is None else warm.source._named_weights()
+        typed = network_uses_event_types(self.event_types, train, source, workers)
         shapes = weight_shapes(
-            train.n_items, self.hidden_size, self.n_blocks, self.max_len, self._ffn_width
+            train.n_items, self.hidden_size, self.n_blocks, self.max_len, self._ffn_width, typed
         )
         weights = {name: torch.zeros(shape, device=device) for name, shape in shapes.items()}
         init_weights(weights, generator)
@@ -357,11 +399,14 @@ class SASRec(NeuralRecommender):
         return max(1, min(4096, SCORE_BUDGET_BYTES // (4 * max(self.n_items, 1))))
 
     # ----------------------------------------------------------------------------- scoring
-    def _known_windows(self, batch: SessionBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Per session, its last ``max_len`` known clicks: (padded ``[n, T]``, lengths ``[n]``).
+    def _known_windows(
+        self, batch: SessionBatch, with_types: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per session, its last ``max_len`` known clicks: (padded ``[n, T]``, lengths ``[n]``,
+        and with ``with_types`` their canonical event type codes laid out the same, else None).
 
         Known: items with training clicks. Rows are padded at the end with item 0, which the
-        causal mask keeps out of every real position.
+        causal mask keeps out of every real position. A batch without types is all views.
         """
         n = len(batch)
         items = np.asarray(batch.items, dtype=np.int64)
@@ -380,10 +425,15 @@ class SASRec(NeuralRecommender):
         width = int(kept.max()) if n else 0
         padded = np.zeros((n, max(width, 1)), dtype=np.int64)
         padded[owner[keep], (position - shift[owner])[keep]] = items[keep]
+        padded_types = None
+        if with_types:
+            codes = click_codes(batch.types, batch.event_types, batch.items.size)[known]
+            padded_types = np.zeros_like(padded)
+            padded_types[owner[keep], (position - shift[owner])[keep]] = codes[keep]
         cut = int((shift > 0).sum())
         if cut:
             log.debug("sasrec: %d session(s) longer than max_len=%d cut", cut, self.max_len)
-        return padded, kept
+        return padded, kept, padded_types
 
     def fallback_mask(self, batch: SessionBatch) -> np.ndarray:
         """True for every session answered by the popularity fallback (no known click)."""
@@ -428,13 +478,17 @@ class SASRec(NeuralRecommender):
 
         weights = self.weights_
         device = weights["item_embedding"].device
-        padded, lengths = self._known_windows(batch)
+        padded, lengths, types = self._known_windows(batch, self.uses_event_types_)
         rows = np.flatnonzero(lengths > 0)
         if rows.size == 0:
             return rows, torch.zeros((0, self.hidden_size), device=device)
-        padded = padded[rows, : int(lengths[rows].max())]
+        width = int(lengths[rows].max())
+        padded = padded[rows, :width]
         with torch.inference_mode():
-            hidden = self.outputs(torch.as_tensor(padded, device=device))  # [m, T, d]
+            click_types = (
+                None if types is None else torch.as_tensor(types[rows, :width], device=device)
+            )
+            hidden = self.outputs(torch.as_tensor(padded, device=device), click_types)
             last = torch.as_tensor(lengths[rows] - 1, device=device)
             return rows, hidden[torch.arange(rows.size, device=device), last]
 
@@ -464,8 +518,10 @@ class SASRec(NeuralRecommender):
         from sessionrec.models.neural.devices import load_device
 
         device = load_device(self.device)
+        # The type table is saved with the weights: its presence says whether it was used.
+        typed = TYPE_EMBEDDING in state
         shapes = weight_shapes(
-            self.n_items, self.hidden_size, self.n_blocks, self.max_len, self._ffn_width
+            self.n_items, self.hidden_size, self.n_blocks, self.max_len, self._ffn_width, typed
         )
         check_state("SASRec", state, shapes, {*self._SAVED_KEYS, *self._COUNTERS}, self.n_items)
         self.weights_ = {

@@ -22,6 +22,7 @@ from sessionrec._errors import DataError
 from sessionrec._progress import progress
 from sessionrec.data.sessions import SessionData, gather_ranges
 from sessionrec.models.neural.distributed import LossModule
+from sessionrec.models.neural.event_types import click_codes
 from sessionrec.models.neural.losses import masked_sampled_softmax
 from sessionrec.models.neural.sampling import SampleStore, sampling_weights
 from sessionrec.models.neural.trainer import LossTracker
@@ -69,6 +70,13 @@ class SASRecEpoch:
                 self.truncated_clicks,
             )
         self.items = torch.as_tensor(np.asarray(train.items, dtype=np.int64), device=device)
+        self.types = (  # the clicks' canonical event type codes, for a typed network
+            torch.as_tensor(
+                click_codes(train.types, train.event_types, train.items.size), device=device
+            )
+            if model.uses_event_types_
+            else None
+        )
         unseen = torch.as_tensor(counts <= 0, device=device)
         self.unseen_bias = torch.zeros(len(counts), device=device).masked_fill_(unseen, -math.inf)
         self.store: SampleStore | None = None
@@ -143,13 +151,16 @@ class SASRecEpoch:
         shuffled = [out[i] for i in self.rng.permutation(len(out))]
         return [shuffled[i % len(shuffled)] for i in range(self.n_batches)]
 
-    def _batch_loss(self, _module: torch.nn.Module, clicks: torch.Tensor) -> torch.Tensor:
-        """The summed loss of a batch of windows ``clicks [B, L + 1]`` (item indices)."""
+    def _batch_loss(
+        self, _module: torch.nn.Module, clicks: torch.Tensor, types: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The summed loss of a batch of windows ``clicks [B, L + 1]`` (item indices), the
+        inputs' event type codes ``types [B, L]`` with a typed network."""
         model = self.model
         weights = model.weights_  # the same tensors as the module's parameters
         table = weights["item_embedding"]
         inputs, targets = clicks[:, :-1], clicks[:, 1:].reshape(-1)  # [B, L], [P]
-        hidden = model.outputs(inputs, training=True).reshape(-1, table.shape[1])  # [P, d]
+        hidden = model.outputs(inputs, types, training=True).reshape(-1, table.shape[1])
         n = targets.shape[0]
         if model.loss == "ce":
             logits = torch.addmm(self.unseen_bias, hidden, table.t())  # [P, n_items]
@@ -174,7 +185,10 @@ class SASRecEpoch:
                 self.start[rows][:, None] + np.arange(length + 1), device=self.device
             )  # [B, L + 1]
             n = int(rows.size) * length
-            loss = self.step(self.items[clicks])
+            if self.types is None:
+                loss = self.step(self.items[clicks])
+            else:
+                loss = self.step(self.items[clicks], self.types[clicks[:, :-1]])
             self.optimizer.zero_grad(set_to_none=True)
             (loss / n).backward()
             self.optimizer.step()

@@ -203,8 +203,14 @@ class SRGNN(PrefixRecommender):
         return network
 
     def _session_vectors(
-        self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
+        self,
+        network: torch.nn.Module,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        types: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        # Never typed: a graph node is an item, which several clicks of different types
+        # may share (see _event_types_setting).
         import torch
 
         net: Any = network  # a ModuleDict: its entries type as Tensor | Module

@@ -43,6 +43,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sessionrec.models.neural.common import hyperparameters
+from sessionrec.models.neural.event_types import check_event_types
 from sessionrec.models.neural.prefix import FORMULATIONS, PrefixRecommender
 from sessionrec.models.params import check_choice, check_int
 
@@ -62,6 +63,11 @@ class STAMP(PrefixRecommender):
     docstring). The shared ones are described in
     :class:`~sessionrec.models.neural.prefix.PrefixRecommender`; defaults follow the paper:
     embeddings 100, Adam 0.005, batch 512.
+    ``event_types`` (``"auto"``, ``True`` or ``False``): a learned embedding of each click's
+    event type (view, cart, purchase) added to its item embedding
+    (:mod:`~sessionrec.models.neural.event_types`); ``"auto"`` uses the types when the
+    training data has events other than views, and on data without types the model is
+    exactly the untyped one. A batch scored without types is all views.
     """
 
     name = "stamp"
@@ -69,11 +75,16 @@ class STAMP(PrefixRecommender):
     embedding_size: int = 100
     formulation: str = "paper"
     learning_rate: float = 0.005
+    event_types: bool | str = "auto"
 
     def _check_params(self) -> None:
         check_int("embedding_size", self.embedding_size)
         check_choice("formulation", self.formulation, FORMULATIONS)
+        check_event_types(self.event_types)
         super()._check_params()
+
+    def _event_types_setting(self) -> bool | str:
+        return self.event_types
 
     def _build_network(self, n_items: int) -> torch.nn.Module:
         import torch
@@ -104,13 +115,17 @@ class STAMP(PrefixRecommender):
         return network
 
     def _session_vectors(
-        self, network: torch.nn.Module, items: torch.Tensor, lengths: torch.Tensor
+        self,
+        network: torch.nn.Module,
+        items: torch.Tensor,
+        lengths: torch.Tensor,
+        types: torch.Tensor | None = None,
     ) -> torch.Tensor:
         import torch
 
         net: Any = network  # a ModuleDict: its entries type as Tensor | Module
 
-        embedded = net.embedding(items)  # [B, L, d]; padding rows are zero
+        embedded = self._embed(network, items, types)  # [B, L, d]; padding rows are zero
         if self.formulation == "authors-code":
             norms = torch.linalg.vector_norm(embedded, dim=2, keepdim=True)
             embedded = embedded * (CODE_INPUT_MAX_NORM / norms.clamp(min=CODE_INPUT_MAX_NORM))
