@@ -14,17 +14,15 @@ from sessionrec.models.registry import create_model
 
 KNN = ("sknn", "vsknn", "stan", "vstan", "vmisknn")
 V, C, P = 0, 1, 2
+TYPE_NAMES = ("view", "cart", "purchase")  # by the codes above
 
 
 def typed(sessions: list[list[tuple[str, int]]]) -> SessionData:
-    ids = [item for s in sessions for item, _ in s]
-    vocab = ItemVocab(sorted(set(ids)))
-    return SessionData(
-        offsets=np.cumsum([0] + [len(s) for s in sessions]),
-        items=vocab.encode(ids),
-        vocab=vocab,
-        types=np.array([t for s in sessions for _, t in s], dtype=np.int8),
-        event_types=("view", "cart", "purchase"),
+    """Sessions of (item, type code) pairs, items indexed in sorted order."""
+    items = [[item for item, _ in s] for s in sessions]
+    kinds = [[TYPE_NAMES[code] for _, code in s] for s in sessions]
+    return SessionData.from_sequences(
+        items, ItemVocab(sorted({i for s in items for i in s})), types=kinds
     )
 
 

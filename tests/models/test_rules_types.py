@@ -8,21 +8,20 @@ import pytest
 
 from sessionrec._errors import DataError
 from sessionrec.data.sessions import ItemVocab, SessionData
+from sessionrec.models.knn_objective import canonical_codes
 from sessionrec.models.registry import create_model
 from sessionrec.models.rules import strongest_later_type
 
 V, C, P = 0, 1, 2
+TYPE_NAMES = ("view", "cart", "purchase")  # by the codes above
 
 
 def typed(sessions: list[list[tuple[str, int]]]) -> SessionData:
-    ids = [item for s in sessions for item, _ in s]
-    vocab = ItemVocab(sorted(set(ids)))
-    return SessionData(
-        offsets=np.cumsum([0] + [len(s) for s in sessions]),
-        items=vocab.encode(ids),
-        vocab=vocab,
-        types=np.array([t for s in sessions for _, t in s], dtype=np.int8),
-        event_types=("view", "cart", "purchase"),
+    """Sessions of (item, type code) pairs, items indexed in sorted order."""
+    items = [[item for item, _ in s] for s in sessions]
+    kinds = [[TYPE_NAMES[code] for _, code in s] for s in sessions]
+    return SessionData.from_sequences(
+        items, ItemVocab(sorted({i for s in items for i in s})), types=kinds
     )
 
 
@@ -48,7 +47,7 @@ def expected(entries: dict[tuple[int, int], float]) -> np.ndarray:
 
 
 def test_strongest_later_type_is_the_items_type_from_that_click_on() -> None:
-    codes = np.asarray(TRAIN.types)
+    codes = canonical_codes(TRAIN.types, TRAIN.event_types)
     # s3: c is carted then purchased: both of its clicks reached a purchase; a stays a cart.
     assert strongest_later_type(TRAIN, codes).tolist() == [V, C, V, P, V, C, P, P]
 

@@ -366,11 +366,15 @@ class SessionData:
         sessions: Sequence[Sequence[ItemId]],
         vocab: ItemVocab | None = None,
         times: Sequence[Sequence[float]] | None = None,
+        types: Sequence[Sequence[str]] | None = None,
     ) -> SessionData:
         """Build from lists of external ids (small data, tests, the service).
 
         Without ``vocab`` one is made from the ids in order of first appearance; with one,
-        an id it does not know raises :class:`DataError`.
+        an id it does not know raises :class:`DataError`. ``times`` and ``types`` (event
+        type names such as ``"view"``, ``"cart"``, ``"purchase"``) give one value per click
+        of every session; the types become codes into their sorted names, as the data
+        layer stores them.
         """
         flat = [item for session in sessions for item in session]
         if vocab is None:
@@ -387,7 +391,24 @@ class SessionData:
             if [len(t) for t in times] != lengths.tolist():
                 raise DataError("times must have one value per click of every session")
             flat_times = np.asarray([t for ts in times for t in ts], dtype=np.float64)
-        return cls(offsets=offsets, items=items, vocab=vocab, times=flat_times)
+        codes: np.ndarray | None = None
+        names: tuple[str, ...] = ()
+        if types is not None:
+            if [len(t) for t in types] != lengths.tolist():
+                raise DataError("types must have one event type name per click of every session")
+            flat_types = [str(name) for kinds in types for name in kinds]
+            names = tuple(sorted(set(flat_types)))
+            _check_type_count(names)
+            lookup = {name: code for code, name in enumerate(names)}
+            codes = np.fromiter((lookup[n] for n in flat_types), np.int8, len(flat_types))
+        return cls(
+            offsets=offsets,
+            items=items,
+            vocab=vocab,
+            times=flat_times,
+            types=codes,
+            event_types=names,
+        )
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame, vocab: ItemVocab | None = None) -> SessionData:

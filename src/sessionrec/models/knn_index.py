@@ -137,9 +137,7 @@ def build_index(
         np.bincount(number[pair_rank[in_store]], minlength=kept_ranks.size),
         out=sess_indptr[1:],
     )
-    n_nonempty = int((lengths > 0).sum())
-    with np.errstate(divide="ignore"):
-        idf = np.where(df > 0, np.log(n_nonempty / np.maximum(df, 1)), 0.0)
+    idf = session_idf(df, int((lengths > 0).sum()))
     index = KnnIndex(
         post_indptr=post_indptr,
         post_sessions=number[pair_rank[kept]].astype(np.int32),
@@ -152,6 +150,13 @@ def build_index(
         sess_types=pair_type[in_store].astype(np.int8),
     )
     return index, by_recency[kept_ranks].astype(np.int64)
+
+
+def session_idf(df: np.ndarray, n_nonempty: int) -> np.ndarray:
+    """``log(N / N_i)`` per item (``N`` sessions with a click, ``N_i`` of them containing the
+    item), 0 for an item in no session."""
+    with np.errstate(divide="ignore"):
+        return np.where(df > 0, np.log(n_nonempty / np.maximum(df, 1)), 0.0)
 
 
 def index_from_state(state: dict[str, np.ndarray], n_items: int) -> KnnIndex:

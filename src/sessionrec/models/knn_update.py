@@ -24,6 +24,7 @@ from numba import njit
 
 from sessionrec._errors import ModelError
 from sessionrec.data.sessions import SessionData
+from sessionrec.models.knn_index import session_idf
 from sessionrec.models.knn_kernels import KnnIndex
 
 
@@ -77,9 +78,7 @@ class IndexCounts:
 
     def idf(self) -> np.ndarray:
         """``log(N / N_i)`` per item, 0 for items in no session (as a fit computes it)."""
-        df = self.item_df
-        with np.errstate(divide="ignore"):
-            return np.where(df > 0, np.log(self.n_nonempty / np.maximum(df, 1)), 0.0)
+        return session_idf(self.item_df, self.n_nonempty)
 
 
 @dataclass(frozen=True)

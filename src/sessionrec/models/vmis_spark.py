@@ -17,6 +17,7 @@ from sessionrec._errors import DataError
 from sessionrec.data.sessions import SessionData
 from sessionrec.data.spark.engine import arrow_column, index_by, spark_session
 from sessionrec.models.knn import VMISKNN, check_sampling
+from sessionrec.models.knn_index import session_idf
 from sessionrec.models.knn_kernels import KnnIndex
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -106,9 +107,7 @@ def build_vmis_index_spark(
     source = np.empty(n_kept, dtype=np.int64)
     kept_ranks[arrow_column(kept_table, "number")] = arrow_column(kept_table, "rank")
     source[arrow_column(kept_table, "number")] = arrow_column(kept_table, "s")
-    n_nonempty = int((lengths > 0).sum())
-    with np.errstate(divide="ignore"):
-        idf = np.where(df > 0, np.log(n_nonempty / np.maximum(df, 1)), 0.0)
+    idf = session_idf(df, int((lengths > 0).sum()))
     index = KnnIndex(
         post_indptr=post_indptr,
         post_sessions=post_sessions,
