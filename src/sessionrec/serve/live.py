@@ -51,8 +51,9 @@ import numpy as np
 
 from sessionrec._errors import SessionrecError
 from sessionrec.data.sessions import ItemVocab, SessionData
-from sessionrec.models.persist import read_manifest
+from sessionrec.models.persist import MANIFEST, read_manifest
 from sessionrec.models.registry import load_model
+from sessionrec.models.session_knn import LIVE_FINGERPRINT
 from sessionrec.models.vocab_growth import chained_fingerprint
 from sessionrec.serve.registry import LoadedModel, Variant, folder_signature
 from sessionrec.serve.store import FeedEntry, StoreUnavailable
@@ -166,15 +167,15 @@ class LiveLearner:
         try:
             manifest = read_manifest(folder)
             position = int(manifest["metrics"][SNAPSHOT_KEY]["feed_sequence"])
-            expected = chained_fingerprint(current.model.data_fingerprint_ or "", "live")
+            base_fingerprint = current.model.data_fingerprint_ or ""
+            expected = chained_fingerprint(base_fingerprint, LIVE_FINGERPRINT)
             if manifest.get("data_fingerprint") != expected:
                 log.info(
                     "variant %s: snapshot %s is of another model; not used", variant.name, folder
                 )
                 return None
-            if (folder / "manifest.json").stat().st_mtime_ns < Path(
-                current.path, "manifest.json"
-            ).stat().st_mtime_ns:
+            published = Path(current.path, MANIFEST).stat().st_mtime_ns
+            if (folder / MANIFEST).stat().st_mtime_ns < published:
                 return None  # the variant's folder was published after the snapshot
             model = load_model(folder)
         except (SessionrecError, KeyError, TypeError, ValueError, OSError) as exc:
