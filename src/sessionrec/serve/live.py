@@ -74,6 +74,10 @@ SNAPSHOT_KEY = "live"
 
 _INTEGER = re.compile(r"-?\d{1,18}")
 
+STORE_CHUNK = 100
+"""Most sessions one store call hands over or reads: each call is short, so the answers'
+store calls queue behind it only briefly."""
+
 UPDATE_SWITCH_INTERVAL = 0.001
 """Seconds: Python's thread switch interval while an index update runs."""
 
@@ -207,7 +211,13 @@ class LiveLearner:
         """One round: hand over idle sessions, read the feed, apply one batch, snapshot when
         due. Returns the sessions applied."""
         store = self.state.require_store()
-        await store.finish_idle(self.config.live_idle, self.config.live_batch)
+        # In chunks: a hand-over is one atomic script, which holds Redis for its duration.
+        swept = 0
+        while swept < self.config.live_batch:
+            handed = await store.finish_idle(self.config.live_idle, STORE_CHUNK)
+            swept += handed
+            if handed < STORE_CHUNK:
+                break
         await self.read()
         applied = await self.apply()
         await self.snapshot_if_due()
@@ -215,7 +225,7 @@ class LiveLearner:
 
     async def read(self) -> None:
         """Move the feed's new entries to the waiting queue (bounded: the oldest drop)."""
-        store, batch = self.state.require_store(), self.config.live_batch
+        store, batch = self.state.require_store(), min(self.config.live_batch, STORE_CHUNK)
         while True:
             entries = await store.read_feed(self.cursor, batch)
             if not entries:
