@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pytest
 
 from sessionrec._errors import ConfigError
 from sessionrec.cli import main
-from sessionrec.data.prepare import prepare, write_prepared
-from sessionrec.data.sessions import ItemVocab, SessionData
+from sessionrec.data.sessions import SessionData
 from sessionrec.evaluation.otto import otto_cases
 from sessionrec.tuning import tune, tuning_plan
 from sessionrec.tuning_metrics import (
@@ -25,19 +23,7 @@ from sessionrec.tuning_metrics import (
     parse_metric,
     validation_metric,
 )
-
-V, C, P = 0, 1, 2
-TYPE_NAMES = ("view", "cart", "purchase")  # by the codes above
-
-
-def typed(sessions: list[list[tuple[str, int]]]) -> SessionData:
-    """Sessions of (item, type code) pairs, items indexed in sorted order."""
-    items = [[item for item, _ in s] for s in sessions]
-    kinds = [[TYPE_NAMES[code] for _, code in s] for s in sessions]
-    return SessionData.from_sequences(
-        items, ItemVocab(sorted({i for s in items for i in s})), types=kinds
-    )
-
+from typed_sessions import C, P, V, prepared_folder, typed
 
 # Even sessions: view a, cart b, buy b (b is predictable after a and after b). Odd ones:
 # view c, buy an item seen nowhere else (never predictable). The last 10% (sessions 18, 19)
@@ -139,11 +125,7 @@ def typed_folder(tmp_path: Path) -> Path:
             rows.append(
                 {"session_id": s, "item_id": item, "timestamp": base + k, "event_type": kind}
             )
-    log = tmp_path / "log.csv"
-    pl.DataFrame(rows).write_csv(log)
-    folder = tmp_path / "shop"
-    write_prepared(prepare(log, min_item_support=1, test_days=1, dedupe=False), folder)
-    return folder
+    return prepared_folder(rows, tmp_path)
 
 
 def test_cli_tune_reads_a_prepared_folders_types(typed_folder: Path, tmp_path: Path) -> None:

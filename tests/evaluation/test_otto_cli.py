@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from sessionrec.cli import main
-from sessionrec.data.prepare import prepare, write_prepared
+from typed_sessions import prepared_folder
 
 
 @pytest.fixture
@@ -25,11 +24,7 @@ def typed_folder(tmp_path: Path) -> Path:
             rows.append(
                 {"session_id": s, "item_id": item, "timestamp": base + k, "event_type": kind}
             )
-    log = tmp_path / "log.csv"
-    pl.DataFrame(rows).write_csv(log)
-    folder = tmp_path / "shop"
-    write_prepared(prepare(log, min_item_support=1, test_days=1, dedupe=False), folder)
-    return folder
+    return prepared_folder(rows, tmp_path)
 
 
 def test_evaluate_otto_with_the_purchase_objective(typed_folder: Path, capsys) -> None:

@@ -7,23 +7,12 @@ import numpy as np
 import pytest
 
 from sessionrec._errors import ConfigError
-from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.base import SessionBatch
 from sessionrec.models.knn_objective import OBJECTIVE_SHARES, objective_shares
 from sessionrec.models.registry import create_model
+from typed_sessions import C, P, V, typed
 
 KNN = ("sknn", "vsknn", "stan", "vstan", "vmisknn")
-V, C, P = 0, 1, 2
-TYPE_NAMES = ("view", "cart", "purchase")  # by the codes above
-
-
-def typed(sessions: list[list[tuple[str, int]]]) -> SessionData:
-    """Sessions of (item, type code) pairs, items indexed in sorted order."""
-    items = [[item for item, _ in s] for s in sessions]
-    kinds = [[TYPE_NAMES[code] for _, code in s] for s in sessions]
-    return SessionData.from_sequences(
-        items, ItemVocab(sorted({i for s in items for i in s})), types=kinds
-    )
 
 
 # After "a": "b" is viewed in every neighbour, "c" carted in one, "d" bought in one.

@@ -5,25 +5,14 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from sessionrec.data.sessions import ItemVocab, SessionData
 from sessionrec.models.registry import create_model
 from sessionrec.serve.app import create_app
 from sessionrec.serve.config import VariantSpec
+from typed_sessions import C, P, V, typed
 
 from .conftest import ids
 
 EVENTS = "/v1/sessions/{}/events"
-V, C, P = 0, 1, 2
-TYPE_NAMES = ("view", "cart", "purchase")  # by the codes above
-
-
-def typed(sessions: list[list[tuple[str, int]]]) -> SessionData:
-    """Sessions of (item, type code) pairs, items indexed in sorted order."""
-    items = [[item for item, _ in s] for s in sessions]
-    kinds = [[TYPE_NAMES[code] for _, code in s] for s in sessions]
-    return SessionData.from_sequences(
-        items, ItemVocab(sorted({i for s in items for i in s})), types=kinds
-    )
 
 
 # visitors who view "a" look at "b" a lot but buy "c"
