@@ -122,33 +122,34 @@ def test_a_feed_that_outpaces_the_index_drops_the_oldest_and_counts_them(make_co
         assert 'sessionrec_live_sessions_total{outcome="dropped",variant="default"} 3.0' in metrics
 
 
-def test_snapshots_are_model_folders_and_a_restart_resumes_from_them(config, tmp_path):
-    config = config.replace(live_snapshot_dir=str(tmp_path / "snaps"))
+def learn_item_13_and_snapshot(config: ServeConfig) -> list[str]:
+    """One service's life: a session [9, 13] ended and learned, then a snapshot; the
+    variants it saved."""
     with live_app(config) as (client, state):
         click(client, "v1", 9)
         click(client, "v1", 13)
         client.post("/v1/sessions/v1/end")
         learn(client, state)
-        assert client.portal.call(state.live.snapshot_if_due, True) == ["default"]
+        return client.portal.call(state.live.snapshot_if_due, True)
+
+
+def test_snapshots_are_model_folders_and_a_restart_resumes_from_them(config, tmp_path):
+    config = config.replace(live_snapshot_dir=str(tmp_path / "snaps"))
+    assert learn_item_13_and_snapshot(config) == ["default"]
     snapshot = load_model(tmp_path / "snaps" / "default")
     assert "13" in [str(i) for i in snapshot.vocab_.ids.tolist()]
     assert snapshot.data_fingerprint_.endswith("+live")
-    with live_app(config) as (client, state):  # a new process: resumes from the snapshot
+    with live_app(config) as (client, _):  # a new process: resumes from the snapshot
         assert "13" in recommend(client, [9])
         assert client.get("/v1/info").json()["live"]["variants"]["default"]["items"] == 13
 
 
 def test_a_damaged_snapshot_is_refused_and_the_variant_serves_its_folder(config, tmp_path):
     config = config.replace(live_snapshot_dir=str(tmp_path / "snaps"))
-    with live_app(config) as (client, state):
-        click(client, "v1", 9)
-        click(client, "v1", 13)
-        client.post("/v1/sessions/v1/end")
-        learn(client, state)
-        client.portal.call(state.live.snapshot_if_due, True)
+    learn_item_13_and_snapshot(config)
     state_file = next((tmp_path / "snaps" / "default").glob("*.npz"))
     state_file.write_bytes(state_file.read_bytes()[:100])  # truncated on disk
-    with live_app(config) as (client, state):
+    with live_app(config) as (client, _):
         assert "13" not in recommend(client, [9])  # the trained model, not the snapshot
         live = client.get("/v1/info").json()["live"]["variants"]["default"]
         assert live["items"] == 12 and live["sessions_learned"] == 0

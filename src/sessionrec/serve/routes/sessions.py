@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from sessionrec.serve import kpis
-from sessionrec.serve.deps import service
+from sessionrec.serve.deps import ServiceState, service
 from sessionrec.serve.errors import ApiError, json_response
 from sessionrec.serve.event_types import CONVERSION_TYPES
 from sessionrec.serve.recommend import answer, answer_session, pick_variant
@@ -132,13 +132,7 @@ async def delete_session(request: Request) -> Response:
         await state.require_store().delete_session(session_id)
         state.store_answered()
     except StoreUnavailable:
-        state.store_failed("delete_session")
-        raise ApiError(
-            503,
-            "store_unavailable",
-            "the session store is unreachable: the session is not erased yet; retry later",
-            headers={"Retry-After": str(math.ceil(state.config.redis_retry))},
-        ) from None
+        raise store_unreachable(state, "delete_session", "erased") from None
     state.metrics.erasures.inc()
     return Response(status_code=204)
 
@@ -159,14 +153,20 @@ async def end_session(request: Request) -> Response:
         handed_over = await state.require_store().finish(session_id)
         state.store_answered()
     except StoreUnavailable:
-        state.store_failed("end_session")
-        raise ApiError(
-            503,
-            "store_unavailable",
-            "the session store is unreachable: the session is not ended yet; retry later",
-            headers={"Retry-After": str(math.ceil(state.config.redis_retry))},
-        ) from None
+        raise store_unreachable(state, "end_session", "ended") from None
     return json_response({"session_id": session_id, "handed_over": handed_over})
+
+
+def store_unreachable(state: ServiceState, endpoint: str, not_done: str) -> ApiError:
+    """The 503 of a session operation the store could not carry out (counted as a store
+    failure of ``endpoint``), with when to retry."""
+    state.store_failed(endpoint)
+    return ApiError(
+        503,
+        "store_unavailable",
+        f"the session store is unreachable: the session is not {not_done} yet; retry later",
+        headers={"Retry-After": str(math.ceil(state.config.redis_retry))},
+    )
 
 
 def refuse_input(request: Request) -> None:
